@@ -1,0 +1,205 @@
+"""ComfyUI's WebSocket vocabulary, parsed once at the edge, and the job events built from it.
+
+Two layers, kept apart (as gradio_client keeps ``ServerMessage`` apart from ``Status``):
+
+* **Wire messages** (``WireMessage``, ``PreviewFrame``, ``TextFrame``) mirror what the server
+  sends, as recorded in ``comfyui-reference/PROTOCOL.md``. ``parse_text`` and ``parse_binary``
+  are the only places that know the wire names and byte layouts.
+* **Job events** (``Queued`` … ``OutputReady``) are what a caller of ``Job.events()`` sees:
+  one prompt's life in the words of a person waiting for a picture.
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any, Union
+
+from .errors import ProtocolError
+
+__all__ = [
+    "Cached",
+    "JobEvent",
+    "MessageType",
+    "NodeStarted",
+    "OutputReady",
+    "Preview",
+    "PreviewFrame",
+    "Progress",
+    "Queued",
+    "Started",
+    "TextFrame",
+    "WireMessage",
+    "parse_binary",
+    "parse_text",
+]
+
+
+class MessageType(str, Enum):
+    """The JSON message types a ComfyUI 0.3.x server sends (PROTOCOL.md, "Text messages")."""
+
+    STATUS = "status"
+    FEATURE_FLAGS = "feature_flags"
+    EXECUTION_START = "execution_start"
+    EXECUTION_CACHED = "execution_cached"
+    EXECUTING = "executing"
+    PROGRESS = "progress"
+    PROGRESS_STATE = "progress_state"
+    EXECUTED = "executed"
+    EXECUTION_SUCCESS = "execution_success"
+    EXECUTION_ERROR = "execution_error"
+    EXECUTION_INTERRUPTED = "execution_interrupted"
+    OTHER = "other"  # anything a newer server or a custom node adds
+
+
+@dataclass(frozen=True)
+class WireMessage:
+    """One JSON message. ``prompt_id`` is None where the server omits it (status, a reconnect's executing)."""
+
+    type: MessageType
+    data: dict[str, Any]
+    raw_type: str = ""
+
+    @property
+    def prompt_id(self) -> str | None:
+        return self.data.get("prompt_id")
+
+    @property
+    def node(self) -> str | None:
+        """The node an ``executing``/``executed``/``progress`` message is about (None = prompt done)."""
+        node = self.data.get("node", self.data.get("node_id"))
+        return None if node is None else str(node)
+
+
+@dataclass(frozen=True)
+class PreviewFrame:
+    """A binary preview image: type 1 (legacy, no ids) or type 4 (with metadata)."""
+
+    image: bytes
+    mime: str
+    prompt_id: str | None = None
+    node_id: str | None = None
+
+
+@dataclass(frozen=True)
+class TextFrame:
+    """Binary type 3: text sent by a node (e.g. GetImageSize)."""
+
+    node_id: str
+    text: str
+
+
+Wire = Union[WireMessage, PreviewFrame, TextFrame]
+
+_IMAGE_TYPES = {1: "image/jpeg", 2: "image/png"}
+
+
+def parse_text(raw: str) -> WireMessage:
+    """Parse one text frame. Unknown types become ``MessageType.OTHER``, never an error."""
+    try:
+        message = json.loads(raw)
+        raw_type = str(message["type"])
+        data = message.get("data") or {}
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ProtocolError(f"ComfyUI sent a WebSocket message that is not valid JSON: {raw[:200]!r}") from exc
+    try:
+        kind = MessageType(raw_type)
+    except ValueError:
+        kind = MessageType.OTHER
+    return WireMessage(kind, data if isinstance(data, dict) else {"value": data}, raw_type)
+
+
+def parse_binary(frame: bytes) -> PreviewFrame | TextFrame | None:
+    """Parse one binary frame (4-byte big-endian event type first). Unknown types give None."""
+    if len(frame) < 8:
+        raise ProtocolError(f"ComfyUI sent a binary WebSocket frame of only {len(frame)} bytes")
+    (event,) = struct.unpack(">I", frame[:4])
+    if event == 1:
+        (image_type,) = struct.unpack(">I", frame[4:8])
+        return PreviewFrame(frame[8:], _IMAGE_TYPES.get(image_type, "image/jpeg"))
+    if event == 3:
+        return _parse_text_frame(frame)
+    if event == 4:
+        return _parse_metadata_preview(frame)
+    return None
+
+
+def _parse_text_frame(frame: bytes) -> TextFrame:
+    (id_len,) = struct.unpack(">I", frame[4:8])
+    node_id = frame[8 : 8 + id_len].decode("utf-8")
+    return TextFrame(node_id, frame[8 + id_len :].decode("utf-8", errors="replace"))
+
+
+def _parse_metadata_preview(frame: bytes) -> PreviewFrame:
+    (meta_len,) = struct.unpack(">I", frame[4:8])
+    try:
+        meta = json.loads(frame[8 : 8 + meta_len])
+    except ValueError as exc:
+        raise ProtocolError("ComfyUI sent a preview frame with unreadable metadata") from exc
+    return PreviewFrame(
+        frame[8 + meta_len :],
+        meta.get("image_type", "image/jpeg"),
+        prompt_id=meta.get("prompt_id"),
+        node_id=None if meta.get("node_id") is None else str(meta["node_id"]),
+    )
+
+
+# ---- job events: what a caller sees ---------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Queued:
+    """Waiting on the server. ``position`` 0 means next in line; None when unknown."""
+
+    position: int | None
+
+
+@dataclass(frozen=True)
+class Started:
+    """The server began executing this prompt."""
+
+
+@dataclass(frozen=True)
+class Cached:
+    """These nodes were reused from the server's cache and will not run."""
+
+    node_ids: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class NodeStarted:
+    node_id: str
+    title: str
+
+
+@dataclass(frozen=True)
+class Progress:
+    """Step ``value`` of ``max`` inside a node (sampler steps, tiles)."""
+
+    node_id: str
+    title: str
+    value: int
+    max: int
+
+
+@dataclass(frozen=True)
+class Preview:
+    """A live preview image (JPEG or PNG bytes) from a running node."""
+
+    image: bytes
+    mime: str
+    node_id: str | None = None
+
+
+@dataclass(frozen=True)
+class OutputReady:
+    """A node finished and produced UI output (its raw ``output`` dict, or a text frame)."""
+
+    node_id: str
+    title: str
+    output: dict[str, Any] = field(default_factory=dict)
+
+
+JobEvent = Union[Queued, Started, Cached, NodeStarted, Progress, Preview, OutputReady]

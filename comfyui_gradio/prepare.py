@@ -1,0 +1,138 @@
+"""Pure preparation of a prompt: copy the workflow and apply the caller's values.
+
+Values are named: either a schema parameter (``{"prompt": "a cat"}``) or a ViewComfy-style flat
+key ``"<node id>-inputs-<input>"`` (``{"6-inputs-text": "a cat"}``) that sets any node input
+directly. Each value is checked and converted here (INT inputs reach ComfyUI as ``int``) so a
+mistake is reported with the form field's label before anything is sent. Image parameters must
+already hold the server-side file name (``client`` uploads first).
+"""
+
+from __future__ import annotations
+
+import random
+import re
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+from .errors import InputError
+from .schema import Param, TabSpec
+
+__all__ = ["PreparedPrompt", "flat_target", "prepare"]
+
+FLAT_KEY = re.compile(r"^(?P<node>.+?)-inputs-(?P<input>.+)$")
+SEED_CEILING = 2**32 - 1  # random seeds stay well inside what a browser Number can hold
+
+
+@dataclass(frozen=True)
+class PreparedPrompt:
+    prompt: dict[str, dict[str, Any]]
+    values: dict[str, Any]  # the final value of every parameter, by name
+    seeds: dict[str, int]  # the seed(s) actually used, by parameter name
+
+
+def flat_target(key: str) -> tuple[str, str] | None:
+    """``"6-inputs-text"`` -> ``("6", "text")``; None for other keys."""
+    match = FLAT_KEY.match(key)
+    return (match["node"], match["input"]) if match else None
+
+
+def prepare(tab: TabSpec, values: Mapping[str, Any], rng: random.Random | None = None) -> PreparedPrompt:
+    """Apply ``values`` to a copy of the tab's workflow; raise ``InputError`` naming the field."""
+    rng = rng or random.SystemRandom()
+    prompt = tab.workflow.copy_nodes()
+    final: dict[str, Any] = {}
+    seeds: dict[str, int] = {}
+    _check_names(tab, values)
+    for param in tab.params:
+        value = _value_for(param, values.get(param.name), rng)
+        final[param.name] = value
+        if param.is_seed:
+            seeds[param.name] = value
+        for node_id, input_name in param.targets:
+            prompt[node_id]["inputs"][input_name] = value
+    for key, value in values.items():
+        target = flat_target(key)
+        if target and tab.param(key) is None:
+            _apply_flat(prompt, key, target, value)
+            final[key] = value
+    return PreparedPrompt(prompt, final, seeds)
+
+
+def _check_names(tab: TabSpec, values: Mapping[str, Any]) -> None:
+    for key in values:
+        if tab.param(key) is None and flat_target(key) is None:
+            known = ", ".join(p.name for p in tab.params) or "(none)"
+            raise InputError(key, f"this workflow has no input named {key!r}; its inputs are: {known}, "
+                                  "or set any node input with a key like '6-inputs-text'")
+
+
+def _apply_flat(prompt: dict[str, dict[str, Any]], key: str, target: tuple[str, str], value: Any) -> None:
+    node_id, input_name = target
+    if node_id not in prompt:
+        raise InputError(key, f"the workflow has no node {node_id!r}; node ids are {', '.join(sorted(prompt))}")
+    prompt[node_id]["inputs"][input_name] = value
+
+
+def _value_for(param: Param, value: Any, rng: random.Random) -> Any:
+    if value is None and param.randomize:
+        low = int(param.minimum or 0)
+        high = int(min(param.maximum if param.maximum is not None else SEED_CEILING, SEED_CEILING))
+        return rng.randint(low, max(low, high))
+    if value is None:
+        value = param.default
+    converted = _convert(param, value)
+    _check_range(param, converted)
+    return converted
+
+
+def _convert(param: Param, value: Any) -> Any:
+    try:
+        if param.kind == "int":
+            return _to_int(value)
+        if param.kind == "float":
+            if isinstance(value, bool):
+                raise ValueError
+            return float(value)
+        if param.kind == "bool":
+            return _to_bool(value)
+    except (TypeError, ValueError):
+        noun = {"int": "a whole number", "float": "a number", "bool": "true or false"}[param.kind]
+        raise InputError(param.label, f"expected {noun}, got {value!r}") from None
+    if param.kind == "choice" and param.choices and value not in param.choices:
+        shown = ", ".join(map(str, param.choices[:20])) + (" ..." if len(param.choices) > 20 else "")
+        raise InputError(param.label, f"{value!r} is not one of: {shown}")
+    return "" if value is None and param.kind == "text" else value
+
+
+def _to_int(value: Any) -> int:
+    if isinstance(value, bool):
+        raise ValueError(value)
+    if isinstance(value, float):
+        if not value.is_integer():
+            raise ValueError(value)
+        return int(value)
+    return int(str(value).strip())
+
+
+def _to_bool(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("true", "1", "yes", "on"):
+        return True
+    if text in ("false", "0", "no", "off"):
+        return False
+    raise ValueError(value)
+
+
+def _check_range(param: Param, value: Any) -> None:
+    if param.kind not in ("int", "float"):
+        return
+    if param.minimum is not None and value < param.minimum:
+        raise InputError(param.label, f"value {value} smaller than min of {_num(param.minimum)}")
+    if param.maximum is not None and value > param.maximum:
+        raise InputError(param.label, f"value {value} bigger than max of {_num(param.maximum)}")
+
+
+def _num(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else str(value)

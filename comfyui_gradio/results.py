@@ -1,0 +1,89 @@
+"""What a finished run gives back: local output files grouped by kind and by output name."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+__all__ = ["OutputFile", "RunResult", "kind_of"]
+
+_EXTENSIONS = {
+    "image": {".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp", ".tif", ".tiff", ".avif"},
+    "video": {".mp4", ".webm", ".mov", ".mkv", ".avi"},
+    "audio": {".wav", ".mp3", ".flac", ".ogg", ".opus", ".m4a", ".aac"},
+    "model3d": {".glb", ".gltf", ".obj", ".stl", ".ply"},
+    "text": {".txt", ".json", ".md"},
+}
+
+
+def kind_of(filename: str, key: str = "") -> str:
+    """The media kind of an output file, from its extension (``key`` is the history list name)."""
+    suffix = Path(filename).suffix.lower()
+    for kind, suffixes in _EXTENSIONS.items():
+        if suffix in suffixes:
+            return kind
+    return {"audio": "audio", "gifs": "video", "video": "video", "3d": "model3d"}.get(key, "file")
+
+
+@dataclass(frozen=True)
+class OutputFile:
+    """One output, downloaded to ``path``. ``preview`` marks PreviewImage-style temporary results."""
+
+    path: Path
+    kind: str  # image, video, audio, text, model3d or file
+    node_id: str
+    output_name: str  # the schema's output name, else the node's title
+    preview: bool = False
+    text: str | None = None  # the content, for text outputs
+
+
+@dataclass
+class RunResult:
+    """A successful run. ``record`` holds what was sent, for reproducing the run."""
+
+    prompt_id: str
+    status: str
+    duration: float  # seconds from submit to outputs on disk
+    seeds: dict[str, int]
+    values: dict[str, Any]
+    outputs: list[OutputFile]
+    server: str
+    prompt: dict[str, Any] = field(repr=False, default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+
+    def _of(self, kind: str) -> list[OutputFile]:
+        return [o for o in self.outputs if o.kind == kind]
+
+    @property
+    def images(self) -> list[OutputFile]:
+        return self._of("image")
+
+    @property
+    def videos(self) -> list[OutputFile]:
+        return self._of("video")
+
+    @property
+    def audios(self) -> list[OutputFile]:
+        return self._of("audio")
+
+    @property
+    def texts(self) -> list[str]:
+        return [o.text or "" for o in self._of("text")]
+
+    @property
+    def models3d(self) -> list[OutputFile]:
+        return self._of("model3d")
+
+    @property
+    def by_output(self) -> dict[str, list[OutputFile]]:
+        """Every output file grouped by output name (like ComfyKit's ``images_by_var``)."""
+        grouped: dict[str, list[OutputFile]] = {}
+        for output in self.outputs:
+            grouped.setdefault(output.output_name, []).append(output)
+        return grouped
+
+    @property
+    def images_by_output(self) -> dict[str, list[Path]]:
+        return {name: [o.path for o in files if o.kind == "image"] for name, files in self.by_output.items()
+                if any(o.kind == "image" for o in files)}

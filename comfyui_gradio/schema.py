@@ -1,0 +1,327 @@
+"""Workflow schemas: the small YAML beside a workflow that turns it into a form.
+
+``load_tab(path, catalog)`` reads ``workflows/NAME.json`` and its optional ``NAME.yaml``, checks
+the whole schema against the workflow (and the server's catalogue when there is one) and returns
+a ``TabSpec``: a pure description of the tab that the UI renders and the client runs. Every
+problem is collected and reported together as ``ConfigError`` with file, key and reason::
+
+    workflows/txt2img.yaml: inputs.steps: node '3' has no input 'stepz'
+
+Without a YAML, ``infer.infer_schema`` proposes one (see README, "Workflows without a schema").
+"""
+
+from __future__ import annotations
+
+import keyword
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .catalog import Catalog, InputSpec
+from .errors import ConfigError, Problem
+from .infer import infer_schema
+from .workflow import Workflow, find_node, is_link, load_workflow
+
+__all__ = ["KINDS", "Output", "Param", "TabSpec", "load_tab", "schema_path", "tab_from_schema"]
+
+TOP_KEYS = ("title", "description", "inputs", "outputs")
+INPUT_KEYS = ("node", "input", "label", "info", "lines", "minimum", "maximum", "step", "choices",
+              "default", "randomize", "advanced", "widget")  # fmt: skip
+OUTPUT_KEYS = ("node", "label")
+KINDS = ("text", "int", "float", "bool", "choice", "image")
+WIDGETS = ("textbox", "number", "slider", "dropdown", "checkbox", "image")
+_SEED_NAMES = ("seed", "noise_seed")
+UPLOAD_CLASSES = ("LoadImage", "LoadImageMask")  # image uploads known without a catalogue
+
+
+@dataclass(frozen=True)
+class Param:
+    """One form field / API parameter, feeding one or more node inputs."""
+
+    name: str
+    targets: tuple[tuple[str, str], ...]  # (node_id, input_name)
+    kind: str  # one of KINDS
+    label: str
+    default: Any = None
+    minimum: float | None = None
+    maximum: float | None = None
+    step: float | None = None
+    lines: int = 1
+    choices: tuple[Any, ...] = ()
+    randomize: bool = False
+    advanced: bool = False
+    info: str = ""
+    widget: str = ""  # rendering override; "" = chosen from kind and bounds
+
+    @property
+    def is_seed(self) -> bool:
+        return self.kind == "int" and (self.randomize or self.targets[0][1] in _SEED_NAMES)
+
+
+@dataclass(frozen=True)
+class Output:
+    name: str
+    node_id: str
+    label: str
+
+
+@dataclass(frozen=True)
+class TabSpec:
+    """Everything needed to render and run one workflow tab."""
+
+    name: str
+    title: str
+    description: str
+    workflow: Workflow
+    params: tuple[Param, ...]
+    outputs: tuple[Output, ...]  # empty = every output node of the workflow
+    schema_file: Path | None = None
+    notes: tuple[str, ...] = field(default_factory=tuple)  # non-fatal remarks shown on the tab
+
+    def param(self, name: str) -> Param | None:
+        return next((p for p in self.params if p.name == name), None)
+
+
+def schema_path(workflow_path: Path) -> Path | None:
+    for suffix in (".yaml", ".yml"):
+        candidate = workflow_path.with_suffix(suffix)
+        if candidate.exists():
+            return candidate
+    return None
+
+
+def load_tab(workflow_path: Path, catalog: Catalog | None = None) -> TabSpec:
+    """Read a workflow and its schema; raise ``ConfigError`` listing every problem found."""
+    workflow = load_workflow(workflow_path, catalog)
+    yaml_path = schema_path(workflow_path)
+    if yaml_path is None:
+        return tab_from_schema(workflow, infer_schema(workflow, catalog), catalog)
+    return tab_from_schema(workflow, _read_yaml(yaml_path), catalog, yaml_path)
+
+
+def tab_from_schema(
+    workflow: Workflow, raw: dict[str, Any], catalog: Catalog | None, yaml_path: Path | None = None
+) -> TabSpec:
+    """Check a parsed schema against its workflow; raise ``ConfigError`` listing every problem."""
+    checker = _SchemaChecker(workflow, catalog, str(yaml_path or workflow.path))
+    tab = checker.tab(raw, yaml_path)
+    if checker.problems:
+        raise ConfigError(checker.problems)
+    return tab
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError([Problem(str(path), "", f"cannot be read ({exc.strerror or exc})")]) from exc
+    except yaml.YAMLError as exc:
+        raise ConfigError([Problem(str(path), "", f"is not valid YAML: {exc}")]) from exc
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise ConfigError([Problem(str(path), "", "must be a mapping with keys " + ", ".join(TOP_KEYS))])
+    return raw
+
+
+class _SchemaChecker:
+    """Builds a TabSpec from a parsed YAML while collecting every problem."""
+
+    def __init__(self, workflow: Workflow, catalog: Catalog | None, source: str) -> None:
+        self.workflow = workflow
+        self.catalog = catalog
+        self.source = source
+        self.problems: list[Problem] = []
+
+    def problem(self, key: str, reason: str) -> None:
+        self.problems.append(Problem(self.source, key, reason))
+
+    def tab(self, raw: dict[str, Any], yaml_path: Path | None) -> TabSpec:
+        self._unknown_keys("", raw, TOP_KEYS)
+        params = tuple(p for p in self._params(raw.get("inputs") or {}) if p)
+        outputs = tuple(o for o in self._outputs(raw.get("outputs") or {}) if o)
+        if not self.workflow.output_node_ids(self.catalog) and not outputs:
+            self.problem("", f"{self.workflow.path.name} has no output node (SaveImage, PreviewImage, ...)")
+        return TabSpec(
+            name=self.workflow.name,
+            title=str(raw.get("title") or self.workflow.name),
+            description=str(raw.get("description") or ""),
+            workflow=self.workflow,
+            params=params,
+            outputs=outputs,
+            schema_file=yaml_path,
+        )
+
+    def _unknown_keys(self, key: str, raw: dict[str, Any], allowed: tuple[str, ...]) -> None:
+        for name in raw:
+            if name not in allowed:
+                where = f"{key}.{name}" if key else str(name)
+                self.problem(where, f"unknown key; allowed keys are: {', '.join(allowed)}")
+
+    def _mapping(self, key: str, raw: Any) -> dict[str, Any]:
+        if isinstance(raw, dict):
+            return raw
+        self.problem(key, f"must be a mapping of names to settings, not {type(raw).__name__}")
+        return {}
+
+    def _params(self, raw: Any) -> list[Param | None]:
+        return [self._param(str(name), entry) for name, entry in self._mapping("inputs", raw).items()]
+
+    def _param(self, name: str, entry: Any) -> Param | None:
+        key = f"inputs.{name}"
+        if not name.isidentifier() or keyword.iskeyword(name):
+            self.problem(key, "the name must be a Python identifier (letters, digits and _, not starting "
+                              "with a digit) because it is the parameter name in the API")
+            return None
+        if not isinstance(entry, dict):
+            self.problem(key, "must be a mapping with at least 'node' and 'input'")
+            return None
+        count = len(self.problems)
+        self._unknown_keys(key, entry, INPUT_KEYS)
+        targets = self._targets(key, entry)
+        if not targets or len(self.problems) > count:
+            return None
+        return self._typed_param(key, name, entry, targets)
+
+    def _targets(self, key: str, entry: dict[str, Any]) -> list[tuple[str, str]]:
+        if "node" not in entry or "input" not in entry:
+            missing = [k for k in ("node", "input") if k not in entry]
+            self.problem(key, f"missing required key {' and '.join(repr(m) for m in missing)}")
+            return []
+        refs = entry["node"] if isinstance(entry["node"], list) else [entry["node"]]
+        targets = []
+        for ref in refs:
+            target = self._target(key, str(ref), str(entry["input"]))
+            if target:
+                targets.append(target)
+        return targets if len(targets) == len(refs) else []
+
+    def _target(self, key: str, ref: str, input_name: str) -> tuple[str, str] | None:
+        try:
+            node_id = find_node(self.workflow, ref)
+        except LookupError as exc:
+            self.problem(key, str(exc))
+            return None
+        node = self.workflow.nodes[node_id]
+        known = input_name in node["inputs"] or (
+            self.catalog is not None and self.catalog.input(node["class_type"], input_name) is not None)
+        if not known:
+            self.problem(key, f"node {ref!r} has no input {input_name!r}{self._input_hint(node)}")
+            return None
+        if is_link(node["inputs"].get(input_name)):
+            source = node["inputs"][input_name][0]
+            self.problem(key, f"input {input_name!r} of node {ref!r} is connected to node {source!r}; "
+                              "only widget values can be set from the form")
+            return None
+        return node_id, input_name
+
+    def _input_hint(self, node: dict[str, Any]) -> str:
+        names = [n for n, v in node["inputs"].items() if not is_link(v)]
+        return f" (its inputs: {', '.join(names)})" if names else ""
+
+    def _typed_param(self, key: str, name: str, entry: dict[str, Any], targets: list[tuple[str, str]]) -> Param | None:
+        node_id, input_name = targets[0]
+        node = self.workflow.nodes[node_id]
+        spec = self.catalog.input(node["class_type"], input_name) if self.catalog else None
+        current = node["inputs"].get(input_name, spec.options.get("default") if spec else None)
+        param = Param(
+            name=name,
+            targets=tuple(targets),
+            kind=_kind(spec, current, entry, node["class_type"]),
+            label=str(entry.get("label") or name.replace("_", " ").capitalize()),
+            default=entry.get("default", current),
+            lines=int(entry.get("lines") or (3 if spec and spec.options.get("multiline") else 1)),
+            choices=tuple(entry.get("choices") or (spec.choices if spec else ())),
+            randomize=bool(entry.get("randomize", False)),
+            advanced=bool(entry.get("advanced", False)),
+            info=str(entry.get("info") or (spec.options.get("tooltip", "") if spec else "")),
+            widget=str(entry.get("widget") or ""),
+        )
+        param = self._bounds(key, param, entry, spec)
+        self._check_param(key, param, explicit_choices="choices" in entry)
+        return param
+
+    def _bounds(self, key: str, param: Param, entry: dict[str, Any], spec: InputSpec | None) -> Param:
+        if param.kind not in ("int", "float"):
+            return param
+        server = spec.options if spec else {}
+        bounds = {b: entry.get(b, server.get(s)) for b, s in (("minimum", "min"), ("maximum", "max"), ("step", "step"))}
+        for bound, limit, beyond in (("minimum", server.get("min"), _lt), ("maximum", server.get("max"), _gt)):
+            if bound in entry and limit is not None and beyond(entry[bound], limit):
+                self.problem(key, f"{bound} {entry[bound]} is outside the server's range for this input "
+                                  f"({server.get('min')} to {server.get('max')})")
+        return replace(param, **bounds)
+
+    def _check_param(self, key: str, param: Param, *, explicit_choices: bool) -> None:
+        if param.widget and param.widget not in WIDGETS:
+            self.problem(key, f"widget {param.widget!r} is not one of: {', '.join(WIDGETS)}")
+        if param.randomize and param.kind != "int":
+            self.problem(key, "randomize only applies to whole-number inputs such as a seed")
+        default = param.default
+        if param.kind in ("int", "float") and isinstance(default, (int, float)) and not isinstance(default, bool):
+            if param.minimum is not None and default < param.minimum:
+                self.problem(key, f"default {default} is below the minimum {param.minimum}")
+            if param.maximum is not None and default > param.maximum:
+                self.problem(key, f"default {default} is above the maximum {param.maximum}")
+        if explicit_choices and param.kind == "choice" and default not in param.choices:
+            self.problem(key, f"default {default!r} is not one of the choices {list(param.choices)}")
+
+    def _outputs(self, raw: Any) -> list[Output | None]:
+        return [self._output(str(name), entry) for name, entry in self._mapping("outputs", raw).items()]
+
+    def _output(self, name: str, entry: Any) -> Output | None:
+        key = f"outputs.{name}"
+        if not isinstance(entry, dict) or "node" not in entry:
+            self.problem(key, "must be a mapping with a 'node' key")
+            return None
+        self._unknown_keys(key, entry, OUTPUT_KEYS)
+        try:
+            node_id = find_node(self.workflow, str(entry["node"]))
+        except LookupError as exc:
+            self.problem(key, str(exc))
+            return None
+        class_type = self.workflow.nodes[node_id]["class_type"]
+        if self.catalog and not self.catalog.is_output_node(class_type):
+            self.problem(key, f"node {entry['node']!r} ({class_type}) is not an output node; "
+                              "pick a SaveImage, PreviewImage or other output node")
+            return None
+        return Output(name, node_id, str(entry.get("label") or name.replace("_", " ").capitalize()))
+
+
+def _lt(a: Any, b: Any) -> bool:
+    return isinstance(a, (int, float)) and a < b
+
+
+def _gt(a: Any, b: Any) -> bool:
+    return isinstance(a, (int, float)) and a > b
+
+
+def _kind(spec: InputSpec | None, current: Any, entry: dict[str, Any], class_type: str) -> str:
+    """The value kind of an input: from the schema's widget, else the catalogue, else the value."""
+    widget = entry.get("widget")
+    by_widget = {"checkbox": "bool", "dropdown": "choice", "image": "image", "textbox": "text"}
+    if widget in by_widget:
+        return by_widget[widget]
+    if spec is not None:
+        if spec.is_upload:
+            return "image"
+        by_type = {"INT": "int", "FLOAT": "float", "BOOLEAN": "bool", "STRING": "text", "COMBO": "choice"}
+        if spec.type in by_type:
+            return by_type[spec.type]
+    if entry.get("choices"):
+        return "choice"
+    if spec is None and class_type in UPLOAD_CLASSES and entry.get("input") == "image":
+        return "image"
+    return _kind_of_value(current)
+
+
+def _kind_of_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, int):
+        return "int"
+    if isinstance(value, float):
+        return "float"
+    return "text"

@@ -1,0 +1,105 @@
+"""Workflow files: reading them (API or UI format) and finding nodes in them.
+
+An API-format workflow maps node ids to ``{"class_type", "inputs", "_meta": {"title"}}``; an
+input is either a literal (a widget value) or a link ``[source_node_id, output_index]``.
+A UI-format file (ComfyUI's plain "Save") is converted with the server's catalogue first.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .catalog import Catalog, is_output_class
+from .errors import ConfigError, Problem
+
+__all__ = ["Workflow", "find_node", "is_link", "load_workflow"]
+
+
+@dataclass(frozen=True)
+class Workflow:
+    """An API-format graph read from ``path``; ``nodes`` must not be mutated (use ``copy_nodes``)."""
+
+    name: str
+    path: Path
+    nodes: dict[str, dict[str, Any]]
+    source_format: str = "api"  # "api" or "ui"
+
+    def copy_nodes(self) -> dict[str, dict[str, Any]]:
+        return copy.deepcopy(self.nodes)
+
+    def title(self, node_id: str, catalog: Catalog | None = None) -> str:
+        """The name a person knows the node by: its title, else the class's display name."""
+        node = self.nodes.get(node_id, {})
+        title = (node.get("_meta") or {}).get("title")
+        if title:
+            return str(title)
+        class_type = str(node.get("class_type", node_id))
+        return catalog.display_name(class_type) if catalog else class_type
+
+    def output_node_ids(self, catalog: Catalog | None) -> list[str]:
+        return [nid for nid, node in self.nodes.items() if is_output_class(catalog, node["class_type"])]
+
+
+def is_link(value: Any) -> bool:
+    """True for an input value that is a link ``["4", 0]`` rather than a literal."""
+    return isinstance(value, list) and len(value) == 2 and isinstance(value[0], str) and isinstance(value[1], int)
+
+
+def load_workflow(path: Path, catalog: Catalog | None = None) -> Workflow:
+    """Read a workflow file; raise ``ConfigError`` naming the file and what to do on any problem."""
+    source = str(path)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError([Problem(source, "", f"cannot be read ({exc.strerror or exc})")]) from exc
+    except ValueError as exc:
+        raise ConfigError([Problem(source, "", f"is not valid JSON ({exc}); save it again from ComfyUI")]) from exc
+    from .convert import is_ui_format, ui_to_api  # local: the converter is only needed for UI files
+
+    if is_ui_format(data):
+        if catalog is None:
+            raise ConfigError([Problem(source, "", "is a UI-format workflow and converting it needs the "
+                                       "server's node list; start ComfyUI (or export the workflow with "
+                                       "'Export (API)') and restart the app")])
+        return Workflow(path.stem, path, _checked(ui_to_api(data, catalog.raw, source=source), source), "ui")
+    return Workflow(path.stem, path, _checked(data, source))
+
+
+def _checked(data: Any, source: str) -> dict[str, dict[str, Any]]:
+    if not isinstance(data, dict) or not data:
+        raise ConfigError([Problem(source, "", "is not a ComfyUI workflow (expected an object of nodes); "
+                                   "export it from ComfyUI with 'Export (API)'")])
+    problems = [
+        Problem(source, str(node_id), "is not a node (expected an object with 'class_type' and 'inputs')")
+        for node_id, node in data.items()
+        if not isinstance(node, dict) or not isinstance(node.get("class_type"), str)
+        or not isinstance(node.get("inputs", {}), dict)
+    ]
+    if problems:
+        raise ConfigError(problems)
+    return {str(k): {**v, "inputs": dict(v.get("inputs", {}))} for k, v in data.items()}
+
+
+def find_node(workflow: Workflow, ref: str) -> str:
+    """Resolve a node reference: an id, else a unique title, else a unique class_type.
+
+    Raises ``LookupError`` with a message fit for a schema problem.
+    """
+    ref = str(ref)
+    if ref in workflow.nodes:
+        return ref
+    for attribute in ("title", "class_type"):
+        matches = [nid for nid, node in workflow.nodes.items() if _attribute(node, attribute) == ref]
+        if len(matches) == 1:
+            return matches[0]
+        if len(matches) > 1:
+            raise LookupError(f"node {ref!r} is ambiguous: nodes {', '.join(sorted(matches))} match; use an id")
+    raise LookupError(f"node {ref!r} does not exist in {workflow.path.name}")
+
+
+def _attribute(node: dict[str, Any], attribute: str) -> Any:
+    return (node.get("_meta") or {}).get("title") if attribute == "title" else node.get("class_type")
