@@ -1,0 +1,144 @@
+"""Settings: from the environment and a ``.env`` file, overridden by command-line flags.
+
+Every problem is collected and reported together, by the name of the variable or flag.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Mapping, Sequence
+
+from .errors import ConfigError, Problem
+
+__all__ = ["Settings", "load_settings", "parser"]
+
+
+@dataclass(frozen=True)
+class Settings:
+    comfyui_url: str = "http://127.0.0.1:8188"
+    workflows_dir: Path = Path("workflows")
+    output_dir: Path = Path("outputs")
+    server_name: str = "127.0.0.1"
+    server_port: int = 7860
+    share: bool = False
+    auth: tuple[tuple[str, str], ...] = ()
+    tracker: str = "websocket"
+    concurrency: int = 16
+    job_timeout: float = 600.0
+    comfyui_headers: dict[str, str] = field(default_factory=dict, repr=False)  # may hold secrets
+
+    @property
+    def safe_headers(self) -> dict[str, str]:
+        """Header names with their values hidden, for logs and the page."""
+        return {name: "***" for name in self.comfyui_headers}
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python app.py", description="Serve ComfyUI workflows as a Gradio app.")
+    p.add_argument("--comfyui-url", help="ComfyUI server URL (env COMFYUI_URL; default http://127.0.0.1:8188)")
+    p.add_argument("--workflows", help="folder of workflow .json/.yaml files (env WORKFLOWS_DIR; default workflows)")
+    p.add_argument("--outputs", help="folder for downloaded results (env OUTPUT_DIR; default outputs)")
+    p.add_argument("--host", help="address to listen on (env GRADIO_SERVER_NAME; default 127.0.0.1)")
+    p.add_argument("--port", type=int, help="port to listen on (env GRADIO_SERVER_PORT; default 7860)")
+    p.add_argument("--share", action="store_true", default=None, help="create a public share link (env GRADIO_SHARE)")
+    p.add_argument("--auth", help="'user:password[,user2:password2]' required to open the page (env GRADIO_AUTH)")
+    p.add_argument("--tracker", choices=["websocket", "http"], help="how to follow jobs (env COMFYUI_TRACKER)")
+    return p
+
+
+def load_settings(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None) -> Settings:
+    """Settings from ``env`` (default: os.environ after reading ``.env``) and ``argv``."""
+    if env is None:
+        from dotenv import load_dotenv
+
+        load_dotenv(override=False)
+        env = os.environ
+    args = parser().parse_args(argv)
+    problems: list[Problem] = []
+    settings = Settings(
+        comfyui_url=_url(args.comfyui_url or env.get("COMFYUI_URL") or Settings.comfyui_url, problems),
+        workflows_dir=Path(args.workflows or env.get("WORKFLOWS_DIR") or "workflows"),
+        output_dir=Path(args.outputs or env.get("OUTPUT_DIR") or "outputs"),
+        server_name=args.host or env.get("GRADIO_SERVER_NAME") or "127.0.0.1",
+        server_port=args.port or _int(env, "GRADIO_SERVER_PORT", 7860, problems),
+        share=args.share if args.share is not None else _bool(env, "GRADIO_SHARE", problems),
+        auth=_auth(args.auth or env.get("GRADIO_AUTH", ""), problems),
+        tracker=args.tracker or _choice(env, "COMFYUI_TRACKER", ("websocket", "http"), problems),
+        concurrency=_int(env, "CONCURRENCY", 16, problems),
+        job_timeout=float(_int(env, "JOB_TIMEOUT", 600, problems)),
+        comfyui_headers=_headers(env, problems),
+    )
+    if problems:
+        raise ConfigError(problems)
+    return settings
+
+
+def _url(value: str, problems: list[Problem]) -> str:
+    if not value.startswith(("http://", "https://")):
+        problems.append(Problem("settings", "COMFYUI_URL", f"{value!r} must start with http:// or https://"))
+    return value.rstrip("/")
+
+
+def _int(env: Mapping[str, str], key: str, default: int, problems: list[Problem]) -> int:
+    raw = env.get(key, "")
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+        if value <= 0:
+            raise ValueError
+        return value
+    except ValueError:
+        problems.append(Problem("settings", key, f"{raw!r} must be a positive whole number"))
+        return default
+
+
+def _bool(env: Mapping[str, str], key: str, problems: list[Problem]) -> bool:
+    raw = env.get(key, "").strip().lower()
+    if raw in ("", "0", "false", "no", "off"):
+        return False
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    problems.append(Problem("settings", key, f"{raw!r} must be true or false"))
+    return False
+
+
+def _choice(env: Mapping[str, str], key: str, choices: tuple[str, ...], problems: list[Problem]) -> str:
+    raw = env.get(key, "") or choices[0]
+    if raw not in choices:
+        problems.append(Problem("settings", key, f"{raw!r} must be one of: {', '.join(choices)}"))
+        return choices[0]
+    return raw
+
+
+def _auth(raw: str, problems: list[Problem]) -> tuple[tuple[str, str], ...]:
+    pairs = []
+    for item in filter(None, (part.strip() for part in raw.split(","))):
+        user, sep, password = item.partition(":")
+        if not sep or not user or not password:
+            problems.append(Problem("settings", "GRADIO_AUTH", "each entry must look like user:password"))
+            continue
+        pairs.append((user, password))
+    return tuple(pairs)
+
+
+def _headers(env: Mapping[str, str], problems: list[Problem]) -> dict[str, str]:
+    """COMFYUI_HEADERS (a JSON object) plus COMFYUI_TOKEN as a bearer token."""
+    headers: dict[str, str] = {}
+    raw = env.get("COMFYUI_HEADERS", "")
+    if raw:
+        try:
+            parsed = json.loads(raw)
+            if not isinstance(parsed, dict):
+                raise ValueError
+            headers.update({str(k): str(v) for k, v in parsed.items()})
+        except ValueError:
+            problems.append(Problem("settings", "COMFYUI_HEADERS",
+                                    'must be a JSON object such as {"X-Api-Key": "..."} (value not shown)'))
+    if env.get("COMFYUI_TOKEN"):
+        headers["Authorization"] = f"Bearer {env['COMFYUI_TOKEN']}"
+    return headers
