@@ -1,0 +1,505 @@
+"""Convert ComfyUI "UI format" workflows (what the editor's Save writes) into API format.
+
+UI format::
+
+    {"nodes": [{"id": 3, "type": "KSampler", "mode": 0, "title": "...",
+                "inputs": [{"name": "model", "type": "MODEL", "link": 1},
+                           {"name": "seed", "type": "INT", "widget": {"name": "seed"}, "link": null}],
+                "outputs": [{"name": "LATENT", "type": "LATENT", "links": [7]}],
+                "widgets_values": [156680208700286, "randomize", 20, 8, "euler", "normal", 1]}, ...],
+     "links": [[link_id, from_node, from_slot, to_node, to_slot, "TYPE"], ...],
+     "groups": [...], "extra": {...}, "version": 0.4}
+
+API format (the body of ``POST /prompt``)::
+
+    {"3": {"class_type": "KSampler", "inputs": {"model": ["4", 0], "seed": 156680208700286, ...},
+           "_meta": {"title": "KSampler"}}}
+
+The rules follow the ComfyUI frontend (``graphToPrompt`` in ``src/utils/executionUtil.ts`` and
+``ExecutableNodeDTO.resolveInput/resolveOutput`` in litegraph):
+
+- ``widgets_values`` is positional: entry *i* belongs to the node's *i*-th widget. Widgets are the
+  class's widget inputs (INT, FLOAT, STRING, BOOLEAN, COMBO, a list of choices) in ``input_order``,
+  required then optional, without ``forceInput`` ones. UI-only widgets take a slot but are not sent:
+  the ``control_after_generate`` value after a seed-like INT (``"fixed"``/``"increment"``/
+  ``"decrement"``/``"randomize"``, ``true`` in old files), the control and filter after a COMBO with
+  ``control_after_generate``, and the ``"upload"`` button (value ``"image"``) added after the required
+  inputs of a node with an ``image_upload``/``video_upload`` combo. A dict ``widgets_values`` maps by name.
+  A widget with no saved value gets the class default. List values are sent as ``{"__value__": [...]}``.
+- A linked input (``inputs[].link``) becomes ``[origin_id, origin_slot]``, overriding a widget value
+  of the same name. Links are followed through Reroutes (and other pass-through virtual nodes) and
+  through bypassed nodes (mode 4: output *n* continues from the input of the same slot if its type
+  fits, else the first input of the target's type); a link that ends nowhere leaves the input out.
+- PrimitiveNode feeds its ``widgets_values[0]`` into the widget of every input it is linked to.
+- Muted nodes (mode 2), bypassed nodes and UI-only nodes (Note, MarkdownNote, PrimitiveNode,
+  Reroute, ...) are not sent, and inputs linked to a node that is not sent are removed.
+- ``_meta.title`` is the node's own title, else the class's display name.
+
+Not modelled (the result can differ from the frontend's): dynamic prompts (``{a|b}`` and comments in
+``dynamicPrompts`` text widgets are sent as written; the frontend resolves them at random when it
+queues), PrimitiveNode "Run widget replace on values", and widgets added by frontend extensions
+beyond the upload button (webcam capture, 3D viewers). Subgraphs and legacy group nodes are refused
+with a ``ConfigError`` that says how to export the workflow instead.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from comfyui_gradio.errors import ConfigError, Problem
+
+__all__ = ["is_ui_format", "linear_data", "ui_to_api"]
+
+logger = logging.getLogger(__name__)
+
+MODE_NEVER = 2
+MODE_BYPASS = 4
+WIDGET_TYPES = frozenset(
+    {"INT", "FLOAT", "STRING", "BOOLEAN", "COMBO", "MARKDOWN", "WEBCAM", "LOAD_3D", "LOAD_3D_ANIMATION"}
+)
+CONTROL_VALUES = frozenset({"fixed", "increment", "decrement", "randomize"})
+LEGACY_SEED_NAMES = frozenset({"seed", "noise_seed"})
+UPLOAD_OPTIONS = ("image_upload", "video_upload", "animated_image_upload", "audio_upload")
+PRIMITIVE_CLASS = "PrimitiveNode"
+PASSTHROUGH_CLASSES = frozenset({"Reroute", "Reroute (rgthree)"})
+UI_ONLY_CLASSES = frozenset(
+    {
+        "Note",
+        "MarkdownNote",
+        "Note Plus (mtb)",
+        "Label (rgthree)",
+        "Bookmark (rgthree)",
+        "Fast Groups Muter (rgthree)",
+        "Fast Groups Bypasser (rgthree)",
+        "Fast Muter (rgthree)",
+        "Fast Bypasser (rgthree)",
+        "Fast Actions Button (rgthree)",
+        "Mute / Bypass Repeater (rgthree)",
+        "Node Collector (rgthree)",
+    }
+)
+SET_CLASS = "SetNode"  # KJNodes: GetNode "name" reads what SetNode "name" was given
+GET_CLASS = "GetNode"
+VIRTUAL_CLASSES = UI_ONLY_CLASSES | PASSTHROUGH_CLASSES | {PRIMITIVE_CLASS, SET_CLASS, GET_CLASS}
+EXPORT_HINT = "open the workflow in ComfyUI and save it with Export (API)"
+
+
+@dataclass(frozen=True)
+class _Link:
+    origin: str
+    origin_slot: int
+    target: str
+    target_slot: int
+
+
+@dataclass(frozen=True)
+class _Graph:
+    nodes: dict[str, dict[str, Any]]  # by str(node id), in file order
+    links: dict[Any, _Link]  # by link id as written in the file
+    object_info: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class _Slot:
+    """One entry of a node's widget list: a real widget (``name``) or a UI-only extra (``name`` None)."""
+
+    name: str | None
+    kind: str  # "widget", "forced", "control", "filter", "upload", "maybe_control"
+    spec: tuple[Any, dict[str, Any]] = ("", {})
+
+
+# ---------------------------------------------------------------------------- public API
+
+
+def is_ui_format(data: object) -> bool:
+    """True for an editor save (``{"nodes": [...], ...}``); False for API format or anything else."""
+    return isinstance(data, dict) and isinstance(data.get("nodes"), list)
+
+
+def linear_data(workflow: dict) -> dict | None:
+    """The App Mode form saved in ``extra.linearData`` as ``{"inputs": [...], "outputs": [...]}``.
+
+    Entries are returned raw: inputs are ``[node_or_widget_id, widget_name, config?]`` lists and
+    outputs are node ids, as the frontend's app builder stores them. None when there is none.
+    """
+    extra = workflow.get("extra") if isinstance(workflow, dict) else None
+    data = extra.get("linearData") if isinstance(extra, dict) else None
+    if not isinstance(data, dict):
+        return None
+    return {"inputs": list(data.get("inputs") or []), "outputs": list(data.get("outputs") or [])}
+
+
+def ui_to_api(workflow: dict, object_info: dict, *, source: str = "<workflow>") -> dict[str, dict]:
+    """The API-format prompt ComfyUI's frontend would queue for ``workflow``.
+
+    ``object_info`` is the server's ``GET /object_info`` body. Raises ``ConfigError`` listing every
+    node that cannot be converted (unknown class, subgraph, group node) and for malformed files.
+    """
+    graph = _index(workflow, object_info, source)
+    problems = [p for node in graph.nodes.values() for p in _node_problems(node, workflow, graph, source)]
+    if problems:
+        raise ConfigError(problems)
+    primitive_values = _primitive_values(graph)
+    prompt = {
+        node_id: _api_node(node, graph, primitive_values.get(node_id, {}), source)
+        for node_id, node in graph.nodes.items()
+        if _is_sent(node, graph)
+    }
+    _drop_dangling_links(prompt)
+    return prompt
+
+
+# ---------------------------------------------------------------------------- reading the file
+
+
+def _index(workflow: object, object_info: dict, source: str) -> _Graph:
+    """Nodes by string id and links by id; ConfigError if the file is not a UI-format workflow."""
+    if not is_ui_format(workflow):
+        reason = f"not a ComfyUI UI-format workflow (no 'nodes' list); {EXPORT_HINT}"
+        raise ConfigError([Problem(source, "nodes", reason)])
+    assert isinstance(workflow, dict)
+    nodes: dict[str, dict[str, Any]] = {}
+    for index, node in enumerate(workflow["nodes"]):
+        if not isinstance(node, dict) or "id" not in node or not isinstance(node.get("type"), str):
+            reason = "a node must be an object with an 'id' and a 'type'"
+            raise ConfigError([Problem(source, f"nodes[{index}]", reason)])
+        nodes[str(node["id"])] = node
+    links = dict(_parse_links(workflow.get("links") or [], source))
+    return _Graph(nodes, links, object_info)
+
+
+def _parse_links(raw_links: list, source: str) -> Iterator[tuple[Any, _Link]]:
+    """Accept both ``[id, from, from_slot, to, to_slot, type]`` and the newer object form."""
+    for index, raw in enumerate(raw_links):
+        if raw is None:  # old files can hold holes where links were deleted
+            continue
+        if isinstance(raw, dict) and {"id", "origin_id", "origin_slot", "target_id", "target_slot"} <= raw.keys():
+            raw = [raw["id"], raw["origin_id"], raw["origin_slot"], raw["target_id"], raw["target_slot"]]
+        if not (isinstance(raw, list) and len(raw) >= 5 and all(isinstance(raw[i], int) for i in (2, 4))):
+            raise ConfigError([Problem(source, f"links[{index}]", f"cannot read link {raw!r}; {EXPORT_HINT}")])
+        link_id, origin, origin_slot, target, target_slot = raw[:5]
+        yield link_id, _Link(str(origin), origin_slot, str(target), target_slot)
+
+
+def _node_problems(node: dict, workflow: dict, graph: _Graph, source: str) -> list[Problem]:
+    """Why this node cannot be converted; empty when it can (or when it would not be sent anyway)."""
+    if node.get("mode", 0) in (MODE_NEVER, MODE_BYPASS):
+        return []
+    class_type = node["type"]
+    if class_type in graph.object_info or class_type in VIRTUAL_CLASSES:
+        return []
+    key, title = f"nodes.{node['id']}", node.get("title") or class_type
+    if class_type in _subgraph_ids(workflow):
+        reason = (
+            f"'{title}' is a subgraph, which cannot be converted here; {EXPORT_HINT}, "
+            "or unpack the subgraph (right-click > Unpack Subgraph) and save the workflow again"
+        )
+    elif _group_name(class_type) and _is_group_node(class_type, workflow):
+        reason = (
+            f"'{title}' is a group node ('{_group_name(class_type)}'), "
+            f"which cannot be converted here; {EXPORT_HINT}, "
+            "or convert the group node back to nodes and save the workflow again"
+        )
+    else:
+        reason = (
+            f"'{title}' uses node class '{class_type}', which this ComfyUI server does not have "
+            f"(custom node not installed?); install the custom node that provides it and restart ComfyUI, "
+            f"or {EXPORT_HINT}"
+        )
+    return [Problem(source, key, reason)]
+
+
+def _subgraph_ids(workflow: dict) -> set[str]:
+    definitions = workflow.get("definitions") or {}
+    subgraphs = (definitions.get("subgraphs") or []) if isinstance(definitions, dict) else []
+    return {str(s.get("id")) for s in subgraphs if isinstance(s, dict)}
+
+
+def _group_name(class_type: str) -> str:
+    """``Name`` of a legacy group node typed ``workflow>Name`` (older: ``workflow/Name``); else ""."""
+    for prefix in ("workflow>", "workflow/"):
+        if class_type.startswith(prefix):
+            return class_type[len(prefix):]
+    return ""
+
+
+def _is_group_node(class_type: str, workflow: dict) -> bool:
+    """A ``workflow>`` class defined in extra.groupNodes (or in a file that lost that table)."""
+    group_nodes = (workflow.get("extra") or {}).get("groupNodes") or {}
+    return _group_name(class_type) in group_nodes or not group_nodes
+
+
+def _is_virtual(node: dict, graph: _Graph) -> bool:
+    return node["type"] in VIRTUAL_CLASSES and node["type"] not in graph.object_info
+
+
+def _is_sent(node: dict, graph: _Graph) -> bool:
+    return node.get("mode", 0) not in (MODE_NEVER, MODE_BYPASS) and not _is_virtual(node, graph)
+
+
+def _title(node: dict, info: dict) -> str:
+    return node.get("title") or info.get("display_name") or info.get("name") or node["type"]
+
+
+# ---------------------------------------------------------------------------- one API node
+
+
+def _api_node(node: dict, graph: _Graph, primitive_values: dict[str, Any], source: str) -> dict[str, Any]:
+    """``{"inputs", "class_type", "_meta"}`` for one node that is sent."""
+    info = graph.object_info[node["type"]]
+    inputs = _widget_inputs(node, info)
+    inputs.update({name: _boxed(value) for name, value in primitive_values.items()})
+    for slot in node.get("inputs") or []:
+        if slot.get("link") is None:
+            continue
+        origin = _resolve_link(graph, slot["link"], slot.get("type", ""), set(), source)
+        if origin is not None:
+            inputs[slot["name"]] = [origin[0], origin[1]]
+    return {"inputs": inputs, "class_type": node["type"], "_meta": {"title": _title(node, info)}}
+
+
+def _widget_inputs(node: dict, info: dict) -> dict[str, Any]:
+    """The node's widget values by input name, from ``widgets_values`` and the class defaults."""
+    values = node.get("widgets_values")
+    slots = _widget_slots(info, values if isinstance(values, list) else [])
+    widgets = [slot for slot in slots if slot.kind == "widget"]
+    if isinstance(values, dict):
+        saved = {slot.name: values[slot.name] for slot in widgets if slot.name in values}
+    else:
+        saved = _assign_positional(slots, values if isinstance(values, list) else [])
+    result: dict[str, Any] = {}
+    for slot in widgets:
+        value = saved[slot.name] if slot.name in saved else _default(slot.spec)
+        if value is not None or slot.name in saved:
+            result[str(slot.name)] = _boxed(value)
+    return result
+
+
+def _assign_positional(slots: list[_Slot], values: list) -> dict[str, Any]:
+    """Walk ``values`` along ``slots``; UI-only slots swallow their value when it looks like theirs."""
+    saved: dict[str, Any] = {}
+    index = 0
+    for position, slot in enumerate(slots):
+        if index >= len(values):
+            break
+        if slot.kind == "widget":
+            saved[str(slot.name)] = values[index]
+            index += 1
+        elif slot.kind == "forced" or _is_extra_value(slot, values[index], slots[position + 1 :]):
+            index += 1
+    return saved
+
+
+def _is_extra_value(slot: _Slot, value: Any, following: list[_Slot]) -> bool:
+    """Whether ``value`` is the saved state of the UI-only widget ``slot`` (so it must be skipped).
+
+    Declared extras are skipped unless the value plainly is not theirs (a file saved before the
+    class had that extra widget); an INT without a declared control only skips a control word.
+    """
+    if slot.kind == "control":
+        return value is None or isinstance(value, bool) or value in CONTROL_VALUES
+    if slot.kind == "filter":
+        return value is None or isinstance(value, str)
+    if slot.kind == "upload":
+        return value is None or value == "image"
+    next_widget = next((s for s in following if s.kind == "widget"), None)
+    return value in CONTROL_VALUES and not (next_widget and _accepts(next_widget.spec, value))
+
+
+def _accepts(spec: tuple[Any, dict[str, Any]], value: Any) -> bool:
+    """Whether a widget of this spec could legitimately hold ``value`` (a string)."""
+    kind, options = spec
+    if kind == "STRING":
+        return True
+    return value in _choices(spec) if isinstance(kind, list) or kind == "COMBO" else False
+
+
+# ---------------------------------------------------------------------------- the class's widgets
+
+
+def _widget_slots(info: dict, values: list) -> list[_Slot]:
+    """The node's widget list as the frontend builds it; ``forceInput`` inputs take a slot only in
+    files from frontends that made them widgets, recognised by the extra length of ``values``."""
+    required, optional = _ordered_inputs(info)
+    slots = [s for name, spec in required for s in _slots_for(name, spec)]
+    if any(spec[1].get(option) for _, spec in required for option in UPLOAD_OPTIONS):
+        slots.append(_Slot(None, "upload"))
+    slots += [s for name, spec in optional for s in _slots_for(name, spec)]
+    without_forced = [s for s in slots if s.kind != "forced"]
+    expected_with_forced = len([s for s in slots if s.kind != "maybe_control"])
+    has_forced = len(without_forced) != len(slots)
+    return slots if has_forced and len(values) >= expected_with_forced else without_forced
+
+
+def _ordered_inputs(info: dict) -> tuple[list[tuple[str, tuple]], list[tuple[str, tuple]]]:
+    """Required and optional inputs as ``(name, (type, options))`` in ``input_order``."""
+    return _section(info, "required"), _section(info, "optional")
+
+
+def _section(info: dict, part: str) -> list[tuple[str, tuple]]:
+    """One input section in ``input_order`` (names it does not list follow in declaration order)."""
+    section = (info.get("input") or {}).get(part) or {}
+    listed = [name for name in (info.get("input_order") or {}).get(part) or [] if name in section]
+    names = listed + [name for name in section if name not in listed]
+    return [(name, _spec(section[name])) for name in names]
+
+
+def _spec(raw: Any) -> tuple[Any, dict[str, Any]]:
+    if not isinstance(raw, (list, tuple)) or not raw:
+        return (raw, {})
+    options = raw[1] if len(raw) > 1 and isinstance(raw[1], dict) else {}
+    return (raw[0], options)
+
+
+def _slots_for(name: str, spec: tuple[Any, dict[str, Any]]) -> list[_Slot]:
+    """The widget (and its UI-only companions) the frontend creates for one input; none for a socket."""
+    kind, options = spec
+    is_combo = isinstance(kind, list) or kind == "COMBO"
+    if not is_combo and kind not in WIDGET_TYPES:
+        return []
+    if options.get("forceInput"):
+        return [_Slot(name, "forced", spec)]
+    slots = [_Slot(name, "widget", spec)]
+    if kind == "INT":
+        control = options.get("control_after_generate", name in LEGACY_SEED_NAMES)
+        slots.append(_Slot(None, "control" if control else "maybe_control"))
+    elif is_combo and options.get("control_after_generate"):
+        slots += [_Slot(None, "control"), _Slot(None, "filter")]
+    return slots
+
+
+def _choices(spec: tuple[Any, dict[str, Any]]) -> list:
+    kind, options = spec
+    return list(kind) if isinstance(kind, list) else list(options.get("options") or [])
+
+
+def _default(spec: tuple[Any, dict[str, Any]]) -> Any:
+    """The value a freshly created widget has (the frontend's widget constructors)."""
+    kind, options = spec
+    if isinstance(kind, list) or kind == "COMBO":
+        if options.get("multiselect"):
+            return options.get("default") or []
+        choices = _choices(spec)
+        return options.get("default") or (choices[0] if choices else None)
+    fallback = {"INT": 0, "FLOAT": 0, "STRING": "", "BOOLEAN": False}.get(kind)
+    return options.get("default", fallback)
+
+
+def _boxed(value: Any) -> Any:
+    """Lists are links in API format, so a list value is sent as ``{"__value__": [...]}``."""
+    return {"__value__": value} if isinstance(value, list) else value
+
+
+# ---------------------------------------------------------------------------- links
+
+
+def _resolve_link(graph: _Graph, link_id: Any, want_type: Any, seen: set, source: str) -> tuple[str, int] | None:
+    """The real ``(node_id, output_slot)`` a link delivers, or None when it ends nowhere."""
+    link = graph.links.get(link_id)
+    if link is None:
+        logger.warning("%s: link %r is missing from 'links'; the input is left unconnected", source, link_id)
+        return None
+    return _resolve_output(graph, link.origin, link.origin_slot, want_type, seen, source)
+
+
+def _resolve_output(
+    graph: _Graph, node_id: str, slot: int, want_type: Any, seen: set, source: str
+) -> tuple[str, int] | None:
+    """Follow an output through bypassed and virtual nodes (``ExecutableNodeDTO.resolveOutput``)."""
+    if (node_id, slot) in seen:
+        reason = f"links form a loop through reroutes or bypassed nodes; {EXPORT_HINT}"
+        raise ConfigError([Problem(source, f"nodes.{node_id}", reason)])
+    seen.add((node_id, slot))
+    node = graph.nodes.get(node_id)
+    if node is None:
+        return None
+    if node.get("mode", 0) == MODE_BYPASS:
+        index = _bypass_input_index(node, slot, want_type)
+        return None if index < 0 else _resolve_input(graph, node, index, None, seen, source)
+    if not _is_virtual(node, graph):
+        return (node_id, slot)
+    if node["type"] in PASSTHROUGH_CLASSES:
+        return _resolve_input(graph, node, slot, want_type, seen, source)
+    if node["type"] == GET_CLASS:
+        setter = _setter_for(node, graph)
+        return None if setter is None else _resolve_input(graph, setter, 0, want_type, seen, source)
+    return None
+
+
+def _resolve_input(
+    graph: _Graph, node: dict, index: int, want_type: Any, seen: set, source: str
+) -> tuple[str, int] | None:
+    inputs = node.get("inputs") or []
+    if index >= len(inputs) or inputs[index].get("link") is None:
+        return None
+    slot_type = want_type if want_type is not None else inputs[index].get("type", "")
+    return _resolve_link(graph, inputs[index]["link"], slot_type, seen, source)
+
+
+def _bypass_input_index(node: dict, slot: int, want_type: Any) -> int:
+    """Which input a bypassed node passes to output ``slot``: same index if the types fit, else the
+    first input of exactly ``want_type``, else the first compatible one; -1 if none."""
+    inputs = node.get("inputs") or []
+    outputs = node.get("outputs") or []
+    output_type = outputs[slot].get("type", "") if slot < len(outputs) else ""
+    if want_type in ("*", ""):
+        return slot if len(inputs) > slot else (0 if inputs else -1)
+    fits = [_compatible(i.get("type"), output_type) and _compatible(i.get("type"), want_type) for i in inputs]
+    if slot < len(inputs) and fits[slot]:
+        return slot
+    exact = [i for i, entry in enumerate(inputs) if entry.get("type") == want_type]
+    return exact[0] if exact else next((i for i, ok in enumerate(fits) if ok), -1)
+
+
+def _compatible(a: Any, b: Any) -> bool:
+    """LiteGraph.isValidConnection: equal, wildcard, or overlapping comma-separated type lists."""
+    a = 0 if a in ("", "*") else a
+    b = 0 if b in ("", "*") else b
+    if not a or not b or a == b:
+        return True
+    left, right = str(a).lower().split(","), str(b).lower().split(",")
+    return any(x == y for x in left for y in right)
+
+
+def _setter_for(getter: dict, graph: _Graph) -> dict | None:
+    name = (getter.get("widgets_values") or [None])[0]
+    return next(
+        (n for n in graph.nodes.values() if n["type"] == SET_CLASS and (n.get("widgets_values") or [None])[0] == name),
+        None,
+    )
+
+
+def _primitive_values(graph: _Graph) -> dict[str, dict[str, Any]]:
+    """What each PrimitiveNode writes into its targets' widgets: ``{node_id: {widget: value}}``."""
+    values: dict[str, dict[str, Any]] = {}
+    for node in graph.nodes.values():
+        saved = node.get("widgets_values")
+        if not _is_virtual(node, graph) or node["type"] != PRIMITIVE_CLASS or not isinstance(saved, list) or not saved:
+            continue
+        for link_id in (node.get("outputs") or [{}])[0].get("links") or []:
+            target = _widget_target(graph, link_id)
+            if target is not None:
+                values.setdefault(target[0], {})[target[1]] = saved[0]
+    return values
+
+
+def _widget_target(graph: _Graph, link_id: Any) -> tuple[str, str] | None:
+    """``(node_id, widget_name)`` of the widget input a link ends at; None for a plain socket."""
+    link = graph.links.get(link_id)
+    target = graph.nodes.get(link.target) if link else None
+    if link is None or target is None:
+        return None
+    entry = next((i for i in target.get("inputs") or [] if i.get("link") == link_id), None)
+    widget = entry.get("widget") if entry else None
+    return (link.target, widget["name"]) if isinstance(widget, dict) and widget.get("name") else None
+
+
+def _drop_dangling_links(prompt: dict[str, dict]) -> None:
+    """Remove inputs linked to nodes that are not sent (muted ones), as the frontend does."""
+    for node in prompt.values():
+        inputs = node["inputs"]
+        for name in [n for n, v in inputs.items() if isinstance(v, list) and len(v) == 2 and v[0] not in prompt]:
+            del inputs[name]

@@ -1,0 +1,439 @@
+"""UI-format -> API-format conversion, checked against the real /object_info of ComfyUI 0.3.64.
+
+Each expected prompt is what ComfyUI's frontend (graphToPrompt) sends for the same graph.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from comfyui_gradio.convert import is_ui_format, linear_data, ui_to_api
+from comfyui_gradio.errors import ConfigError, Problem
+
+DATA = Path(__file__).parent / "data" / "ui_workflows"
+OBJECT_INFO_PATH = Path("/work/shared/comfyui-reference/object_info.json")
+
+
+@pytest.fixture(scope="module")
+def object_info() -> dict:
+    return json.loads(OBJECT_INFO_PATH.read_text())
+
+
+def load(name: str) -> dict:
+    return json.loads((DATA / name).read_text())
+
+
+def node(
+    node_id: int,
+    class_type: str,
+    *,
+    inputs: list[dict] | None = None,
+    outputs: list[dict] | None = None,
+    widgets: Any = None,
+    mode: int = 0,
+    title: str | None = None,
+) -> dict:
+    """A node as the editor saves it (positions and sizes do not matter to the conversion)."""
+    saved: dict[str, Any] = {"id": node_id, "type": class_type, "pos": [0, 0], "size": [200, 100], "flags": {},
+                             "order": node_id, "mode": mode, "inputs": inputs or [], "outputs": outputs or [],
+                             "properties": {}}
+    if widgets is not None:
+        saved["widgets_values"] = widgets
+    if title is not None:
+        saved["title"] = title
+    return saved
+
+
+def slot(name: str, type_: str, link: int | None = None, *, widget: bool = False) -> dict:
+    entry: dict[str, Any] = {"name": name, "type": type_, "link": link}
+    if widget:
+        entry["widget"] = {"name": name}
+    return entry
+
+
+def out(name: str, type_: str, links: list[int] | None = None) -> dict:
+    return {"name": name, "type": type_, "links": links or []}
+
+
+def workflow(nodes: list[dict], links: list[list], **top: Any) -> dict:
+    return {"last_node_id": max(n["id"] for n in nodes), "last_link_id": len(links), "nodes": nodes,
+            "links": links, "groups": [], "config": {}, "extra": {}, "version": 0.4, **top}
+
+
+DEFAULT_TXT2IMG_API = {
+    "3": {"inputs": {"seed": 156680208700286, "steps": 20, "cfg": 8, "sampler_name": "euler", "scheduler": "normal",
+                     "denoise": 1, "model": ["4", 0], "positive": ["6", 0], "negative": ["7", 0],
+                     "latent_image": ["5", 0]},
+          "class_type": "KSampler", "_meta": {"title": "KSampler"}},
+    "4": {"inputs": {"ckpt_name": "tiny-random-sd15.safetensors"}, "class_type": "CheckpointLoaderSimple",
+          "_meta": {"title": "Load Checkpoint"}},
+    "5": {"inputs": {"width": 512, "height": 512, "batch_size": 1}, "class_type": "EmptyLatentImage",
+          "_meta": {"title": "Empty Latent Image"}},
+    "6": {"inputs": {"text": "beautiful scenery nature glass bottle landscape, , purple galaxy bottle,",
+                     "clip": ["4", 1]},
+          "class_type": "CLIPTextEncode", "_meta": {"title": "CLIP Text Encode (Prompt)"}},
+    "7": {"inputs": {"text": "text, watermark", "clip": ["4", 1]}, "class_type": "CLIPTextEncode",
+          "_meta": {"title": "CLIP Text Encode (Prompt)"}},
+    "8": {"inputs": {"samples": ["3", 0], "vae": ["4", 2]}, "class_type": "VAEDecode",
+          "_meta": {"title": "VAE Decode"}},
+    "9": {"inputs": {"filename_prefix": "ComfyUI", "images": ["8", 0]}, "class_type": "SaveImage",
+          "_meta": {"title": "Save Image"}},
+}
+
+
+# ---------------------------------------------------------------------------- format detection
+
+
+def test_is_ui_format_tells_editor_saves_from_api_prompts() -> None:
+    assert is_ui_format(load("default_txt2img.json"))
+    assert not is_ui_format(DEFAULT_TXT2IMG_API)
+    assert not is_ui_format([{"nodes": []}])
+    assert not is_ui_format({"nodes": "not a list"})
+
+
+def test_linear_data_returns_the_app_mode_form_raw() -> None:
+    assert linear_data(load("primitive_seed_reroutes.json")) == {
+        "inputs": [[6, "text"], [12, "value", {"label": "Seed"}]],
+        "outputs": [9],
+    }
+
+
+def test_linear_data_is_none_without_app_mode() -> None:
+    assert linear_data(load("default_txt2img.json")) is None
+    assert linear_data({"nodes": [], "extra": {"linearData": "junk"}}) is None
+
+
+def test_linear_data_fills_missing_lists() -> None:
+    assert linear_data({"nodes": [], "extra": {"linearData": {"outputs": ["9"]}}}) == {"inputs": [], "outputs": ["9"]}
+
+
+# ---------------------------------------------------------------------------- whole workflows
+
+
+def test_default_txt2img_matches_frontend_prompt(object_info: dict) -> None:
+    """The control value after the seed is skipped; SaveImage without widgets_values gets its default."""
+    assert ui_to_api(load("default_txt2img.json"), object_info) == DEFAULT_TXT2IMG_API
+
+
+def test_legacy_boolean_control_value_is_skipped_too(object_info: dict) -> None:
+    """The frontend's own old default graph saved the control widget as ``true``."""
+    wf = load("default_txt2img.json")
+    sampler = next(n for n in wf["nodes"] if n["id"] == 3)
+    sampler["widgets_values"] = [156680208700286, True, 20, 8, "euler", "normal", 1]
+    assert ui_to_api(wf, object_info) == DEFAULT_TXT2IMG_API
+
+
+def test_conversion_does_not_modify_the_workflow(object_info: dict) -> None:
+    wf = load("primitive_seed_reroutes.json")
+    before = copy.deepcopy(wf)
+    ui_to_api(wf, object_info)
+    assert wf == before
+
+
+def test_primitive_reroutes_and_notes(object_info: dict) -> None:
+    """A PrimitiveNode feeds both seeds; two chained Reroutes carry the VAE; notes vanish; titles kept."""
+    assert ui_to_api(load("primitive_seed_reroutes.json"), object_info) == {
+        "4": {"inputs": {"ckpt_name": "tiny-random-sd15.safetensors"}, "class_type": "CheckpointLoaderSimple",
+              "_meta": {"title": "Load Checkpoint"}},
+        "6": {"inputs": {"text": "a glass bottle on a beach", "clip": ["4", 1]}, "class_type": "CLIPTextEncode",
+              "_meta": {"title": "Positive"}},
+        "7": {"inputs": {"text": "blurry", "clip": ["4", 1]}, "class_type": "CLIPTextEncode",
+              "_meta": {"title": "Negative"}},
+        "5": {"inputs": {"width": 512, "height": 768, "batch_size": 1}, "class_type": "EmptyLatentImage",
+              "_meta": {"title": "Empty Latent Image"}},
+        "3": {"inputs": {"seed": 42, "steps": 25, "cfg": 6.5, "sampler_name": "dpmpp_2m", "scheduler": "karras",
+                         "denoise": 1, "model": ["4", 0], "positive": ["6", 0], "negative": ["7", 0],
+                         "latent_image": ["5", 0]},
+              "class_type": "KSampler", "_meta": {"title": "KSampler"}},
+        "13": {"inputs": {"add_noise": "enable", "noise_seed": 42, "steps": 30, "cfg": 7.5,
+                          "sampler_name": "euler_ancestral", "scheduler": "normal", "start_at_step": 0,
+                          "end_at_step": 10000, "return_with_leftover_noise": "disable", "model": ["4", 0],
+                          "positive": ["6", 0], "negative": ["7", 0], "latent_image": ["5", 0]},
+               "class_type": "KSamplerAdvanced", "_meta": {"title": "Second opinion"}},
+        "8": {"inputs": {"samples": ["3", 0], "vae": ["4", 2]}, "class_type": "VAEDecode",
+              "_meta": {"title": "VAE Decode"}},
+        "14": {"inputs": {"samples": ["13", 0], "vae": ["4", 2]}, "class_type": "VAEDecode",
+               "_meta": {"title": "VAE Decode"}},
+        "9": {"inputs": {"filename_prefix": "bottle", "images": ["8", 0]}, "class_type": "SaveImage",
+              "_meta": {"title": "Save Image"}},
+        "15": {"inputs": {"images": ["14", 0]}, "class_type": "PreviewImage", "_meta": {"title": "Preview Image"}},
+    }
+
+
+def test_load_image_bypass_and_mute(object_info: dict) -> None:
+    """The "upload" button value is not sent; the bypassed blur passes the image through; the muted
+    ImageScale is dropped and the PreviewImage that read from it loses that input, as in the frontend."""
+    assert ui_to_api(load("load_bypass_mute.json"), object_info) == {
+        "1": {"inputs": {"image": "photo of me.png"}, "class_type": "LoadImage", "_meta": {"title": "Load Image"}},
+        "3": {"inputs": {"image": ["1", 0]}, "class_type": "ImageInvert", "_meta": {"title": "Invert Image"}},
+        "4": {"inputs": {"filename_prefix": "inverted/%date:yyyy-MM-dd%", "images": ["3", 0]},
+              "class_type": "SaveImage", "_meta": {"title": "Save Image"}},
+        "6": {"inputs": {}, "class_type": "PreviewImage", "_meta": {"title": "Preview Image"}},
+    }
+
+
+# ---------------------------------------------------------------------------- widgets
+
+
+def test_load_image_without_upload_value(object_info: dict) -> None:
+    wf = workflow([node(1, "LoadImage", outputs=[out("IMAGE", "IMAGE"), out("MASK", "MASK")],
+                        widgets=["example.png"])], [])
+    assert ui_to_api(wf, object_info) == {
+        "1": {"inputs": {"image": "example.png"}, "class_type": "LoadImage", "_meta": {"title": "Load Image"}}
+    }
+
+
+def test_widgets_values_as_dict_maps_by_name_and_defaults_the_rest(object_info: dict) -> None:
+    wf = workflow([node(5, "EmptyLatentImage", widgets={"width": 768, "height": 640, "videopreview": {"x": 1}})], [])
+    assert ui_to_api(wf, object_info)["5"]["inputs"] == {"width": 768, "height": 640, "batch_size": 1}
+
+
+def test_missing_widgets_values_take_class_defaults(object_info: dict) -> None:
+    wf = workflow([node(3, "KSampler", widgets=[5])], [])
+    assert ui_to_api(wf, object_info)["3"]["inputs"] == {
+        "seed": 5, "steps": 20, "cfg": 8.0, "sampler_name": "euler", "scheduler": "simple", "denoise": 1.0}
+
+
+def test_control_value_missing_from_an_old_save_does_not_shift_widgets(object_info: dict) -> None:
+    """A file saved before the seed had a control widget: the next value is steps, not a control word."""
+    wf = workflow([node(3, "KSampler", widgets=[7, 20, 8, "euler", "normal", 1])], [])
+    assert ui_to_api(wf, object_info)["3"]["inputs"] == {
+        "seed": 7, "steps": 20, "cfg": 8, "sampler_name": "euler", "scheduler": "normal", "denoise": 1}
+
+
+def test_extra_control_word_after_an_undeclared_int_is_skipped(object_info: dict) -> None:
+    wf = workflow([node(2, "ImageBlur", widgets=[3, "increment", 1.5])], [])
+    assert ui_to_api(wf, object_info)["2"] == {
+        "inputs": {"blur_radius": 3, "sigma": 1.5}, "class_type": "ImageBlur", "_meta": {"title": "ImageBlur"}}
+
+
+def test_widget_converted_to_input_takes_the_link(object_info: dict) -> None:
+    """New frontend: the width socket is linked from a real PrimitiveInt node; its widget value is overridden."""
+    wf = workflow(
+        [node(1, "PrimitiveInt", outputs=[out("INT", "INT", [1])], widgets=[1024, "fixed"], title="Width"),
+         node(2, "EmptyImage", inputs=[slot("width", "INT", 1, widget=True), slot("height", "INT", widget=True)],
+              outputs=[out("IMAGE", "IMAGE")], widgets=[512, 256, 1, 0])],
+        [[1, 1, 0, 2, 0, "INT"]])
+    assert ui_to_api(wf, object_info) == {
+        "1": {"inputs": {"value": 1024}, "class_type": "PrimitiveInt", "_meta": {"title": "Width"}},
+        "2": {"inputs": {"width": ["1", 0], "height": 256, "batch_size": 1, "color": 0},
+              "class_type": "EmptyImage", "_meta": {"title": "EmptyImage"}},
+    }
+
+
+def test_old_style_converted_widget_fed_by_primitive_node(object_info: dict) -> None:
+    """Old frontend: a converted widget is an extra input with a widget config; its value slot stays."""
+    converted = {"name": "text", "type": "STRING", "link": 2,
+                 "widget": {"name": "text", "config": ["STRING", {"multiline": True, "dynamicPrompts": True}]}}
+    wf = workflow(
+        [node(1, "PrimitiveNode", outputs=[{"name": "STRING", "type": "STRING", "links": [2],
+                                            "widget": {"name": "text"}}], widgets=["a red fox"], title="Prompt"),
+         node(4, "CheckpointLoaderSimple", outputs=[out("MODEL", "MODEL"), out("CLIP", "CLIP", [1]),
+                                                     out("VAE", "VAE")], widgets=["tiny-random-sd15.safetensors"]),
+         node(6, "CLIPTextEncode", inputs=[slot("clip", "CLIP", 1), converted],
+              outputs=[out("CONDITIONING", "CONDITIONING")], widgets=["stale text"])],
+        [[1, 4, 1, 6, 0, "CLIP"], [2, 1, 0, 6, 1, "STRING"]])
+    assert ui_to_api(wf, object_info)["6"]["inputs"] == {"text": "a red fox", "clip": ["4", 1]}
+
+
+def test_list_widget_values_are_boxed(object_info: dict) -> None:
+    wf = workflow([node(1, "StringConcatenate", widgets=[["not", "a", "link"], "b", ", "])], [])
+    assert ui_to_api(wf, object_info)["1"]["inputs"] == {
+        "string_a": {"__value__": ["not", "a", "link"]}, "string_b": "b", "delimiter": ", "}
+
+
+# ---------------------------------------------------------------------------- links
+
+
+def test_bypassed_sampler_passes_its_latent_through(object_info: dict) -> None:
+    """Output 0 (LATENT) of a bypassed KSampler continues from its first LATENT input, not input 0 (MODEL)."""
+    wf = workflow(
+        [node(4, "CheckpointLoaderSimple", outputs=[out("MODEL", "MODEL", [1]), out("CLIP", "CLIP"),
+                                                     out("VAE", "VAE", [4])], widgets=["tiny-random-sd15.safetensors"]),
+         node(5, "EmptyLatentImage", outputs=[out("LATENT", "LATENT", [2])], widgets=[512, 512, 1]),
+         node(3, "KSampler", mode=4, inputs=[slot("model", "MODEL", 1), slot("positive", "CONDITIONING"),
+                                            slot("negative", "CONDITIONING"), slot("latent_image", "LATENT", 2)],
+              outputs=[out("LATENT", "LATENT", [3])], widgets=[1, "fixed", 20, 8, "euler", "normal", 1]),
+         node(8, "VAEDecode", inputs=[slot("samples", "LATENT", 3), slot("vae", "VAE", 4)],
+              outputs=[out("IMAGE", "IMAGE")])],
+        [[1, 4, 0, 3, 0, "MODEL"], [2, 5, 0, 3, 3, "LATENT"], [3, 3, 0, 8, 0, "LATENT"], [4, 4, 2, 8, 1, "VAE"]])
+    assert ui_to_api(wf, object_info)["8"]["inputs"] == {"samples": ["5", 0], "vae": ["4", 2]}
+    assert "3" not in ui_to_api(wf, object_info)
+
+
+def test_bypassed_lora_loader_passes_model_and_clip_by_slot(object_info: dict) -> None:
+    wf = workflow(
+        [node(4, "CheckpointLoaderSimple", outputs=[out("MODEL", "MODEL", [1]), out("CLIP", "CLIP", [2]),
+                                                     out("VAE", "VAE")], widgets=["tiny-random-sd15.safetensors"]),
+         node(10, "LoraLoader", mode=4, inputs=[slot("model", "MODEL", 1), slot("clip", "CLIP", 2)],
+              outputs=[out("MODEL", "MODEL", [3]), out("CLIP", "CLIP", [4])], widgets=["style.safetensors", 1, 1]),
+         node(6, "CLIPTextEncode", inputs=[slot("clip", "CLIP", 4)], outputs=[out("CONDITIONING", "CONDITIONING")],
+              widgets=["hi"]),
+         node(3, "KSampler", inputs=[slot("model", "MODEL", 3)], outputs=[out("LATENT", "LATENT")],
+              widgets=[1, "fixed", 20, 8, "euler", "normal", 1])],
+        [[1, 4, 0, 10, 0, "MODEL"], [2, 4, 1, 10, 1, "CLIP"], [3, 10, 0, 3, 0, "MODEL"], [4, 10, 1, 6, 0, "CLIP"]])
+    prompt = ui_to_api(wf, object_info)
+    assert prompt["6"]["inputs"]["clip"] == ["4", 1]
+    assert prompt["3"]["inputs"]["model"] == ["4", 0]
+    assert set(prompt) == {"4", "6", "3"}
+
+
+def test_bypassed_node_without_a_matching_input_leaves_the_input_out(object_info: dict) -> None:
+    wf = workflow(
+        [node(5, "EmptyLatentImage", outputs=[out("LATENT", "LATENT", [1])], widgets=[512, 512, 1]),
+         node(8, "VAEDecode", mode=4, inputs=[slot("samples", "LATENT", 1), slot("vae", "VAE")],
+              outputs=[out("IMAGE", "IMAGE", [2])]),
+         node(9, "SaveImage", inputs=[slot("images", "IMAGE", 2)], widgets=["x"])],
+        [[1, 5, 0, 8, 0, "LATENT"], [2, 8, 0, 9, 0, "IMAGE"]])
+    assert ui_to_api(wf, object_info)["9"]["inputs"] == {"filename_prefix": "x"}
+
+
+def test_widget_input_linked_from_a_muted_node_is_removed(object_info: dict) -> None:
+    wf = workflow(
+        [node(1, "PrimitiveInt", mode=2, outputs=[out("INT", "INT", [1])], widgets=[1024, "fixed"]),
+         node(2, "EmptyImage", inputs=[slot("width", "INT", 1, widget=True)], widgets=[512, 256, 1, 0])],
+        [[1, 1, 0, 2, 0, "INT"]])
+    assert ui_to_api(wf, object_info) == {
+        "2": {"inputs": {"height": 256, "batch_size": 1, "color": 0}, "class_type": "EmptyImage",
+              "_meta": {"title": "EmptyImage"}}}
+
+
+def test_deleted_link_holes_are_skipped(object_info: dict) -> None:
+    wf = load("default_txt2img.json")
+    wf["links"].insert(3, None)
+    assert ui_to_api(wf, object_info) == DEFAULT_TXT2IMG_API
+
+
+def test_links_in_object_form_are_read(object_info: dict) -> None:
+    wf = load("default_txt2img.json")
+    wf["links"] = [{"id": l[0], "origin_id": l[1], "origin_slot": l[2], "target_id": l[3], "target_slot": l[4],
+                    "type": l[5]} for l in wf["links"]]
+    assert ui_to_api(wf, object_info) == DEFAULT_TXT2IMG_API
+
+
+def test_reroute_loop_is_reported(object_info: dict) -> None:
+    wf = workflow(
+        [node(1, "Reroute", inputs=[slot("", "*", 2)], outputs=[out("", "IMAGE", [1])]),
+         node(2, "Reroute", inputs=[slot("", "*", 1)], outputs=[out("", "IMAGE", [2, 3])]),
+         node(3, "PreviewImage", inputs=[slot("images", "IMAGE", 3)])],
+        [[1, 1, 0, 2, 0, "IMAGE"], [2, 2, 0, 1, 0, "IMAGE"], [3, 2, 0, 3, 0, "IMAGE"]])
+    with pytest.raises(ConfigError) as caught:
+        ui_to_api(wf, object_info, source="loop.json")
+    assert str(caught.value) == (
+        "loop.json: nodes.2: links form a loop through reroutes or bypassed nodes; "
+        "open the workflow in ComfyUI and save it with Export (API)")
+
+
+# ---------------------------------------------------------------------------- refusals
+
+
+def test_missing_custom_node_class_is_reported_with_every_node(object_info: dict) -> None:
+    wf = load("default_txt2img.json")
+    wf["nodes"].append(node(20, "IPAdapterAdvanced", title="Face style"))
+    wf["nodes"].append(node(21, "UltimateSDUpscale"))
+    wf["nodes"].append(node(22, "ImpactWildcardProcessor", mode=4))  # bypassed: never sent, so no problem
+    with pytest.raises(ConfigError) as caught:
+        ui_to_api(wf, object_info, source="workflows/faces.json")
+    assert caught.value.problems == [
+        Problem("workflows/faces.json", "nodes.20",
+                "'Face style' uses node class 'IPAdapterAdvanced', which this ComfyUI server does not have "
+                "(custom node not installed?); install the custom node that provides it and restart ComfyUI, "
+                "or open the workflow in ComfyUI and save it with Export (API)"),
+        Problem("workflows/faces.json", "nodes.21",
+                "'UltimateSDUpscale' uses node class 'UltimateSDUpscale', which this ComfyUI server does not have "
+                "(custom node not installed?); install the custom node that provides it and restart ComfyUI, "
+                "or open the workflow in ComfyUI and save it with Export (API)"),
+    ]
+
+
+def test_subgraph_is_refused_with_a_way_out(object_info: dict) -> None:
+    subgraph_id = "a1b2c3d4-0000-4000-8000-000000000001"
+    wf = load("default_txt2img.json")
+    wf["nodes"].append(node(12, subgraph_id, title="My group"))
+    wf["definitions"] = {"subgraphs": [{"id": subgraph_id, "name": "My group", "nodes": [], "links": [],
+                                        "inputs": [], "outputs": [], "widgets": []}]}
+    with pytest.raises(ConfigError) as caught:
+        ui_to_api(wf, object_info, source="sub.json")
+    assert str(caught.value) == (
+        "sub.json: nodes.12: 'My group' is a subgraph, which cannot be converted here; open the workflow in "
+        "ComfyUI and save it with Export (API), or unpack the subgraph (right-click > Unpack Subgraph) and "
+        "save the workflow again")
+
+
+def test_legacy_group_node_is_refused(object_info: dict) -> None:
+    wf = load("default_txt2img.json")
+    wf["nodes"].append(node(30, "workflow>Upscaler"))
+    wf["extra"]["groupNodes"] = {"Upscaler": {"nodes": [], "links": [], "external": []}}
+    with pytest.raises(ConfigError) as caught:
+        ui_to_api(wf, object_info, source="g.json")
+    assert str(caught.value) == (
+        "g.json: nodes.30: 'workflow>Upscaler' is a group node ('Upscaler'), which cannot be converted "
+        "here; open the workflow in ComfyUI and save it with Export (API), or convert the group node back to "
+        "nodes and save the workflow again")
+
+
+def test_api_format_input_is_refused(object_info: dict) -> None:
+    with pytest.raises(ConfigError) as caught:
+        ui_to_api(DEFAULT_TXT2IMG_API, object_info, source="api.json")
+    assert str(caught.value) == (
+        "api.json: nodes: not a ComfyUI UI-format workflow (no 'nodes' list); "
+        "open the workflow in ComfyUI and save it with Export (API)")
+
+
+def test_malformed_link_is_refused(object_info: dict) -> None:
+    wf = load("default_txt2img.json")
+    wf["links"][0] = [1, 4]
+    with pytest.raises(ConfigError) as caught:
+        ui_to_api(wf, object_info, source="bad.json")
+    assert str(caught.value) == (
+        "bad.json: links[0]: cannot read link [1, 4]; open the workflow in ComfyUI and save it with Export (API)")
+
+
+# ---------------------------------------------------------------------------- more widget and link cases
+
+
+@pytest.mark.parametrize(
+    "saved",
+    [
+        ["a cat", "sd3.5-large", "1:1", "None", 4, 123, "fixed", 0.5],  # new frontend: forceInput has no widget
+        ["a cat", "sd3.5-large", "1:1", "None", 4, 123, "fixed", "", 0.5],  # old frontend: a converted widget
+    ],
+)
+def test_force_input_widgets_in_old_and_new_saves(object_info: dict, saved: list) -> None:
+    wf = workflow([node(1, "StabilityStableImageSD_3_5Node", outputs=[out("IMAGE", "IMAGE")], widgets=saved)], [])
+    assert ui_to_api(wf, object_info)["1"]["inputs"] == {
+        "prompt": "a cat", "model": "sd3.5-large", "aspect_ratio": "1:1", "style_preset": "None", "cfg_scale": 4,
+        "seed": 123, "image_denoise": 0.5}
+
+
+def test_kjnodes_get_node_reads_its_set_node(object_info: dict) -> None:
+    wf = workflow(
+        [node(1, "LoadImage", outputs=[out("IMAGE", "IMAGE", [1]), out("MASK", "MASK")],
+              widgets=["example.png", "image"]),
+         node(2, "SetNode", inputs=[slot("IMAGE", "IMAGE", 1)], outputs=[out("*", "*")], widgets=["source"],
+              title="Set_source"),
+         node(3, "GetNode", outputs=[out("IMAGE", "IMAGE", [2])], widgets=["source"], title="Get_source"),
+         node(4, "ImageInvert", inputs=[slot("image", "IMAGE", 2)], outputs=[out("IMAGE", "IMAGE")])],
+        [[1, 1, 0, 2, 0, "IMAGE"], [2, 3, 0, 4, 0, "IMAGE"]])
+    prompt = ui_to_api(wf, object_info)
+    assert set(prompt) == {"1", "4"}
+    assert prompt["4"]["inputs"] == {"image": ["1", 0]}
+
+
+def test_link_missing_from_the_table_leaves_the_input_unconnected(
+    object_info: dict, caplog: pytest.LogCaptureFixture
+) -> None:
+    wf = workflow([node(9, "SaveImage", inputs=[slot("images", "IMAGE", 77)], widgets=["x"])], [])
+    with caplog.at_level("WARNING", logger="comfyui_gradio.convert"):
+        assert ui_to_api(wf, object_info, source="damaged.json")["9"]["inputs"] == {"filename_prefix": "x"}
+    assert caplog.messages == ["damaged.json: link 77 is missing from 'links'; the input is left unconnected"]
+
+
+def test_muted_or_bypassed_missing_class_is_not_an_error(object_info: dict) -> None:
+    wf = workflow([node(1, "SomeCustomNode", mode=2), node(2, "OtherCustomNode", mode=4)], [])
+    assert ui_to_api(wf, object_info) == {}
