@@ -98,7 +98,7 @@ def _convert(param: Param, value: Any) -> Any:
     except (TypeError, ValueError):
         noun = {"int": "a whole number", "float": "a number", "bool": "true or false"}[param.kind]
         raise InputError(param.label, f"expected {noun}, got {value!r}") from None
-    if param.kind == "choice" and param.choices and value not in param.choices:
+    if param.kind == "choice" and param.strict_choices and value not in param.choices:
         shown = ", ".join(map(str, param.choices[:20])) + (" ..." if len(param.choices) > 20 else "")
         raise InputError(param.label, f"{value!r} is not one of: {shown}")
     return "" if value is None and param.kind == "text" else value

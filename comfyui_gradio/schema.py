@@ -50,6 +50,7 @@ class Param:
     step: float | None = None
     lines: int = 1
     choices: tuple[Any, ...] = ()
+    strict_choices: bool = False  # True when the schema lists the choices; the server's list may be stale
     randomize: bool = False
     advanced: bool = False
     info: str = ""
@@ -234,6 +235,7 @@ class _SchemaChecker:
             default=entry.get("default", current),
             lines=int(entry.get("lines") or (3 if spec and spec.options.get("multiline") else 1)),
             choices=tuple(entry.get("choices") or (spec.choices if spec else ())),
+            strict_choices="choices" in entry,
             randomize=bool(entry.get("randomize", False)),
             advanced=bool(entry.get("advanced", False)),
             info=str(entry.get("info") or (spec.options.get("tooltip", "") if spec else "")),

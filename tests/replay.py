@@ -1,0 +1,184 @@
+"""Replay a recorded ComfyUI transcript to the client: HTTP through ``httpx.MockTransport``,
+the WebSocket through a scripted connector. Recorded prompt ids are swapped for the job's own.
+
+The script holds the WebSocket frames recorded after ``POST /prompt`` until the client posts,
+then pushes them *before* the HTTP answer is returned, as the real server did in b3/b4/b5.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import queue
+import threading
+from pathlib import Path
+from typing import Any, Callable
+
+import httpx
+from PIL import Image
+
+from comfyui_gradio.transport import WebSocketClosed
+
+REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "comfyui-reference"
+if not REFERENCE.exists():  # CI clones the repo with shared/ beside it
+    REFERENCE = Path(__file__).resolve().parents[1].parent / "shared" / "comfyui-reference"
+TRANSCRIPTS = REFERENCE / "transcripts"
+
+
+def load_transcript(name: str) -> dict[str, Any]:
+    return json.loads((TRANSCRIPTS / f"{name}.json").read_text())
+
+
+def png_bytes(color: tuple[int, int, int] = (10, 20, 30), size: tuple[int, int] = (8, 8)) -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", size, color).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def binary_frame(event: dict[str, Any]) -> bytes:
+    """The bytes of a recorded binary frame: the saved blob, or a rebuilt frame of the same type."""
+    if event.get("saved_to"):
+        return (TRANSCRIPTS / event["saved_to"]).read_bytes()
+    if event["event_type"] == 4:
+        meta = json.dumps(event["metadata"]).encode()
+        return b"\x00\x00\x00\x04" + len(meta).to_bytes(4, "big") + meta + png_bytes()
+    return bytes.fromhex(event["first8_hex"]) + png_bytes()
+
+
+class ScriptedSocket:
+    """A WebSocketConnection fed from a queue; ``None`` in the queue means the socket closed."""
+
+    def __init__(self) -> None:
+        self.frames: queue.Queue[str | bytes | None] = queue.Queue()
+        self.sent: list[str] = []
+        self.closed = False
+
+    def send(self, text: str) -> None:
+        self.sent.append(text)
+
+    def recv(self) -> str | bytes:
+        frame = self.frames.get(timeout=10)
+        if frame is None:
+            raise WebSocketClosed("closed by the script")
+        return frame
+
+    def close(self) -> None:
+        self.closed = True
+        self.frames.put(None)
+
+
+class Replay:
+    """Serve one transcript. ``routes`` may override any (method, path) with a handler."""
+
+    def __init__(self, transcript: dict[str, Any], *, drop_after: int | None = None) -> None:
+        self.t = transcript
+        self.recorded_id = _recorded_prompt_id(transcript)
+        self.prompt_id: str | None = None
+        self.sockets: list[ScriptedSocket] = []
+        self.requests: list[httpx.Request] = []
+        self.drop_after = drop_after
+        self.refuse_reconnect = False
+        self.routes: dict[tuple[str, str], Callable[[httpx.Request], httpx.Response]] = {}
+        self.view_bytes = png_bytes((200, 100, 50))
+
+    # -- WebSocket ------------------------------------------------------------------------------
+    def connect(self, url: str, *, headers: dict[str, str], timeout: float) -> ScriptedSocket:
+        from comfyui_gradio.errors import ServerUnavailable
+
+        if self.sockets and self.refuse_reconnect:
+            raise ServerUnavailable(url, "refused by the script")
+        socket = ScriptedSocket()
+        self.sockets.append(socket)
+        socket.frames.put(json.dumps({"type": "status", "data": {"status": {"exec_info": {"queue_remaining": 0}},
+                                                                  "sid": url.rsplit("=", 1)[-1]}}))
+        return socket
+
+    def _push_run(self) -> None:
+        socket = self.sockets[-1] if self.sockets else None
+        if socket is None:
+            return
+        for count, frame in enumerate(self.ws_frames()):
+            if self.drop_after is not None and count == self.drop_after:
+                socket.frames.put(None)
+                return
+            socket.frames.put(frame)
+
+    def ws_frames(self) -> list[str | bytes]:
+        """Every frame recorded after the POST /prompt (or after ws_open for sockets opened first)."""
+        frames: list[str | bytes] = []
+        for event in self.t["events"]:
+            if event["kind"] == "ws_text" and "sid" not in json.dumps(event["message"]):
+                frames.append(self._swap(json.dumps(event["message"])))
+            elif event["kind"] == "ws_binary":
+                frames.append(self._swap_binary(binary_frame(event)))
+        return frames
+
+    def _swap(self, text: str) -> str:
+        return text.replace(self.recorded_id, self.prompt_id) if self.recorded_id and self.prompt_id else text
+
+    def _swap_binary(self, frame: bytes) -> bytes:
+        if not (self.recorded_id and self.prompt_id) or frame[:4] != b"\x00\x00\x00\x04":
+            return frame
+        meta_len = int.from_bytes(frame[4:8], "big")
+        meta = frame[8 : 8 + meta_len].decode().replace(self.recorded_id, self.prompt_id).encode()
+        return frame[:4] + len(meta).to_bytes(4, "big") + meta + frame[8 + meta_len :]
+
+    # -- HTTP ---------------------------------------------------------------------------------
+    def transport(self) -> httpx.MockTransport:
+        return httpx.MockTransport(self.handle)
+
+    def handle(self, request: httpx.Request) -> httpx.Response:
+        self.requests.append(request)
+        path = request.url.path
+        key = (request.method, path if not path.startswith("/history/") else "/history/{id}")
+        if key in self.routes:
+            return self.routes[key](request)
+        if key == ("POST", "/prompt"):
+            return self._post_prompt(request)
+        if key == ("GET", "/history/{id}"):
+            return self._history(path.rsplit("/", 1)[-1])
+        if key == ("GET", "/view"):
+            return httpx.Response(200, content=self.view_bytes, headers={"content-type": "image/png"})
+        if key == ("GET", "/features"):
+            return httpx.Response(200, json={"supports_preview_metadata": True, "max_upload_size": 104857600})
+        if key == ("POST", "/upload/image"):
+            return httpx.Response(200, json={"name": "x.png", "subfolder": "comfyui-gradio", "type": "input"})
+        if key == ("GET", "/queue"):
+            return httpx.Response(200, json={"queue_running": [], "queue_pending": []})
+        if request.method == "POST":
+            return httpx.Response(200)
+        return httpx.Response(404)
+
+    def _post_prompt(self, request: httpx.Request) -> httpx.Response:
+        body = json.loads(request.content)
+        self.prompt_id = body["prompt_id"]
+        recorded = self.recorded_http("POST", "/prompt")
+        status = recorded["status"] if recorded else 200
+        if status == 200:
+            self._push_run()
+        answer = recorded.get("response_json") if recorded else None
+        answer = answer or {"prompt_id": self.prompt_id, "number": 1, "node_errors": {}}
+        return httpx.Response(status, json=json.loads(self._swap(json.dumps(answer))))
+
+    def _history(self, prompt_id: str) -> httpx.Response:
+        recorded = self.recorded_http("GET", f"/history/{self.recorded_id}")
+        if recorded is None or prompt_id != self.prompt_id:
+            return httpx.Response(200, json={})
+        return httpx.Response(200, json=json.loads(self._swap(json.dumps(recorded["response_json"]))))
+
+    def recorded_http(self, method: str, path: str) -> dict[str, Any] | None:
+        return next((e for e in self.t["events"] if e["kind"] == "http" and e["method"] == method
+                     and e["path"] == path), None)
+
+
+def _recorded_prompt_id(transcript: dict[str, Any]) -> str | None:
+    for event in transcript["events"]:
+        if event["kind"] == "http" and event["path"] == "/prompt" and event["method"] == "POST":
+            return (event.get("response_json") or {}).get("prompt_id")
+    return None
+
+
+def run_in_thread(fn: Callable[[], Any]) -> threading.Thread:
+    thread = threading.Thread(target=fn, daemon=True)
+    thread.start()
+    return thread
