@@ -19,10 +19,7 @@ __all__ = ["create_app", "main"]
 
 log = logging.getLogger(__name__)
 
-CATALOG_CACHE = Path(".cache") / "object_info.json"
-
-
-def fetch_catalog(client: ComfyClient, cache: Path = CATALOG_CACHE) -> Catalog | None:
+def fetch_catalog(client: ComfyClient, cache: Path) -> Catalog | None:
     """The live ``/object_info`` (cached to disk), else the last cached copy marked stale, else None."""
     try:
         catalog = client.catalog()
@@ -39,7 +36,7 @@ def fetch_catalog(client: ComfyClient, cache: Path = CATALOG_CACHE) -> Catalog |
 def create_app(settings: Settings, client: ComfyClient | None = None) -> tuple[gr.Blocks, ComfyClient]:
     client = client or ComfyClient(settings.comfyui_url, headers=settings.comfyui_headers,
                                    output_dir=settings.output_dir, tracker=settings.tracker)
-    catalog = fetch_catalog(client)
+    catalog = fetch_catalog(client, settings.cache_dir / "object_info.json")
     tabs = discover_tabs(settings.workflows_dir, catalog)
     app = build_app(settings, client, tabs)
     app.queue(default_concurrency_limit=settings.concurrency)

@@ -22,6 +22,7 @@ class Settings:
     comfyui_url: str = "http://127.0.0.1:8188"
     workflows_dir: Path = Path("workflows")
     output_dir: Path = Path("outputs")
+    cache_dir: Path = Path(".cache")
     server_name: str = "127.0.0.1"
     server_port: int = 7860
     share: bool = False
@@ -63,6 +64,7 @@ def load_settings(argv: Sequence[str] | None = None, env: Mapping[str, str] | No
         comfyui_url=_url(args.comfyui_url or env.get("COMFYUI_URL") or Settings.comfyui_url, problems),
         workflows_dir=Path(args.workflows or env.get("WORKFLOWS_DIR") or "workflows"),
         output_dir=Path(args.outputs or env.get("OUTPUT_DIR") or "outputs"),
+        cache_dir=Path(env.get("CACHE_DIR") or ".cache"),
         server_name=args.host or env.get("GRADIO_SERVER_NAME") or "127.0.0.1",
         server_port=args.port or _int(env, "GRADIO_SERVER_PORT", 7860, problems),
         share=args.share if args.share is not None else _bool(env, "GRADIO_SHARE", problems),
