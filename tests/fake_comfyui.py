@@ -33,6 +33,14 @@ Faithful (checked against the transcripts, or mirrored from ComfyUI's own logic)
   message, the recorded traceback, current_inputs wrapped in lists, executed, current_outputs).
 - /upload/image renaming ("name (1).png"), hash dedup, subfolder escape -> 400, /view 400/403/404 rules,
   ``preview=`` and ``channel=`` parameters, content-disposition.
+- Execution messages can reach a socket before the HTTP response of POST /prompt: the handler yields 2 ms
+  after enqueuing (a fast prompt then often streams first); ``ws_before_response=True`` guarantees that all
+  of a prompt's messages are sent before the response (it waits up to 30 s for the prompt to finish).
+
+Knobs (attributes, read at use time): step_delay (KSampler seconds per step), node_delay (seconds per node,
+cut short by an interrupt), refuse_ws (handshake answered 403), drop_ws_after (abort each socket after N sent
+messages), ws_before_response, max_pixels (EmptyImage allocation limit), checkpoints. Inspection: uploads,
+prompts, requests, ws_connections, queue_remaining, base_dir / input_dir / output_dir / temp_dir.
 
 Simplified (known gaps):
 
@@ -427,7 +435,8 @@ class _Validator:
                 outputs.append(node_id)
         if not outputs:
             return False, _error("prompt_no_outputs", "Prompt has no outputs", ""), [], {}
-        return self._check_outputs(outputs)
+        # ComfyUI keeps the outputs in a set (random order); reverse prompt order matches b3/b4.
+        return self._check_outputs(outputs[::-1])
 
     def _check_outputs(self, outputs: list[str]) -> tuple[bool, dict[str, Any] | None, list[str], dict[str, Any]]:
         good: list[str] = []
@@ -1663,6 +1672,7 @@ class FakeComfyUI:
         if done is not None:
             self._done_events[prompt_id] = done
         self._put((number, prompt_id, prompt, extra, outputs))
+        await asyncio.sleep(0.002)  # let the worker start: ws messages may beat the HTTP response (b3/b4/b5)
         if done is not None:
             try:
                 await asyncio.wait_for(done.wait(), timeout=30)
