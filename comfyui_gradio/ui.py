@@ -138,12 +138,12 @@ class TabView:
     def _render_param(self, param: Param) -> None:
         if param.is_seed:
             with gr.Row():
-                self.inputs[param.name] = widget_for(param)
+                self.inputs[param.name] = widget_for(param, self.spec.name)
                 self.inputs[f"{param.name}_randomize"] = gr.Checkbox(
                     value=param.randomize, label="Randomize", min_width=80, scale=0,
                     elem_id=f"{self.spec.name}-{param.name}-randomize")
             return
-        self.inputs[param.name] = widget_for(param)
+        self.inputs[param.name] = widget_for(param, self.spec.name)
 
     def _render_outputs(self) -> _Outputs:
         status = gr.Markdown("", label="status", elem_id=f"{self.spec.name}-status")
@@ -241,10 +241,10 @@ class TabView:
         return "⏹️ Cancelled."
 
 
-def widget_for(param: Param) -> gr.components.Component:
-    """The Gradio component for one parameter."""
+def widget_for(param: Param, tab_name: str) -> gr.components.Component:
+    """The Gradio component for one parameter (element id ``<tab>-<parameter>``)."""
     common: dict[str, Any] = {"label": param.label, "info": param.info[:200] or None,
-                              "elem_id": f"param-{param.name}"}
+                              "elem_id": f"{tab_name}-{param.name}"}
     if param.kind == "image":
         return gr.Image(label=param.label, type="filepath", sources=["upload", "clipboard"],
                         elem_id=common["elem_id"], height=300)
