@@ -12,35 +12,42 @@ import gradio as gr
 from .catalog import Catalog, load_cached, save_cached
 from .client import ComfyClient
 from .config import Settings, load_settings
-from .errors import ConfigError, ServerError
+from .errors import ConfigError
+from .pool import ComfyPool
 from .ui import build_app, discover_tabs
 
 __all__ = ["create_app", "main"]
 
 log = logging.getLogger(__name__)
 
-def fetch_catalog(client: ComfyClient, cache: Path) -> Catalog | None:
-    """The live ``/object_info`` (cached to disk), else the last cached copy marked stale, else None."""
-    try:
-        catalog = client.catalog()
-    except ServerError as exc:
-        log.warning("%s", exc)
-        cached = load_cached(cache)
-        if cached:
-            log.warning("Building forms from the node list cached in %s; choices may be stale", cache)
-        return cached
-    save_cached(cache, catalog)
-    return catalog
+def pick_catalog(pool: ComfyPool, cache: Path) -> Catalog | None:
+    """A live server's ``/object_info`` (cached to disk), else the cached copy marked stale, else None."""
+    catalog = pool.catalog()
+    if catalog is not None:
+        save_cached(cache, catalog)
+        return catalog
+    for status in pool.statuses():
+        log.warning("%s", status.error)
+    cached = load_cached(cache)
+    if cached:
+        log.warning("Building forms from the node list cached in %s; choices may be stale", cache)
+    return cached
 
 
-def create_app(settings: Settings, client: ComfyClient | None = None) -> tuple[gr.Blocks, ComfyClient]:
-    client = client or ComfyClient(settings.comfyui_url, headers=settings.comfyui_headers,
-                                   output_dir=settings.output_dir, tracker=settings.tracker)
-    catalog = fetch_catalog(client, settings.cache_dir / "object_info.json")
+def make_pool(settings: Settings) -> ComfyPool:
+    clients = [ComfyClient(url, headers=settings.comfyui_headers, output_dir=settings.output_dir,
+                           tracker=settings.tracker) for url in settings.comfyui_urls]
+    return ComfyPool(clients).start()
+
+
+def create_app(settings: Settings, pool: ComfyPool | None = None) -> tuple[gr.Blocks, ComfyPool]:
+    """Build the app; its queue runs up to CONCURRENCY jobs, and at least 4 per server, at once."""
+    pool = pool or make_pool(settings)
+    catalog = pick_catalog(pool, settings.cache_dir / "object_info.json")
     tabs = discover_tabs(settings.workflows_dir, catalog)
-    app = build_app(settings, client, tabs)
-    app.queue(default_concurrency_limit=settings.concurrency)
-    return app, client
+    app = build_app(settings, pool, tabs)
+    app.queue(default_concurrency_limit=max(settings.concurrency, 4 * len(pool.clients)))
+    return app, pool
 
 
 def launch(app: gr.Blocks, settings: Settings, **extra: object) -> None:

@@ -27,7 +27,7 @@ import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import Any, Callable, Iterator, Mapping
 
 import httpx
 from PIL import Image, UnidentifiedImageError
@@ -42,7 +42,7 @@ from .results import OutputFile, RunResult, kind_of
 from .schema import Param, TabSpec, load_tab
 from .transport import WebSocketClosed, WebSocketConnection, WebSocketConnector, connect_websocket
 
-__all__ = ["ComfyClient", "Job"]
+__all__ = ["ComfyClient", "Job", "JobHooks", "LocalFile", "local_uploads"]
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +53,44 @@ _CANCEL = object()  # put into a job's inbox by Job.cancel()
 @dataclass(frozen=True)
 class _Disconnected:
     reason: str
+    socket: object  # which connection ended: a replaced socket's end is ignored
+
+
+@dataclass(frozen=True)
+class LocalFile:
+    """An image given for a run, kept so it can be uploaded again to another server."""
+
+    data: bytes
+    filename: str
+    label: str
+
+
+@dataclass
+class JobHooks:
+    """Optional callbacks a pool gives a job.
+
+    ``failover(job)`` returns another server's client when this one is lost (None: give up);
+    ``finished(job, ok)`` is called once when the job ends; ``retry_running`` allows one
+    resubmission of a job whose server died while running it.
+    """
+
+    failover: Callable[["Job"], "ComfyClient | None"] | None = None
+    finished: Callable[["Job", bool], None] | None = None
+    retry_running: bool = False
+
+
+def local_uploads(tab: TabSpec, values: Mapping[str, Any]) -> dict[str, LocalFile]:
+    """The local images among ``values`` (paths, bytes, PIL images), by value key."""
+    uploads = {}
+    for key, value in values.items():
+        param = tab.param(key)
+        if value is None or not _is_upload_target(tab, key, param):
+            continue
+        label = param.label if param else key
+        local = _local_image(value, label)
+        if local is not None:
+            uploads[key] = LocalFile(local[0], local[1], label)
+    return uploads
 
 
 class ComfyClient:
@@ -184,18 +222,9 @@ class ComfyClient:
             self._uploaded[digest] = server_name
         return server_name
 
-    def _upload_values(self, tab: TabSpec, values: Mapping[str, Any]) -> dict[str, Any]:
-        """Replace local images (paths, bytes, PIL images) by their uploaded server names."""
-        resolved = dict(values)
-        for key, value in values.items():
-            param = tab.param(key)
-            if value is None or not _is_upload_target(tab, key, param):
-                continue
-            label = param.label if param else key
-            local = _local_image(value, label)
-            if local is not None:
-                resolved[key] = self.upload_image(local[0], field=label, filename=local[1])
-        return resolved
+    def upload_all(self, uploads: dict[str, "LocalFile"]) -> dict[str, str]:
+        """Upload every local file; return the server-side name for each value key."""
+        return {key: self.upload_image(f.data, field=f.label, filename=f.filename) for key, f in uploads.items()}
 
     # ---- running ----------------------------------------------------------------------------
 
@@ -211,11 +240,12 @@ class ComfyClient:
         return load_tab(path, catalog)
 
     def submit(self, workflow: TabSpec | Path | str, values: Mapping[str, Any] | None = None,
-               *, timeout: float | None = None, job_dir: Path | None = None) -> "Job":
+               *, timeout: float | None = None, job_dir: Path | None = None, hooks: "JobHooks | None" = None) -> "Job":
         """Upload inputs, queue the prompt and return its ``Job`` (tracking runs in the background)."""
         tab = self.load(workflow)
-        prepared = prepare(tab, self._upload_values(tab, values or {}))
-        job = Job(self, tab, prepared, timeout=timeout, job_dir=job_dir)
+        uploads = local_uploads(tab, values or {})
+        prepared = prepare(tab, {**(values or {}), **self.upload_all(uploads)})
+        job = Job(self, tab, prepared, timeout=timeout, job_dir=job_dir, uploads=uploads, hooks=hooks)
         job._start()
         return job
 
@@ -290,9 +320,13 @@ class Job:
     A background thread follows the server and feeds both; ``cancel()`` may be called from any thread.
     """
 
-    def __init__(self, client: ComfyClient, tab: TabSpec, prepared: PreparedPrompt,
-                 *, timeout: float | None, job_dir: Path | None) -> None:
+    def __init__(self, client: ComfyClient, tab: TabSpec, prepared: PreparedPrompt, *, timeout: float | None,
+                 job_dir: Path | None, uploads: dict[str, LocalFile] | None = None,
+                 hooks: JobHooks | None = None) -> None:
         self.client = client
+        self.uploads = uploads or {}
+        self.hooks = hooks or JobHooks()
+        self._retried = False
         self.tab = tab
         self.prepared = prepared
         self.prompt_id = str(uuid.uuid4())
@@ -309,6 +343,7 @@ class Job:
         self._cancelled = False
         self._number: int | None = None
         self._submitted_at = 0.0
+        self.started_at: float | None = None  # time.monotonic() when the server began running it
         self._last_queue_check = 0.0
 
     # ---- public -----------------------------------------------------------------------------
@@ -347,6 +382,12 @@ class Job:
     # ---- start ------------------------------------------------------------------------------
 
     def _start(self) -> None:
+        self._submitted_at = time.monotonic()
+        self._post()
+        threading.Thread(target=self._follow, name=f"job-{self.prompt_id[:8]}", daemon=True).start()
+
+    def _post(self) -> None:
+        """Open the socket (if tracking by WebSocket), then queue the prompt on ``self.client``."""
         if self.client.tracker == "websocket":
             self._open_socket()
         try:
@@ -354,9 +395,7 @@ class Job:
         except BaseException:
             self._close_socket()
             raise
-        self._submitted_at = time.monotonic()
         self._number = answer.get("number")
-        threading.Thread(target=self._follow, name=f"job-{self.prompt_id[:8]}", daemon=True).start()
 
     def _open_socket(self) -> bool:
         scheme_url = self.client.url.replace("https://", "wss://", 1).replace("http://", "ws://", 1)
@@ -377,7 +416,7 @@ class Job:
                 frame = ws.recv()
                 self._inbox.put(parse_text(frame) if isinstance(frame, str) else parse_binary(frame))
             except WebSocketClosed as exc:
-                self._inbox.put(_Disconnected(str(exc)))
+                self._inbox.put(_Disconnected(str(exc), ws))
                 return
             except ProtocolError as exc:
                 log.warning("Ignoring an unreadable message from ComfyUI: %s", exc)
@@ -391,10 +430,7 @@ class Job:
 
     def _follow(self) -> None:
         try:
-            self._emit_position()
-            finished = self._follow_socket() if self._ws is not None else False
-            if not finished:
-                self._follow_http()
+            self._follow_to_end()
             self._result = self._collect()
         except ComfyGradioError as exc:
             self._error = exc
@@ -404,7 +440,49 @@ class Job:
         finally:
             self._close_socket()
             self._done.set()
+            if self.hooks.finished:
+                self.hooks.finished(self, self._error is None)
             self._events.put(None)
+
+    def _follow_to_end(self) -> None:
+        """Follow the prompt until it finishes, moving it to another server if this one is lost."""
+        while True:
+            try:
+                self._emit_position()
+                if not (self._ws is not None and self._follow_socket()):
+                    self._follow_http()
+                return
+            except ServerUnavailable as exc:
+                self._move(exc)
+
+    def _move(self, lost: ServerUnavailable) -> None:
+        """Resubmit to another server: always while waiting, once while running if allowed."""
+        lost_url = self.client.url
+        if self._started and not (self.hooks.retry_running and not self._retried):
+            raise ServerError(f"ComfyUI at {lost_url} stopped responding while running this job; nothing "
+                              "was saved. Run it again.") from lost
+        other = self.hooks.failover(self) if self.hooks.failover else None
+        if other is None:
+            raise lost
+        log.warning("ComfyUI at %s is gone; moving prompt %s to %s", lost_url, self.prompt_id, other.url)
+        self._retried = self._retried or self._started
+        self._started = False
+        self._close_socket()
+        self._drain_inbox()
+        self.client = other
+        if other.upload_all(self.uploads) != {k: self.prepared.values[k] for k in self.uploads}:
+            raise ServerError(f"ComfyUI at {other.url} stored the uploaded images under other names; run it again.")
+        self._post()
+
+    def _drain_inbox(self) -> None:
+        while True:
+            try:
+                item = self._inbox.get_nowait()
+            except queue.Empty:
+                return
+            if item is _CANCEL:
+                self._inbox.put(_CANCEL)
+                return
 
     def _next(self, wait: float | None) -> Any:
         """The next inbox item, honouring the job deadline; ``queue.Empty`` after ``wait`` seconds."""
@@ -430,6 +508,8 @@ class Job:
                     raise JobCancelled("Cancelled before it started.")
                 continue
             if isinstance(item, _Disconnected):
+                if item.socket is not self._ws:
+                    continue
                 if not self._reconnect(item.reason):
                     return False
                 if self.client.history(self.prompt_id) is not None:
@@ -491,6 +571,7 @@ class Job:
     def _mark_started(self) -> None:
         if not self._started:
             self._started = True
+            self.started_at = time.monotonic()
             self._events.put(Started())
 
     def _follow_http(self) -> None:

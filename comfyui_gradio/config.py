@@ -33,6 +33,11 @@ class Settings:
     comfyui_headers: dict[str, str] = field(default_factory=dict, repr=False)  # may hold secrets
 
     @property
+    def comfyui_urls(self) -> list[str]:
+        """The servers of the pool, in the order given."""
+        return [u.strip().rstrip("/") for u in self.comfyui_url.split(",") if u.strip()]
+
+    @property
     def safe_headers(self) -> dict[str, str]:
         """Header names with their values hidden, for logs and the page."""
         return {name: "***" for name in self.comfyui_headers}
@@ -80,9 +85,12 @@ def load_settings(argv: Sequence[str] | None = None, env: Mapping[str, str] | No
 
 
 def _url(value: str, problems: list[Problem]) -> str:
-    if not value.startswith(("http://", "https://")):
-        problems.append(Problem("settings", "COMFYUI_URL", f"{value!r} must start with http:// or https://"))
-    return value.rstrip("/")
+    """One URL or several, comma-separated (a pool of servers)."""
+    urls = [u.strip() for u in value.split(",") if u.strip()]
+    for url in urls or [value]:
+        if not url.startswith(("http://", "https://")):
+            problems.append(Problem("settings", "COMFYUI_URL", f"{url!r} must start with http:// or https://"))
+    return ",".join(u.rstrip("/") for u in urls)
 
 
 def _int(env: Mapping[str, str], key: str, default: int, problems: list[Problem]) -> int:

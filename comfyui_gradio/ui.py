@@ -20,18 +20,20 @@ import gradio as gr
 from PIL import Image
 
 from .catalog import Catalog
-from .client import ComfyClient, Job
+from .client import Job
 from .config import Settings
-from .errors import ComfyGradioError, ConfigError, JobCancelled, ServerError
+from .errors import ComfyGradioError, ConfigError, JobCancelled
 from .events import Cached, JobEvent, NodeStarted, Preview, Progress, Queued, Started
 from .results import RunResult
+from .pool import ComfyPool
 from .schema import Param, TabSpec, load_tab
 
-__all__ = ["TabLoad", "build_app", "discover_tabs", "server_banner"]
+__all__ = ["TabLoad", "build_app", "discover_tabs", "servers_panel"]
 
 log = logging.getLogger(__name__)
 
 PREVIEW_INTERVAL = 0.25  # seconds between preview frames pushed to the browser
+PANEL_REFRESH = 5.0  # seconds between refreshes of the servers panel (reads the pool's state only)
 VIDEO_CLASSES = ("SaveVideo", "SaveWEBM", "VHS_VideoCombine", "SaveAnimatedWEBP", "SaveAnimatedPNG")
 AUDIO_CLASSES = ("SaveAudio", "SaveAudioMP3", "SaveAudioOpus", "PreviewAudio")
 TEXT_CLASSES = ("PreviewAny",)
@@ -59,14 +61,19 @@ def discover_tabs(folder: Path, catalog: Catalog | None) -> list[TabLoad]:
     return loads
 
 
-def server_banner(client: ComfyClient) -> str:
-    """A one-paragraph status of the ComfyUI server for the top of the page ('' when all is well)."""
-    try:
-        client.system_stats()
-    except ServerError as exc:
-        return (f"⚠️ **ComfyUI is not reachable.** {exc} The tabs below will work as soon as it is up; "
-                "reload this page to re-check.")
-    return ""
+def servers_panel(pool: ComfyPool) -> str:
+    """The state of the ComfyUI server(s) for the top of the page ('' when one server is fine)."""
+    statuses = pool.statuses()
+    down = [s for s in statuses if not s.healthy]
+    if len(statuses) == 1:
+        if not down:
+            return ""
+        return (f"⚠️ **ComfyUI is not reachable.** {down[0].error} The tabs below will work as soon as it "
+                "is up.")
+    rows = "\n".join(f"| {s.url} | {'🟢 up' if s.healthy else '🔴 down'} | {s.queue_remaining} | {s.in_flight} |"
+                     for s in statuses)
+    note = "⚠️ **Some ComfyUI servers are down**; jobs go to the others.\n\n" if down else ""
+    return f"{note}| ComfyUI server | state | queue | jobs from here |\n|---|---|---|---|\n{rows}"
 
 
 class _Jobs:
@@ -103,7 +110,7 @@ class _Outputs:
 @dataclass
 class TabView:
     spec: TabSpec
-    client: ComfyClient
+    backend: ComfyPool
     settings: Settings
     jobs: _Jobs
     inputs: dict[str, gr.components.Component] = field(default_factory=dict)
@@ -179,8 +186,8 @@ class TabView:
         assert out is not None
         job_dir = self.settings.output_dir / _session_folder(request) / time.strftime("%Y%m%d-%H%M%S")
         try:
-            job = self.client.submit(self.spec, form_values(self.spec, form),
-                                     timeout=self.settings.job_timeout, job_dir=job_dir)
+            job = self.backend.submit(self.spec, form_values(self.spec, form),
+                                      timeout=self.settings.job_timeout, job_dir=job_dir)
         except ComfyGradioError as exc:
             raise gr.Error(str(exc), title="Could not start") from exc
         self.jobs.put(key, job)
@@ -322,19 +329,19 @@ def _jsonable(values: dict[str, Any]) -> dict[str, Any]:
     return {k: v if isinstance(v, (str, int, float, bool)) or v is None else str(v) for k, v in values.items()}
 
 
-def build_app(settings: Settings, client: ComfyClient, tabs: list[TabLoad]) -> gr.Blocks:
+def build_app(settings: Settings, backend: ComfyPool, tabs: list[TabLoad]) -> gr.Blocks:
     """Lay out the page, then wire every tab."""
     jobs = _Jobs()
     views: list[TabView] = []
     with gr.Blocks(title="ComfyUI workflows") as app:
-        banner = gr.Markdown(server_banner(client), elem_id="server-banner")
+        banner = gr.Markdown(servers_panel(backend), elem_id="server-banner")
         with gr.Tabs():
             for load in tabs:
                 with gr.Tab(load.spec.title if load.spec else f"⚠️ {load.name}", id=load.name):
                     if load.spec is None:
                         _render_broken(load)
                         continue
-                    view = TabView(load.spec, client, settings, jobs)
+                    view = TabView(load.spec, backend, settings, jobs)
                     view.render()
                     views.append(view)
             if not tabs:
@@ -343,7 +350,10 @@ def build_app(settings: Settings, client: ComfyClient, tabs: list[TabLoad]) -> g
                                 "workflow (`NAME.json`, exported with *Export (API)*) there and restart.")
         for view in views:
             view.listen()
-        app.load(lambda: server_banner(client), outputs=[banner], api_visibility="private", queue=False)
+        refresh = gr.Timer(PANEL_REFRESH)
+        for trigger in (app.load, refresh.tick):
+            trigger(lambda: servers_panel(backend), outputs=[banner], api_visibility="private", queue=False,
+                    show_progress="hidden")
     return app
 
 

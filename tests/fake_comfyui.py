@@ -1127,6 +1127,7 @@ class FakeComfyUI:
         self._number = 0
         self._interrupt = threading.Event()
         self._stopping = False
+        self._crashed = False
         self._cache: dict[str, tuple[Any, ...]] = {}
         self._ui_cache: dict[str, dict[str, Any]] = {}
         self._temp_prefixes: dict[str, str] = {}
@@ -1172,6 +1173,11 @@ class FakeComfyUI:
             self._thread.join(10)
         self._loop = None
         shutil.rmtree(self.base_dir, ignore_errors=True)
+
+    def crash(self) -> None:
+        """Die like a killed process: connections are cut and nothing more is sent."""
+        self._crashed = True
+        self.stop()
 
     def __enter__(self) -> FakeComfyUI:
         return self.start()
@@ -1257,6 +1263,8 @@ class FakeComfyUI:
                 done = self._done_events.pop(data, None)
                 if done is not None:
                     done.set()
+                continue
+            if self._crashed:
                 continue
             targets = list(self._sockets.values()) if sid is None else [self._sockets.get(sid)]
             for ws in targets:

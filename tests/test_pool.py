@@ -1,0 +1,135 @@
+"""A pool of ComfyUI servers: routing by estimated wait, models, failover and retry."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+from comfyui_gradio.catalog import Catalog
+from comfyui_gradio.client import ComfyClient
+from comfyui_gradio.errors import ServerError
+from comfyui_gradio.pool import ComfyPool
+from comfyui_gradio.schema import TabSpec, load_tab
+from tests.conftest import WORKFLOWS
+from tests.fake_comfyui import FakeComfyUI
+from tests.test_app import free_port, wait_for
+
+CKPT = "tiny-random-sd15.safetensors"
+FAST = {"steps": 1, "width": 64, "height": 64, "checkpoint": CKPT}
+SLOW = {"steps": 40, "width": 64, "height": 64, "checkpoint": CKPT}
+
+
+@pytest.fixture()
+def txt2img(catalog: Catalog) -> TabSpec:
+    return load_tab(WORKFLOWS / "txt2img.json", catalog)
+
+
+@pytest.fixture()
+def two() -> Iterator[tuple[FakeComfyUI, FakeComfyUI]]:
+    with FakeComfyUI() as a, FakeComfyUI() as b:
+        yield a, b
+
+
+def pool_of(*servers: FakeComfyUI, tmp_path: Path, urls: list[str] | None = None) -> ComfyPool:
+    clients = [ComfyClient(url, output_dir=tmp_path, poll_interval=0.05)
+               for url in urls or [s.url for s in servers]]
+    return ComfyPool(clients, health_interval=3600).start()
+
+
+def test_a_busy_server_gets_no_new_work_while_another_is_idle(two, txt2img: TabSpec, tmp_path: Path) -> None:
+    a, b = two
+    a.step_delay = b.step_delay = 0.1
+    pool = pool_of(a, b, tmp_path=tmp_path)
+    slow = pool.submit(txt2img, SLOW)
+    wait_for(lambda: len(a.prompts) == 1)
+    for _ in range(3):
+        pool.run(txt2img, FAST)  # each goes to b: a is still busy with the slow job
+    assert (len(a.prompts), len(b.prompts)) == (1, 3)
+    slow.cancel()
+    pool.close()
+
+
+def test_routing_looks_past_queue_length(two, txt2img: TabSpec, tmp_path: Path) -> None:
+    a, b = two
+    a.step_delay = b.step_delay = 0.2
+    pool = pool_of(a, b, tmp_path=tmp_path)
+    pool.durations.record("txt2img", 0.5)
+    long_job = pool.submit(txt2img, SLOW)  # on a; typical 0.5 s but it keeps running for ~8 s
+    wait_for(lambda: len(a.prompts) == 1)
+    short = pool.submit(txt2img, {**FAST, "steps": 2})  # on b
+    wait_for(lambda: len(b.prompts) == 1)
+    time.sleep(0.6)  # both servers hold one job; a's has overrun its typical time, b's is nearly done
+    pool.durations.record("txt2img", 30.0)  # now a long workflow: a's job has ~29 s left, b's just started
+    third = pool.submit(txt2img, FAST)
+    assert third.client.url == b.url
+    for job in (long_job, short, third):
+        job.cancel()
+    pool.close()
+
+
+def test_jobs_from_other_clients_count_as_load(two, txt2img: TabSpec, tmp_path: Path) -> None:
+    a, b = two
+    a.step_delay = 0.2
+    outsider = ComfyClient(a.url, output_dir=tmp_path)
+    foreign = outsider.submit(txt2img, SLOW)  # someone else's job, sent straight to a
+    wait_for(lambda: len(a.prompts) == 1)
+    pool = pool_of(a, b, tmp_path=tmp_path)
+    assert pool.submit(txt2img, FAST).client.url == b.url
+    foreign.cancel()
+    pool.close()
+
+
+def test_a_job_goes_where_its_model_is(txt2img: TabSpec, tmp_path: Path) -> None:
+    with FakeComfyUI(checkpoints=["other.safetensors"]) as a, FakeComfyUI() as b:
+        pool = pool_of(a, b, tmp_path=tmp_path)
+        for _ in range(3):
+            assert pool.run(txt2img, FAST).server == b.url
+        assert a.prompts == []
+        pool.close()
+
+
+def test_waiting_jobs_move_when_their_server_dies(txt2img: TabSpec, tmp_path: Path) -> None:
+    port_b = free_port()
+    a = FakeComfyUI().start()
+    pool = pool_of(a, tmp_path=tmp_path, urls=[a.url, f"http://127.0.0.1:{port_b}"])  # b is down at first
+    a.step_delay = 0.2
+    running = pool.submit(txt2img, SLOW)
+    waiting = pool.submit(txt2img, FAST)
+    wait_for(lambda: len(a.prompts) == 2)
+    with FakeComfyUI(port=port_b) as b:
+        a.crash()
+        result = waiting.result(30)
+        assert result.server == b.url and result.images
+        with pytest.raises(ServerError) as caught:
+            running.result(30)
+        assert str(caught.value) == (f"ComfyUI at {a.url} stopped responding while running this job; nothing "
+                                     "was saved. Run it again.")
+        assert [s.healthy for s in pool.statuses()] == [False, True]
+    pool.close()
+
+
+def test_a_running_job_is_retried_once_when_asked(txt2img: TabSpec, tmp_path: Path) -> None:
+    port_b = free_port()
+    a = FakeComfyUI().start()
+    pool = pool_of(a, tmp_path=tmp_path, urls=[a.url, f"http://127.0.0.1:{port_b}"])
+    a.step_delay = 0.2
+    job = pool.submit(txt2img, SLOW | {"steps": 10}, retry=True)
+    wait_for(lambda: len(a.prompts) == 1)
+    time.sleep(0.3)
+    with FakeComfyUI(port=port_b) as b:
+        b.step_delay = 0.01
+        a.crash()
+        assert job.result(30).server == b.url
+    pool.close()
+
+
+def test_all_servers_down_says_so(tmp_path: Path, txt2img: TabSpec) -> None:
+    urls = [f"http://127.0.0.1:{free_port()}", f"http://127.0.0.1:{free_port()}"]
+    pool = ComfyPool([ComfyClient(u, output_dir=tmp_path) for u in urls], health_interval=3600).start()
+    with pytest.raises(ServerError) as caught:
+        pool.submit(txt2img, FAST)
+    assert str(caught.value).startswith(f"Cannot reach ComfyUI at {urls[0]}, {urls[1]} (no server answers)")
+    pool.close()
