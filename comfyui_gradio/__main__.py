@@ -1,9 +1,15 @@
-"""Command line: ``python -m comfyui_gradio {schema,convert,check} ...``."""
+"""Command line: ``python -m comfyui_gradio {schema,convert,check} ...``.
+
+Every command reads the node catalogue from ``--catalog FILE`` (a saved ``GET /object_info``), else
+from the ComfyUI server, else from the cache the app keeps (``$CACHE_DIR/object_info.json``).
+Exit codes: 0 fine, 1 ``check`` found errors, 2 usage errors or nothing could be checked.
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Sequence
@@ -11,10 +17,10 @@ from typing import Sequence
 import yaml
 
 from .catalog import Catalog, load_cached
+from .check import Report, check_folder
 from .client import ComfyClient
-from .errors import ComfyGradioError, ConfigError, ServerError
+from .errors import ComfyGradioError, ConfigError, Problem, ServerError
 from .infer import infer_schema
-from .schema import load_tab
 from .workflow import load_workflow
 
 
@@ -28,6 +34,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         command.add_argument("path", nargs="?" if name == "check" else None,
                              default="workflows" if name == "check" else None)
         command.add_argument("--comfyui-url", default=None, help="ComfyUI server to read the node list from")
+        command.add_argument("--catalog", type=Path, default=None, metavar="FILE",
+                             help="read the node list from this saved GET /object_info JSON instead of a server")
         if name == "check":
             command.add_argument("--json", action="store_true", help="machine-readable report")
     args = parser.parse_args(argv)
@@ -38,47 +46,69 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
 
 
-def _catalog(url: str | None) -> Catalog | None:
-    import os
-
-    with ComfyClient(url or os.environ.get("COMFYUI_URL", "http://127.0.0.1:8188").split(",")[0]) as client:
+def _catalog(args: argparse.Namespace) -> Catalog | None:
+    """The node list from ``--catalog``, else the server, else the app's cache; None if none."""
+    if args.catalog is not None:
+        return _catalog_file(args.catalog)
+    url = args.comfyui_url or os.environ.get("COMFYUI_URL", "http://127.0.0.1:8188").split(",")[0]
+    with ComfyClient(url) as client:
         try:
             return client.catalog()
         except ServerError as exc:
             print(f"warning: {exc}", file=sys.stderr)
-    return load_cached(Path(".cache") / "object_info.json")
+    return load_cached(Path(os.environ.get("CACHE_DIR") or ".cache") / "object_info.json")
+
+
+def _catalog_file(path: Path) -> Catalog:
+    """A saved ``/object_info`` body; ``ConfigError`` if it cannot be read or is not one."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError([Problem(str(path), "", f"cannot be read ({exc.strerror or exc})")]) from exc
+    except ValueError as exc:
+        raise ConfigError([Problem(str(path), "", f"is not valid JSON ({exc})")]) from exc
+    if not isinstance(data, dict) or not all(isinstance(v, dict) for v in data.values()):
+        raise ConfigError([Problem(str(path), "", "is not a node list; save it from http://COMFYUI/object_info")])
+    return Catalog(data)
 
 
 def _schema(args: argparse.Namespace) -> int:
-    catalog = _catalog(args.comfyui_url)
+    catalog = _catalog(args)
     workflow = load_workflow(Path(args.path), catalog)
     print(yaml.safe_dump(infer_schema(workflow, catalog), sort_keys=False, allow_unicode=True), end="")
     return 0
 
 
 def _convert(args: argparse.Namespace) -> int:
-    workflow = load_workflow(Path(args.path), _catalog(args.comfyui_url))
+    workflow = load_workflow(Path(args.path), _catalog(args))
     print(json.dumps(workflow.nodes, indent=2))
     return 0
 
 
 def _check(args: argparse.Namespace) -> int:
-    catalog = _catalog(args.comfyui_url)
-    findings = []
-    for path in sorted(Path(args.path).glob("*.json")):
-        try:
-            load_tab(path, catalog)
-            findings.append({"workflow": str(path), "ok": True, "problems": []})
-        except ConfigError as exc:
-            findings.append({"workflow": str(path), "ok": False, "problems": [str(p) for p in exc.problems]})
+    report = check_folder(Path(args.path), _catalog(args))
     if args.json:
-        print(json.dumps(findings, indent=2))
+        print(json.dumps([finding.as_dict() for finding in report.findings], indent=2))
     else:
-        for finding in findings:
-            print(("ok    " if finding["ok"] else "ERROR ") + finding["workflow"])
-            for problem in finding["problems"]:
-                print(f"      {problem}")
-    return 0 if all(f["ok"] for f in findings) else 1
+        _print_report(report)
+    if not report.workflows:
+        print(f"error: no workflow (*.json) in {args.path}", file=sys.stderr)
+    elif not report.checked:
+        print("error: no workflow could be checked without the server's node list", file=sys.stderr)
+    return report.exit_code
+
+
+def _print_report(report: Report) -> None:
+    """Findings not about one workflow first, then each workflow's findings (or ``ok``), then a count."""
+    for finding in report.findings:
+        if finding.workflow not in report.workflows:
+            print(finding)
+    for workflow in report.workflows:
+        findings = [f for f in report.findings if f.workflow == workflow]
+        print("\n".join(str(f) for f in findings) if findings else f"ok: {workflow}")
+    errors = sum(f.severity == "error" for f in report.findings)
+    print(f"{report.checked} of {len(report.workflows)} workflow(s) checked: {errors} error(s), "
+          f"{len(report.findings) - errors} warning(s)")
 
 
 if __name__ == "__main__":

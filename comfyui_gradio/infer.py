@@ -4,6 +4,9 @@ The main area gets the usual knobs of an image workflow (prompt, negative prompt
 cfg, sampler, scheduler, denoise, width, height, batch size, checkpoint, image uploads); every
 other literal widget value goes under "Advanced". The result is a plain schema dict, the same
 shape as a YAML file, so ``python -m comfyui_gradio schema`` can write it out for editing.
+
+When node titles carry markers (``$prompt``, ``$~image!``, ``$output.result``; see ``markers``),
+the marked inputs are the form instead of the guess, and marked outputs are the tab's outputs.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 from .catalog import Catalog
+from .markers import markers_schema
 from .workflow import Workflow, is_link
 
 __all__ = ["infer_schema"]
@@ -36,7 +40,22 @@ _NEGATIVE = ("negative", "negative_prompt", "Negative prompt")
 
 
 def infer_schema(workflow: Workflow, catalog: Catalog | None) -> dict[str, Any]:
-    """A schema dict (``title``, ``inputs``) proposing a form for ``workflow``."""
+    """A schema dict (``title``, ``inputs``, and ``outputs`` when marked) proposing a form for ``workflow``.
+
+    Input markers in node titles replace the guessed inputs; output markers set ``outputs`` (else
+    every output node is one). Either kind alone leaves the other to the usual defaults. Raises
+    ``ConfigError`` naming every bad marker.
+    """
+    inferred = _guessed_schema(workflow, catalog)
+    marked = markers_schema(workflow, catalog)
+    if marked is None:
+        return inferred
+    schema = {"title": inferred["title"], "inputs": marked["inputs"] or inferred["inputs"]}
+    return {**schema, "outputs": marked["outputs"]} if marked["outputs"] else schema
+
+
+def _guessed_schema(workflow: Workflow, catalog: Catalog | None) -> dict[str, Any]:
+    """The form a person would expect from the node classes alone (module docstring)."""
     inputs: dict[str, dict[str, Any]] = {}
     taken: set[tuple[str, str]] = set()
     _add_prompts(workflow, inputs, taken)
