@@ -111,6 +111,8 @@ class ComfyClient:
         tracker: str = "websocket",
         timeout: float = 10.0,
         poll_interval: float = 0.5,
+        max_upload_bytes: int | None = None,
+        max_upload_pixels: int | None = None,
     ) -> None:
         if tracker not in ("websocket", "http"):
             raise ValueError("tracker must be 'websocket' or 'http'")
@@ -126,6 +128,8 @@ class ComfyClient:
         self._uploaded: dict[str, str] = {}  # sha256 -> server-side name
         self._lock = threading.Lock()
         self._max_upload: int | None = None
+        self.max_upload_bytes = max_upload_bytes  # our own limit, on top of the server's
+        self.max_upload_pixels = max_upload_pixels
 
     def __enter__(self) -> "ComfyClient":
         return self
@@ -205,7 +209,8 @@ class ComfyClient:
 
     def upload_image(self, data: bytes, *, field: str = "image", filename: str = "image.png") -> str:
         """Upload image bytes once per content; return the name to give LoadImage."""
-        _check_image(data, field, self.max_upload_size())
+        limit = min(self.max_upload_size(), self.max_upload_bytes or 2**63)
+        _check_image(data, field, limit, self.max_upload_pixels)
         digest = hashlib.sha256(data).hexdigest()
         with self._lock:
             if digest in self._uploaded:
@@ -240,12 +245,17 @@ class ComfyClient:
         return load_tab(path, catalog)
 
     def submit(self, workflow: TabSpec | Path | str, values: Mapping[str, Any] | None = None,
-               *, timeout: float | None = None, job_dir: Path | None = None, hooks: "JobHooks | None" = None) -> "Job":
-        """Upload inputs, queue the prompt and return its ``Job`` (tracking runs in the background)."""
+               *, timeout: float | None = None, output_dir: Path | None = None,
+               hooks: "JobHooks | None" = None) -> "Job":
+        """Upload inputs, queue the prompt and return its ``Job`` (tracking runs in the background).
+
+        Outputs go to ``<output_dir>/<prompt_id>/`` (``output_dir`` defaults to the client's).
+        """
         tab = self.load(workflow)
         uploads = local_uploads(tab, values or {})
         prepared = prepare(tab, {**(values or {}), **self.upload_all(uploads)})
-        job = Job(self, tab, prepared, timeout=timeout, job_dir=job_dir, uploads=uploads, hooks=hooks)
+        job = Job(self, tab, prepared, timeout=timeout, output_dir=output_dir or self.output_dir, uploads=uploads,
+                  hooks=hooks)
         job._start()
         return job
 
@@ -321,7 +331,7 @@ class Job:
     """
 
     def __init__(self, client: ComfyClient, tab: TabSpec, prepared: PreparedPrompt, *, timeout: float | None,
-                 job_dir: Path | None, uploads: dict[str, LocalFile] | None = None,
+                 output_dir: Path, uploads: dict[str, LocalFile] | None = None,
                  hooks: JobHooks | None = None) -> None:
         self.client = client
         self.uploads = uploads or {}
@@ -331,11 +341,13 @@ class Job:
         self.prepared = prepared
         self.prompt_id = str(uuid.uuid4())
         self.client_id = uuid.uuid4().hex
-        self.job_dir = job_dir or client.output_dir / self.prompt_id
+        self.job_dir = output_dir / self.prompt_id
         self._deadline = time.monotonic() + timeout if timeout else None
         self._inbox: queue.Queue[Any] = queue.Queue()
         self._events: queue.Queue[Any] = queue.Queue()
         self._done = threading.Event()
+        self._callbacks: list[Callable[["Job"], None]] = []
+        self._callbacks_lock = threading.Lock()
         self._result: RunResult | None = None
         self._error: ComfyGradioError | None = None
         self._ws: WebSocketConnection | None = None
@@ -367,6 +379,32 @@ class Job:
     @property
     def done(self) -> bool:
         return self._done.is_set()
+
+    @property
+    def error(self) -> ComfyGradioError | None:
+        """Why the job failed (None while running or after success)."""
+        return self._error if self._done.is_set() else None
+
+    @property
+    def was_started(self) -> bool:
+        return self._started
+
+    def add_done_callback(self, callback: Callable[["Job"], None]) -> None:
+        """Call ``callback(job)`` once the job has ended (at once if it already has)."""
+        with self._callbacks_lock:
+            if not self._done.is_set():
+                self._callbacks.append(callback)
+                return
+        callback(self)
+
+    def _run_callbacks(self) -> None:
+        with self._callbacks_lock:
+            callbacks, self._callbacks = self._callbacks, []
+        for callback in callbacks:
+            try:
+                callback(self)
+            except Exception:  # one listener's bug must not hide the result from the others
+                log.exception("A done-callback of job %s failed", self.prompt_id)
 
     def cancel(self) -> None:
         """Stop this job only: remove it from the queue if waiting, interrupt it if running."""
@@ -439,9 +477,11 @@ class Job:
             self._error = ProtocolError(f"Unexpected error while following the run: {exc}")
         finally:
             self._close_socket()
-            self._done.set()
+            with self._callbacks_lock:
+                self._done.set()
             if self.hooks.finished:
                 self.hooks.finished(self, self._error is None)
+            self._run_callbacks()
             self._events.put(None)
 
     def _follow_to_end(self) -> None:
@@ -669,7 +709,8 @@ class Job:
         return RunResult(
             prompt_id=self.prompt_id, status="success", duration=time.monotonic() - self._submitted_at,
             seeds=dict(self.prepared.seeds), values=dict(self.prepared.values), outputs=files,
-            server=self.client.url, prompt=self.prepared.prompt)
+            server=self.client.url, prompt=self.prepared.prompt,
+            queued_for=(self.started_at or self._submitted_at) - self._submitted_at)
 
     def _history_with_retry(self) -> dict[str, Any]:
         for delay in (0.0, 0.05, 0.2, 0.5, 1.0):
@@ -756,13 +797,18 @@ def _local_image(value: Any, label: str) -> tuple[bytes, str] | None:
     return None  # a name of a file already on the server, e.g. "example.png"
 
 
-def _check_image(data: bytes, label: str, limit: int) -> None:
+def _check_image(data: bytes, label: str, limit: int, max_pixels: int | None) -> None:
+    """Refuse files over the size limit, files Pillow cannot decode, and images with too many pixels."""
     if len(data) > limit:
-        raise InputError(label, f"the file is {len(data) / 2**20:.1f} MB; the server accepts at most "
-                                f"{limit / 2**20:.0f} MB. Use a smaller image.")
+        raise InputError(label, f"the file is {len(data) / 2**20:.1f} MB; at most {limit / 2**20:.0f} MB "
+                                "is accepted. Use a smaller image.")
     try:
         with Image.open(io.BytesIO(data)) as image:
+            size = image.size
             image.verify()
-    except (UnidentifiedImageError, OSError, SyntaxError) as exc:
+    except (UnidentifiedImageError, OSError, SyntaxError, Image.DecompressionBombError) as exc:
         raise InputError(label, "this file is not an image (PNG, JPEG, WebP, ...) that can be read; "
                                 "choose an image file") from exc
+    if max_pixels and size[0] * size[1] > max_pixels:
+        raise InputError(label, f"the image is {size[0]}×{size[1]} pixels; at most {max_pixels / 1e6:.0f} "
+                                "megapixels are accepted. Use a smaller image.")

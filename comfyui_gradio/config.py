@@ -30,6 +30,11 @@ class Settings:
     tracker: str = "websocket"
     concurrency: int = 16
     job_timeout: float = 600.0
+    max_upload_mb: int = 20  # per image
+    max_upload_pixels: int = 16_000_000  # per image (width x height)
+    max_runs: int = 4  # "Runs" per click of Generate
+    max_in_flight: int = 4  # runs one person may have going at once
+    max_batch_size: int = 4  # cap on any batch_size input
     comfyui_headers: dict[str, str] = field(default_factory=dict, repr=False)  # may hold secrets
 
     @property
@@ -77,6 +82,11 @@ def load_settings(argv: Sequence[str] | None = None, env: Mapping[str, str] | No
         tracker=args.tracker or _choice(env, "COMFYUI_TRACKER", ("websocket", "http"), problems),
         concurrency=_int(env, "CONCURRENCY", 16, problems),
         job_timeout=float(_int(env, "JOB_TIMEOUT", 600, problems)),
+        max_upload_mb=_int(env, "MAX_UPLOAD_MB", 20, problems),
+        max_upload_pixels=_int(env, "MAX_UPLOAD_PIXELS", 16_000_000, problems),
+        max_runs=_int(env, "MAX_RUNS", 4, problems),
+        max_in_flight=_int(env, "MAX_RUNS_IN_FLIGHT", 4, problems),
+        max_batch_size=_int(env, "MAX_BATCH_SIZE", 4, problems),
         comfyui_headers=_headers(env, problems),
     )
     if problems:

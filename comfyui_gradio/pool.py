@@ -181,11 +181,11 @@ class ComfyPool:
     # ---- running --------------------------------------------------------------------------
 
     def submit(self, tab: TabSpec, values: Mapping[str, Any] | None = None, *, timeout: float | None = None,
-               job_dir: Path | None = None, retry: bool = False) -> Job:
+               output_dir: Path | None = None, retry: bool = False) -> Job:
         """Send the run to the best server; it moves to another one if that server is lost."""
         client = self.pick(tab, values)
         hooks = JobHooks(failover=self._failover, finished=self._finished, retry_running=retry)
-        job = client.submit(tab, values, timeout=timeout, job_dir=job_dir, hooks=hooks)
+        job = client.submit(tab, values, timeout=timeout, output_dir=output_dir, hooks=hooks)
         self._register(job)
         return job
 

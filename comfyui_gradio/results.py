@@ -51,6 +51,7 @@ class RunResult:
     server: str
     prompt: dict[str, Any] = field(repr=False, default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    queued_for: float = 0.0  # seconds spent waiting in the server's queue
 
     def _of(self, kind: str) -> list[OutputFile]:
         return [o for o in self.outputs if o.kind == kind]

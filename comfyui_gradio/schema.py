@@ -33,6 +33,7 @@ OUTPUT_KEYS = ("node", "label")
 KINDS = ("text", "int", "float", "bool", "choice", "image")
 WIDGETS = ("textbox", "number", "slider", "dropdown", "checkbox", "image")
 _SEED_NAMES = ("seed", "noise_seed")
+RESERVED_NAMES = ("runs", "seed_mode")  # added to every tab's API by the app
 UPLOAD_CLASSES = ("LoadImage", "LoadImageMask")  # image uploads known without a catalogue
 
 
@@ -175,6 +176,9 @@ class _SchemaChecker:
         if not name.isidentifier() or keyword.iskeyword(name):
             self.problem(key, "the name must be a Python identifier (letters, digits and _, not starting "
                               "with a digit) because it is the parameter name in the API")
+            return None
+        if name in RESERVED_NAMES or name.startswith("_") or name.endswith("_randomize"):
+            self.problem(key, f"the name {name!r} is reserved by the app; choose another")
             return None
         if not isinstance(entry, dict):
             self.problem(key, "must be a mapping with at least 'node' and 'input'")

@@ -1,17 +1,24 @@
 """The Gradio app: one tab per workflow, built at start-up so every tab is in the API.
 
 Each tab is built in two steps (facefusion's render/listen): ``TabView.render`` lays out the
-components from a ``TabSpec``; ``TabView.listen`` wires Generate and Cancel. Generate streams
-job events into a status line, Gradio's progress bar and the gallery (live previews, then the
-results). Values travel as a dict by parameter name; the API names are the schema's names.
+components from a ``TabSpec``; ``TabView.listen`` wires the events. Generate streams job events
+into a status line, Gradio's progress bar and the gallery (live previews, then the results).
+Values travel as a dict by parameter name; the API names are the schema's names.
+
+Who owns a run: a browser keeps a random owner id in its local storage (``gr.BrowserState``).
+A run started from a page keeps going if the page is reloaded or the connection drops, and is
+listed again under "Your recent runs"; only its Cancel button stops it. A run started through
+the API (no owner id) is stopped when its caller cancels (``job.cancel()``) or goes away.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import logging
 import threading
 import time
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
@@ -22,11 +29,13 @@ from PIL import Image
 from .catalog import Catalog
 from .client import Job
 from .config import Settings
-from .errors import ComfyGradioError, ConfigError, JobCancelled
-from .events import Cached, JobEvent, NodeStarted, Preview, Progress, Queued, Started
-from .results import RunResult
+from .errors import ComfyGradioError, ConfigError, InputError, JobCancelled
+from .events import Preview, Progress
 from .pool import ComfyPool
+from .results import RunResult
+from .runs import RunBook, RunRecord, owner_folder
 from .schema import Param, TabSpec, load_tab
+from .widgets import describe, form_values, widget_for
 
 __all__ = ["TabLoad", "build_app", "discover_tabs", "servers_panel"]
 
@@ -37,6 +46,7 @@ PANEL_REFRESH = 5.0  # seconds between refreshes of the servers panel (reads the
 VIDEO_CLASSES = ("SaveVideo", "SaveWEBM", "VHS_VideoCombine", "SaveAnimatedWEBP", "SaveAnimatedPNG")
 AUDIO_CLASSES = ("SaveAudio", "SaveAudioMP3", "SaveAudioOpus", "PreviewAudio")
 TEXT_CLASSES = ("PreviewAny",)
+OWNER_KEY = "comfyui-gradio-owner"
 
 
 @dataclass(frozen=True)
@@ -76,22 +86,38 @@ def servers_panel(pool: ComfyPool) -> str:
     return f"{note}| ComfyUI server | state | queue | jobs from here |\n|---|---|---|---|\n{rows}"
 
 
-class _Jobs:
-    """The running job of each (browser session, tab), so Cancel stops only that person's job."""
+def with_limits(spec: TabSpec, settings: Settings) -> TabSpec:
+    """Cap every ``batch_size`` input at MAX_BATCH_SIZE (a guardrail for public links)."""
+    params = tuple(
+        dataclasses.replace(p, maximum=min(p.maximum or settings.max_batch_size, settings.max_batch_size))
+        if p.kind == "int" and any(t[1] == "batch_size" for t in p.targets) else p
+        for p in spec.params)
+    return dataclasses.replace(spec, params=params)
+
+
+class _Active:
+    """Runs going on, by caller (browser page or API session), for Cancel and the in-flight limit."""
 
     def __init__(self) -> None:
-        self._jobs: dict[tuple[str, str], Job] = {}
+        self._jobs: dict[str, list[tuple[str, Job]]] = {}  # caller -> [(tab, job)]
         self._lock = threading.Lock()
 
-    def put(self, key: tuple[str, str], job: Job) -> None:
+    def add(self, caller: str, tab: str, job: Job) -> None:
         with self._lock:
-            self._jobs[key] = job
+            self._jobs.setdefault(caller, []).append((tab, job))
+        job.add_done_callback(lambda j: self._remove(caller, j))
 
-    def pop(self, key: tuple[str, str], job: Job | None = None) -> Job | None:
+    def _remove(self, caller: str, job: Job) -> None:
         with self._lock:
-            if job is not None and self._jobs.get(key) is not job:
-                return None
-            return self._jobs.pop(key, None)
+            self._jobs[caller] = [(t, j) for t, j in self._jobs.get(caller, []) if j is not job]
+
+    def count(self, caller: str) -> int:
+        with self._lock:
+            return len(self._jobs.get(caller, []))
+
+    def of(self, caller: str, tab: str) -> list[Job]:
+        with self._lock:
+            return [j for t, j in self._jobs.get(caller, []) if t == tab]
 
 
 @dataclass
@@ -108,13 +134,43 @@ class _Outputs:
 
 
 @dataclass
+class _History:
+    picker: gr.Dropdown
+    detail: gr.Markdown
+    gallery: gr.Gallery
+    again: gr.Button
+    timer: gr.Timer
+
+
+@dataclass
+class _Shared:
+    """What every tab of one app shares."""
+
+    settings: Settings
+    backend: ComfyPool
+    runs: RunBook
+    active: _Active = field(default_factory=_Active)
+    owners: dict[str, str] = field(default_factory=dict)  # browser session -> owner id, set on page load
+
+    def welcome(self, owner: str | None, request: gr.Request) -> str:
+        """On page load: the browser's owner id (a new one the first time), remembered for its session."""
+        owner = owner or uuid.uuid4().hex
+        if request.session_hash:
+            self.owners[request.session_hash] = owner
+        return owner
+
+    def goodbye(self, request: gr.Request) -> None:
+        self.owners.pop(request.session_hash or "", None)
+
+
+@dataclass
 class TabView:
     spec: TabSpec
-    backend: ComfyPool
-    settings: Settings
-    jobs: _Jobs
+    shared: _Shared
+    owner: gr.BrowserState
     inputs: dict[str, gr.components.Component] = field(default_factory=dict)
     outputs: _Outputs | None = None
+    history: _History | None = None
     generate: gr.Button | None = None
     cancel: gr.Button | None = None
 
@@ -128,16 +184,17 @@ class TabView:
                 self._render_form()
             with gr.Column(scale=1):
                 self.outputs = self._render_outputs()
+        self.history = self._render_history()
 
     def _render_form(self) -> None:
         for param in self.spec.params:
             if not param.advanced:
                 self._render_param(param)
-        advanced = [p for p in self.spec.params if p.advanced]
-        if advanced:
-            with gr.Accordion("Advanced", open=False):
-                for param in advanced:
+        with gr.Accordion("Advanced", open=False):
+            for param in self.spec.params:
+                if param.advanced:
                     self._render_param(param)
+            self._render_runs()
         with gr.Row():
             self.generate = gr.Button("Generate", variant="primary", elem_id=f"{self.spec.name}-generate")
             self.cancel = gr.Button("Cancel", variant="stop", elem_id=f"{self.spec.name}-cancel")
@@ -151,6 +208,15 @@ class TabView:
                     elem_id=f"{self.spec.name}-{param.name}-randomize")
             return
         self.inputs[param.name] = widget_for(param, self.spec.name)
+
+    def _render_runs(self) -> None:
+        limit = self.shared.settings.max_runs
+        self.inputs["runs"] = gr.Slider(1, limit, value=1, step=1, label="Runs", elem_id=f"{self.spec.name}-runs",
+                                        info=f"Run the workflow up to {limit} times; results add to the gallery")
+        if any(p.is_seed for p in self.spec.params):
+            self.inputs["seed_mode"] = gr.Radio(["random", "increment"], value="random", label="Seeds of the runs",
+                                                elem_id=f"{self.spec.name}-seed_mode",
+                                                info="random: a new seed each run; increment: seed, seed+1, ...")
 
     def _render_outputs(self) -> _Outputs:
         status = gr.Markdown("", label="status", elem_id=f"{self.spec.name}-status")
@@ -168,150 +234,207 @@ class TabView:
             outputs.info = gr.JSON(label="run details", show_label=False)
         return outputs
 
+    def _render_history(self) -> _History:
+        with gr.Accordion("Your recent runs", open=False, elem_id=f"{self.spec.name}-history"):
+            picker = gr.Dropdown(label="Run", choices=[], value=None, elem_id=f"{self.spec.name}-history-pick")
+            detail = gr.Markdown("")
+            gallery = gr.Gallery(label="Its results", columns=4, height="auto", interactive=False)
+            again = gr.Button("Run again with these settings", elem_id=f"{self.spec.name}-again")
+        return _History(picker, detail, gallery, again, gr.Timer(2.0, active=False))
+
     def _output_label(self) -> str:
         return self.spec.outputs[0].label if len(self.spec.outputs) == 1 else "Results"
 
     # ---- listen -----------------------------------------------------------------------------
 
-    def listen(self) -> None:
-        assert self.generate and self.cancel and self.outputs
-        run = self.generate.click(self._run, inputs_kwargs=self.inputs, outputs=self.outputs.components(),
-                                  api_name=self.spec.name, api_description=self.spec.description or None)
+    def listen(self, page_load: Any) -> None:
+        assert self.generate and self.cancel and self.outputs and self.history
+        run = self.generate.click(self._run, inputs_kwargs=self.inputs,
+                                  outputs=self.outputs.components(), api_name=self.spec.name,
+                                  api_description=self.spec.description or None)
         self.cancel.click(self._cancel, outputs=[self.outputs.status], cancels=[run],
                           api_name=f"{self.spec.name}_cancel", queue=False)
+        self._listen_history(run, page_load)
 
-    def _run(self, request: gr.Request, progress: gr.Progress = gr.Progress(), **form: Any) -> Iterator[dict]:
-        key = (request.session_hash or "api", self.spec.name)
+    def _listen_history(self, run: Any, page_load: Any) -> None:
+        h = self.history
+        assert h is not None
+        listing = dict(fn=self._list_runs, inputs=[self.owner, h.picker], outputs=[h.picker, h.timer],
+                       api_visibility="private", queue=False, show_progress="hidden")
+        for trigger in (page_load.then, self.generate.click, run.then, h.timer.tick):
+            trigger(**listing)
+        h.picker.change(self._show_run, inputs=[self.owner, h.picker], outputs=[h.detail, h.gallery],
+                        api_visibility="private", queue=False)
+        h.again.click(self._fill_form, inputs=[self.owner, h.picker], outputs=list(self.inputs.values()),
+                      api_visibility="private", queue=False)
+
+    # ---- generate ---------------------------------------------------------------------------
+
+    def _run(self, request: gr.Request, progress: gr.Progress = gr.Progress(), runs: float = 1,
+             seed_mode: str = "random", **form: Any) -> Iterator[dict]:
+        owner = self.shared.owners.get(request.session_hash or "")  # None for API callers
+        caller = owner or request.session_hash or "api"
+        jobs = self._submit(caller, int(runs or 1), seed_mode, form)
         out = self.outputs
         assert out is not None
-        job_dir = self.settings.output_dir / _session_folder(request) / time.strftime("%Y%m%d-%H%M%S")
+        finished = False
         try:
-            job = self.backend.submit(self.spec, form_values(self.spec, form),
-                                      timeout=self.settings.job_timeout, job_dir=job_dir)
-        except ComfyGradioError as exc:
-            raise gr.Error(str(exc), title="Could not start") from exc
-        self.jobs.put(key, job)
-        try:
-            yield from self._stream(job, progress)
-            result = job.result()
+            results = yield from self._stream_all(jobs, progress)
+            finished = True
         except JobCancelled as exc:
             yield {out.status: f"⏹️ {exc}"}
             return
         except ComfyGradioError as exc:
             raise gr.Error(str(exc), title="The run failed") from exc
         finally:
-            if not job.done:  # the browser or API client went away: stop the server-side work too
-                job.cancel()
-            self.jobs.pop(key, job)
-        yield self._final(result)
+            if not finished and not owner:  # an API caller cancelled or went away: stop the work too
+                for job in jobs:
+                    job.cancel()
+        yield self._final(results)
 
-    def _stream(self, job: Job, progress: gr.Progress) -> Iterator[dict]:
+    def _submit(self, caller: str, runs: int, seed_mode: str, form: dict[str, Any]) -> list[Job]:
+        settings = self.shared.settings
+        if not 1 <= runs <= settings.max_runs:
+            raise gr.Error(f"Runs: choose between 1 and {settings.max_runs}.", title="Could not start")
+        going = self.shared.active.count(caller)
+        if going + runs > settings.max_in_flight:
+            raise gr.Error(f"You already have {going} run(s) going and may have at most {settings.max_in_flight} "
+                           "at once. Wait for one to finish, or cancel it.", title="Too many runs")
+        jobs: list[Job] = []
+        for values in self._batch(form_values(self.spec, form), runs, seed_mode):
+            try:
+                job = self.shared.backend.submit(self.spec, values, timeout=settings.job_timeout,
+                                                 output_dir=self.shared.runs.root / owner_folder(caller))
+            except ComfyGradioError as exc:
+                for started in jobs:
+                    started.cancel()
+                raise gr.Error(str(exc), title="Could not start") from exc
+            self.shared.active.add(caller, self.spec.name, job)
+            self.shared.runs.start(caller, self.spec, {**form, **_uploaded(job)}, job)
+            jobs.append(job)
+        return jobs
+
+    def _batch(self, values: dict[str, Any], runs: int, seed_mode: str) -> Iterator[dict[str, Any]]:
+        """The values of each run: random seeds, or seed, seed+1, ... (from a random start if none given)."""
+        seeds = [p for p in self.spec.params if p.is_seed]
+        for index in range(runs):
+            run_values = dict(values)
+            for param in seeds:
+                if index and seed_mode != "increment":
+                    run_values[param.name] = None if param.randomize else run_values[param.name]
+                elif seed_mode == "increment" and run_values.get(param.name) is not None:
+                    run_values[param.name] = int(run_values[param.name]) + index
+            yield run_values
+
+    def _stream_all(self, jobs: list[Job], progress: gr.Progress) -> Iterator[dict]:
         out = self.outputs
         assert out is not None
         yield {out.status: "⏳ Sent to ComfyUI…", out.gallery: []}
+        results: list[RunResult] = []
+        for index, job in enumerate(jobs):
+            prefix = f"Run {index + 1} of {len(jobs)}: " if len(jobs) > 1 else ""
+            yield from self._stream(job, progress, prefix, results)
+            results.append(job.result())
+            yield {out.gallery: _gallery(results)}
+        return results
+
+    def _stream(self, job: Job, progress: gr.Progress, prefix: str, done: list[RunResult]) -> Iterator[dict]:
+        out = self.outputs
+        assert out is not None
         last_preview = 0.0
         for event in job.events():
             if isinstance(event, Preview):
                 if time.monotonic() - last_preview >= PREVIEW_INTERVAL:
                     last_preview = time.monotonic()
-                    yield {out.gallery: [_preview_image(event)]}
+                    yield {out.gallery: _gallery(done) + [(_preview_image(event), "preview")]}
                 continue
-            line = describe(event)
+            line = describe(event, self._eta(job))
             if isinstance(event, Progress) and event.max:
                 progress((event.value, event.max), desc=event.title)
             if line:
-                yield {out.status: line}
+                yield {out.status: prefix + line}
 
-    def _final(self, result: RunResult) -> dict:
+    def _eta(self, job: Job) -> float | None:
+        if job.started_at is None:
+            return None
+        return self.shared.backend.durations.remaining(self.spec.name, time.monotonic() - job.started_at)
+
+    def _final(self, results: list[RunResult]) -> dict:
         out = self.outputs
         assert out is not None
-        seeds = ", ".join(f"{k} {v}" for k, v in result.seeds.items())
+        seeds = ", ".join(f"{k} {v}" for r in results for k, v in r.seeds.items())
+        total = sum(r.duration for r in results) if len(results) == 1 else max(r.duration for r in results)
         update: dict = {
-            out.status: f"✅ Done in {result.duration:.1f} s" + (f" · {seeds}" if seeds else ""),
-            out.gallery: [(str(o.path), o.output_name) for o in result.images],
-            out.info: {"prompt_id": result.prompt_id, "seeds": result.seeds, "duration_s": round(result.duration, 3),
-                       "values": _jsonable(result.values), "server": result.server},
+            out.status: f"✅ Done in {total:.1f} s" + (f" · {seeds}" if seeds else ""),
+            out.gallery: _gallery(results),
+            out.info: [_details(r) for r in results] if len(results) > 1 else _details(results[0]),
         }
         if out.video is not None:
-            update[out.video] = str(result.videos[0].path) if result.videos else None
+            update[out.video] = next((str(v.path) for r in results for v in r.videos), None)
         if out.audio is not None:
-            update[out.audio] = str(result.audios[0].path) if result.audios else None
+            update[out.audio] = next((str(a.path) for r in results for a in r.audios), None)
         if out.text is not None:
-            update[out.text] = "\n\n".join(result.texts)
+            update[out.text] = "\n\n".join(t for r in results for t in r.texts)
         return update
 
     def _cancel(self, request: gr.Request) -> str:
-        job = self.jobs.pop((request.session_hash or "api", self.spec.name))
-        if job is None:
-            return "Nothing to cancel."
-        job.cancel()
-        return "⏹️ Cancelled."
+        session = request.session_hash or "api"
+        caller = self.shared.owners.get(session, session)
+        jobs = self.shared.active.of(caller, self.spec.name)
+        for job in jobs:
+            job.cancel()
+        return "⏹️ Cancelled." if jobs else "Nothing to cancel."
+
+    # ---- recent runs ------------------------------------------------------------------------
+
+    def _list_runs(self, owner: str | None, selected: str | None) -> tuple[dict, gr.Timer]:
+        runs = self.shared.runs.recent(owner, self.spec.name) if owner else []
+        choices = [(r.label(), r.run_id) for r in runs]
+        value = selected if any(r.run_id == selected for r in runs) else (runs[0].run_id if runs else None)
+        running = any(r.status == "running" for r in runs)
+        return gr.update(choices=choices, value=value), gr.Timer(active=running)
+
+    def _show_run(self, owner: str | None, run_id: str | None) -> tuple[str, list]:
+        record = self.shared.runs.get(owner, run_id) if owner and run_id else None
+        if record is None:
+            return "", []
+        return _record_text(record), [(o["path"], o["output_name"]) for o in record.outputs if o["kind"] == "image"]
+
+    def _fill_form(self, owner: str | None, run_id: str | None) -> list[Any]:
+        record = self.shared.runs.get(owner, run_id) if owner and run_id else None
+        if record is None:
+            return [gr.update() for _ in self.inputs]
+        form = {**record.form, **{f"{k}_randomize": False for k in record.seeds}, **record.seeds}
+        return [form.get(name, gr.update()) if name in form else gr.update() for name in self.inputs]
 
 
-def widget_for(param: Param, tab_name: str) -> gr.components.Component:
-    """The Gradio component for one parameter (element id ``<tab>-<parameter>``)."""
-    common: dict[str, Any] = {"label": param.label, "info": param.info[:200] or None,
-                              "elem_id": f"{tab_name}-{param.name}"}
-    if param.kind == "image":
-        return gr.Image(label=param.label, type="filepath", sources=["upload", "clipboard"],
-                        elem_id=common["elem_id"], height=300)
-    if param.kind == "bool":
-        return gr.Checkbox(value=bool(param.default), **common)
-    if param.kind == "choice":
-        return _dropdown(param, common)
-    if param.kind in ("int", "float"):
-        return _number(param, common)
-    return gr.Textbox(value=param.default or "", lines=param.lines, **common)
+def _uploaded(job: Job) -> dict[str, str]:
+    """Copies of the job's input images in its run folder, for "Run again"."""
+    paths = {}
+    for key, local in job.uploads.items():
+        path = job.job_dir / f"input_{key}{Path(local.filename).suffix or '.png'}"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(local.data)
+        paths[key] = str(path)
+    return paths
 
 
-def _dropdown(param: Param, common: dict[str, Any]) -> gr.Dropdown:
-    choices = list(param.choices)
-    if param.default is not None and param.default not in choices:
-        choices = choices or [param.default]
-    value = param.default if param.default in choices else (choices[0] if choices else None)
-    return gr.Dropdown(choices=choices, value=value, filterable=True, allow_custom_value=not param.choices,
-                       **common)
+def _record_text(record: RunRecord) -> str:
+    lines = [f"**{record.status}**" + (f" in {record.duration:.1f} s" if record.duration else "")]
+    if record.error:
+        lines.append(record.error)
+    lines.append(", ".join(f"{k}: {v}" for k, v in record.form.items() if not k.endswith("_randomize")))
+    return "\n\n".join(lines)
 
 
-def _number(param: Param, common: dict[str, Any]) -> gr.components.Component:
-    step = param.step or (1 if param.kind == "int" else 0.01)
-    bounded = param.minimum is not None and param.maximum is not None
-    if param.widget == "slider" or (bounded and param.widget != "number" and not param.is_seed
-                                    and (param.maximum - param.minimum) / step <= 10_000):
-        return gr.Slider(minimum=param.minimum, maximum=param.maximum, step=step, value=param.default, **common)
-    precision = 0 if param.kind == "int" else None
-    return gr.Number(value=param.default, precision=precision, minimum=param.minimum, maximum=param.maximum,
-                     step=step, **common)
+def _gallery(results: list[RunResult]) -> list[tuple[str, str]]:
+    return [(str(o.path), o.output_name) for r in results for o in r.images]
 
 
-def form_values(spec: TabSpec, form: dict[str, Any]) -> dict[str, Any]:
-    """Form values by parameter name: a ticked "Randomize" means no seed; no upload means the default."""
-    values: dict[str, Any] = {}
-    for param in spec.params:
-        value = form.get(param.name)
-        if param.is_seed and form.get(f"{param.name}_randomize"):
-            value = None
-        if param.kind == "image" and not value:
-            continue
-        if param.kind == "int" and isinstance(value, float) and value.is_integer():
-            value = int(value)
-        values[param.name] = value
-    return values
-
-
-def describe(event: JobEvent) -> str:
-    """The status line for a job event ('' for events that need no line)."""
-    if isinstance(event, Queued):
-        return "⏳ Next in line…" if event.position == 0 else f"⏳ Waiting in the queue: {event.position} ahead"
-    if isinstance(event, Started):
-        return "▶️ Started"
-    if isinstance(event, NodeStarted):
-        return f"▶️ {event.title}"
-    if isinstance(event, Progress):
-        return f"▶️ {event.title}: step {event.value} of {event.max}"
-    if isinstance(event, Cached):
-        return ""
-    return ""
+def _details(result: RunResult) -> dict[str, Any]:
+    return {"prompt_id": result.prompt_id, "seeds": result.seeds, "duration_s": round(result.duration, 3),
+            "values": {k: v if isinstance(v, (str, int, float, bool)) or v is None else str(v)
+                       for k, v in result.values.items()}, "server": result.server}
 
 
 def _preview_image(event: Preview) -> Image.Image:
@@ -320,20 +443,12 @@ def _preview_image(event: Preview) -> Image.Image:
     return image
 
 
-def _session_folder(request: gr.Request) -> str:
-    session = request.session_hash or "api"
-    return "".join(c for c in session if c.isalnum())[:32] or "api"
-
-
-def _jsonable(values: dict[str, Any]) -> dict[str, Any]:
-    return {k: v if isinstance(v, (str, int, float, bool)) or v is None else str(v) for k, v in values.items()}
-
-
-def build_app(settings: Settings, backend: ComfyPool, tabs: list[TabLoad]) -> gr.Blocks:
+def build_app(settings: Settings, backend: ComfyPool, tabs: list[TabLoad], runs: RunBook | None = None) -> gr.Blocks:
     """Lay out the page, then wire every tab."""
-    jobs = _Jobs()
+    shared = _Shared(settings, backend, runs or RunBook(settings.output_dir).load())
     views: list[TabView] = []
     with gr.Blocks(title="ComfyUI workflows") as app:
+        owner = gr.BrowserState(None, storage_key=OWNER_KEY)
         banner = gr.Markdown(servers_panel(backend), elem_id="server-banner")
         with gr.Tabs():
             for load in tabs:
@@ -341,15 +456,15 @@ def build_app(settings: Settings, backend: ComfyPool, tabs: list[TabLoad]) -> gr
                     if load.spec is None:
                         _render_broken(load)
                         continue
-                    view = TabView(load.spec, backend, settings, jobs)
+                    view = TabView(with_limits(load.spec, settings), shared, owner)
                     view.render()
                     views.append(view)
             if not tabs:
-                with gr.Tab("No workflows"):
-                    gr.Markdown(f"No workflow files were found in `{settings.workflows_dir}`. Put a ComfyUI "
-                                "workflow (`NAME.json`, exported with *Export (API)*) there and restart.")
+                _render_empty(settings)
+        page_load = app.load(shared.welcome, inputs=[owner], outputs=[owner], api_visibility="private", queue=False)
+        app.unload(shared.goodbye)
         for view in views:
-            view.listen()
+            view.listen(page_load)
         refresh = gr.Timer(PANEL_REFRESH)
         for trigger in (app.load, refresh.tick):
             trigger(lambda: servers_panel(backend), outputs=[banner], api_visibility="private", queue=False,
@@ -362,3 +477,9 @@ def _render_broken(load: TabLoad) -> None:
     problems = "\n".join(f"- `{p}`" for p in load.error.problems)
     gr.Markdown(f"### This workflow cannot be used yet\n\n{problems}\n\nFix the file(s) and restart the app. "
                 "The other tabs work normally.", elem_id=f"{load.name}-error")
+
+
+def _render_empty(settings: Settings) -> None:
+    with gr.Tab("No workflows"):
+        gr.Markdown(f"No workflow files were found in `{settings.workflows_dir}`. Put a ComfyUI workflow "
+                    "(`NAME.json`, exported with *Export (API)*) there and restart.")

@@ -70,7 +70,7 @@ def test_every_shipped_workflow_is_an_endpoint_with_named_parameters(running: Ru
     assert {"/txt2img", "/img2img", "/invert", "/blur"} <= set(api)
     names = [p["parameter_name"] for p in api["/txt2img"]["parameters"]]
     assert names == ["prompt", "negative_prompt", "seed", "seed_randomize", "steps", "cfg", "width", "height",
-                     "sampler", "checkpoint"]
+                     "sampler", "checkpoint", "runs", "seed_mode"]  # the browser's owner id is not in the API
 
 
 def test_invert_returns_inverted_pixels(running: RunningApp, tmp_path: Path) -> None:

@@ -189,8 +189,11 @@ def test_non_image_and_oversized_uploads_are_refused_before_sending(tmp_path: Pa
     tab = load_tab(WORKFLOWS / "invert.json", catalog)
     with pytest.raises(InputError, match=r"^Picture: this file is not an image"):
         client.run(tab, {"image": b"%PDF-1.4 not an image"})
-    with pytest.raises(InputError, match=r"^Picture: the file is 0\.0 MB; the server accepts at most 0 MB"):
+    with pytest.raises(InputError, match=r"^Picture: the file is 0\.0 MB; at most 0 MB is accepted\. Use a smaller image\.$"):
         client.run(tab, {"image": png_bytes(size=(300, 300)) + b"\0" * 2000})
+    small_limit = client_for(replay, tmp_path, max_upload_pixels=10_000)
+    with pytest.raises(InputError, match=r"^Picture: the image is 300×300 pixels; at most 0 megapixels"):
+        small_limit.run(tab, {"image": png_bytes(size=(300, 300))})
     missing = tmp_path / "nope.png"
     with pytest.raises(InputError, match=f"^Picture: the file '{missing}' does not exist$"):
         client.run(tab, {"image": missing})

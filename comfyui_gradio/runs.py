@@ -1,0 +1,158 @@
+"""The runs of each person, kept so a reload or a dropped connection loses nothing.
+
+A browser is known by an owner id kept in its local storage (``gr.BrowserState``); API callers
+by their Gradio session. Every run gets a folder ``OUTPUT_DIR/<owner>/<prompt id>/`` with its
+outputs, copies of its input images, and ``record.json``: the final prompt sent, the seeds, the
+input files' hashes, the workflow and schema versions, the server and the timings. Records are
+read back at start-up, so recent runs survive a restart of the app too.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .client import Job
+from .errors import JobCancelled
+from .schema import TabSpec
+
+__all__ = ["RunBook", "RunRecord", "owner_folder"]
+
+log = logging.getLogger(__name__)
+
+RECORD = "record.json"
+
+
+def owner_folder(owner: str) -> str:
+    """A folder name for an owner id (letters and digits only, never a path)."""
+    return "".join(c for c in owner if c.isalnum())[:40] or "anonymous"
+
+
+@dataclass
+class RunRecord:
+    run_id: str
+    owner: str
+    tab: str
+    status: str  # running, done, failed, cancelled
+    form: dict[str, Any]  # the form as filled in, by parameter name (images: local copies)
+    started: float  # epoch seconds
+    finished: float | None = None
+    seeds: dict[str, int] = field(default_factory=dict)
+    outputs: list[dict[str, Any]] = field(default_factory=list)  # {"path", "kind", "output_name"}
+    error: str = ""
+    record: dict[str, Any] = field(default_factory=dict)  # what was sent, for reproducing the run
+
+    @property
+    def duration(self) -> float | None:
+        return None if self.finished is None else self.finished - self.started
+
+    def label(self) -> str:
+        when = time.strftime("%H:%M:%S", time.localtime(self.started))
+        seeds = ", ".join(f"seed {v}" for v in self.seeds.values())
+        prompt = next((str(v) for k, v in self.form.items() if "prompt" in k and isinstance(v, str)), "")
+        text = f" · “{prompt[:40]}”" if prompt else ""
+        return f"{when} · {self.status}{' · ' + seeds if seeds else ''}{text}"
+
+
+class RunBook:
+    """Recent runs by owner, in memory and on disk. Thread-safe."""
+
+    def __init__(self, root: Path, *, keep: int = 20) -> None:
+        self.root = root
+        self.keep = keep
+        self._runs: dict[str, list[RunRecord]] = {}
+        self._lock = threading.Lock()
+
+    def folder(self, owner: str, run_id: str) -> Path:
+        return self.root / owner_folder(owner) / run_id
+
+    def load(self) -> "RunBook":
+        """Read the records left by earlier app processes (a run left 'running' is marked lost)."""
+        for path in sorted(self.root.glob(f"*/*/{RECORD}"), key=lambda p: p.stat().st_mtime):
+            try:
+                record = RunRecord(**json.loads(path.read_text(encoding="utf-8")))
+            except (OSError, ValueError, TypeError) as exc:
+                log.warning("Ignoring unreadable run record %s: %s", path, exc)
+                continue
+            if record.status == "running":
+                record.status, record.error = "failed", "the app restarted while this run was going"
+            self._add(record)
+        return self
+
+    def start(self, owner: str, tab: TabSpec, form: dict[str, Any], job: Job) -> RunRecord:
+        """Record a submitted job; the record is completed when the job ends."""
+        record = RunRecord(run_id=job.prompt_id, owner=owner, tab=tab.name, status="running",
+                           form=_jsonable(form), started=time.time(), seeds=dict(job.prepared.seeds),
+                           record=_provenance(tab, job))
+        with self._lock:
+            self._add(record)
+        self._write(record)
+        job.add_done_callback(lambda j: self._finish(record, j))
+        return record
+
+    def recent(self, owner: str, tab: str | None = None) -> list[RunRecord]:
+        """The owner's runs, newest first."""
+        with self._lock:
+            runs = list(self._runs.get(owner_folder(owner), []))
+        return [r for r in reversed(runs) if tab is None or r.tab == tab]
+
+    def get(self, owner: str, run_id: str) -> RunRecord | None:
+        return next((r for r in self.recent(owner) if r.run_id == run_id), None)
+
+    def _add(self, record: RunRecord) -> None:
+        runs = self._runs.setdefault(owner_folder(record.owner), [])
+        runs.append(record)
+        del runs[: max(len(runs) - self.keep, 0)]
+
+    def _finish(self, record: RunRecord, job: Job) -> None:
+        record.finished = time.time()
+        error = job.error
+        if error is None:
+            result = job.result(0)
+            record.status = "done"
+            record.outputs = [{"path": str(o.path), "kind": o.kind, "output_name": o.output_name}
+                              for o in result.outputs]
+            record.record.update(server=result.server, queued_s=round(result.queued_for, 3),
+                                 total_s=round(result.duration, 3))
+        else:
+            record.status = "cancelled" if isinstance(error, JobCancelled) else "failed"
+            record.error = str(error)
+        record.record["server"] = job.client.url
+        self._write(record)
+
+    def _write(self, record: RunRecord) -> None:
+        folder = self.folder(record.owner, record.run_id)
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            (folder / RECORD).write_text(json.dumps(asdict(record), indent=2, default=str), encoding="utf-8")
+        except OSError as exc:
+            log.warning("Could not write the run record in %s: %s", folder, exc)
+
+
+def _provenance(tab: TabSpec, job: Job) -> dict[str, Any]:
+    return {
+        "prompt": job.prepared.prompt,
+        "seeds": dict(job.prepared.seeds),
+        "inputs": {key: hashlib.sha256(f.data).hexdigest() for key, f in job.uploads.items()},
+        "workflow": tab.workflow.path.name,
+        "workflow_sha256": _file_hash(tab.workflow.path),
+        "schema_sha256": _file_hash(tab.schema_file) if tab.schema_file else None,
+        "server": job.client.url,
+    }
+
+
+def _file_hash(path: Path | None) -> str | None:
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest()[:16] if path else None
+    except OSError:
+        return None
+
+
+def _jsonable(form: dict[str, Any]) -> dict[str, Any]:
+    return {k: v if isinstance(v, (str, int, float, bool)) or v is None else str(v) for k, v in form.items()}

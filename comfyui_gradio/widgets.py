@@ -1,0 +1,79 @@
+"""Form widgets from parameters, form values back to parameter values, and status lines."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gradio as gr
+
+from .events import Cached, JobEvent, NodeStarted, Progress, Queued, Started
+from .schema import Param, TabSpec
+
+__all__ = ["describe", "form_values", "widget_for"]
+
+
+def widget_for(param: Param, tab_name: str) -> gr.components.Component:
+    """The Gradio component for one parameter (element id ``<tab>-<parameter>``)."""
+    common: dict[str, Any] = {"label": param.label, "info": param.info[:200] or None,
+                              "elem_id": f"{tab_name}-{param.name}"}
+    if param.kind == "image":
+        return gr.Image(label=param.label, type="filepath", sources=["upload", "clipboard"],
+                        elem_id=common["elem_id"], height=300)
+    if param.kind == "bool":
+        return gr.Checkbox(value=bool(param.default), **common)
+    if param.kind == "choice":
+        return _dropdown(param, common)
+    if param.kind in ("int", "float"):
+        return _number(param, common)
+    return gr.Textbox(value=param.default or "", lines=param.lines, **common)
+
+
+def _dropdown(param: Param, common: dict[str, Any]) -> gr.Dropdown:
+    choices = list(param.choices)
+    if param.default is not None and param.default not in choices:
+        choices = choices or [param.default]
+    value = param.default if param.default in choices else (choices[0] if choices else None)
+    return gr.Dropdown(choices=choices, value=value, filterable=True, allow_custom_value=not param.choices,
+                       **common)
+
+
+def _number(param: Param, common: dict[str, Any]) -> gr.components.Component:
+    step = param.step or (1 if param.kind == "int" else 0.01)
+    bounded = param.minimum is not None and param.maximum is not None
+    if param.widget == "slider" or (bounded and param.widget != "number" and not param.is_seed
+                                    and (param.maximum - param.minimum) / step <= 10_000):
+        return gr.Slider(minimum=param.minimum, maximum=param.maximum, step=step, value=param.default, **common)
+    precision = 0 if param.kind == "int" else None
+    return gr.Number(value=param.default, precision=precision, minimum=param.minimum, maximum=param.maximum,
+                     step=step, **common)
+
+
+def form_values(spec: TabSpec, form: dict[str, Any]) -> dict[str, Any]:
+    """Form values by parameter name: a ticked "Randomize" means no seed; no upload means the default."""
+    values: dict[str, Any] = {}
+    for param in spec.params:
+        value = form.get(param.name)
+        if param.is_seed and form.get(f"{param.name}_randomize"):
+            value = None
+        if param.kind == "image" and not value:
+            continue
+        if param.kind == "int" and isinstance(value, float) and value.is_integer():
+            value = int(value)
+        values[param.name] = value
+    return values
+
+
+def describe(event: JobEvent, eta: float | None = None) -> str:
+    """The status line for a job event ('' for events that need no line)."""
+    left = f" · about {eta:.0f} s left" if eta is not None and eta >= 1 else ""
+    if isinstance(event, Queued):
+        return "⏳ Next in line…" if event.position == 0 else f"⏳ Waiting in the queue: {event.position} ahead"
+    if isinstance(event, Started):
+        return f"▶️ Started{left}"
+    if isinstance(event, NodeStarted):
+        return f"▶️ {event.title}{left}"
+    if isinstance(event, Progress):
+        return f"▶️ {event.title}: step {event.value} of {event.max}{left}"
+    if isinstance(event, Cached):
+        return ""
+    return ""
