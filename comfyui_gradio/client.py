@@ -360,11 +360,20 @@ class Job:
 
     # ---- public -----------------------------------------------------------------------------
 
-    def events(self) -> Iterator[JobEvent]:
-        """Yield progress events until the job ends (then ``result()`` returns or raises)."""
+    def events(self, idle: float | None = None) -> Iterator[JobEvent | None]:
+        """Yield progress events until the job ends (then ``result()`` returns or raises).
+
+        With ``idle``, also yield None after every ``idle`` seconds without an event, so a
+        consumer (a Gradio generator) gets the chance to stop while the job waits in a queue.
+        """
         while True:
-            event = self._events.get()
+            try:
+                event = self._events.get(timeout=idle)
+            except queue.Empty:
+                yield None
+                continue
             if event is None:
+                self._events.put(None)  # a second iteration ends at once too
                 return
             yield event
 

@@ -27,6 +27,7 @@ import gradio as gr
 from PIL import Image
 
 from .catalog import Catalog
+from .check import tab_findings
 from .client import Job
 from .config import Settings
 from .errors import ComfyGradioError, ConfigError, InputError, JobCancelled
@@ -42,6 +43,7 @@ __all__ = ["TabLoad", "build_app", "discover_tabs", "servers_panel"]
 log = logging.getLogger(__name__)
 
 PREVIEW_INTERVAL = 0.25  # seconds between preview frames pushed to the browser
+IDLE_WAKE = 1.0  # seconds between wake-ups of a run's event loop while nothing happens
 PANEL_REFRESH = 5.0  # seconds between refreshes of the servers panel (reads the pool's state only)
 VIDEO_CLASSES = ("SaveVideo", "SaveWEBM", "VHS_VideoCombine", "SaveAnimatedWEBP", "SaveAnimatedPNG")
 AUDIO_CLASSES = ("SaveAudio", "SaveAudioMP3", "SaveAudioOpus", "PreviewAudio")
@@ -60,15 +62,33 @@ class TabLoad:
 
 
 def discover_tabs(folder: Path, catalog: Catalog | None) -> list[TabLoad]:
-    """Load every ``*.json`` in ``folder``; a broken one is kept with its error, never raised."""
+    """Load every ``*.json`` in ``folder``; a broken one is kept with its error, never raised.
+
+    A loaded tab carries notes: what its server lacks (``check``), and whether its form was
+    built from a stale or missing node catalogue.
+    """
     loads = []
     for path in sorted(folder.glob("*.json")):
         try:
-            loads.append(TabLoad(path.stem, path, spec=load_tab(path, catalog)))
+            spec = load_tab(path, catalog)
         except ConfigError as exc:
             log.error("Workflow %s cannot be used:\n%s", path, exc)
             loads.append(TabLoad(path.stem, path, error=exc))
+            continue
+        notes = tuple(f"On this ComfyUI server: {line}. Pick another under *Advanced*, or add it to ComfyUI."
+                      for line in tab_findings(spec, catalog)) + _catalog_notes(catalog)
+        loads.append(TabLoad(path.stem, path, spec=dataclasses.replace(spec, notes=notes)))
     return loads
+
+
+def _catalog_notes(catalog: Catalog | None) -> tuple[str, ...]:
+    if catalog is None:
+        return ("ComfyUI was not reachable when the app started, so this form was built from the workflow "
+                "alone: choices and limits are missing. Restart the app once ComfyUI is up.",)
+    if catalog.stale:
+        return ("ComfyUI was not reachable when the app started, so this form uses the node list saved "
+                "earlier: choices (models, samplers) may be out of date.",)
+    return ()
 
 
 def servers_panel(pool: ComfyPool) -> str:
@@ -179,6 +199,8 @@ class TabView:
     def render(self) -> None:
         if self.spec.description:
             gr.Markdown(self.spec.description)
+        if self.spec.notes:
+            gr.Markdown("\n".join(f"- ⚠️ {note}" for note in self.spec.notes), elem_id=f"{self.spec.name}-notes")
         with gr.Row(equal_height=False):
             with gr.Column(scale=1):
                 self._render_form()
@@ -342,7 +364,10 @@ class TabView:
         out = self.outputs
         assert out is not None
         last_preview = 0.0
-        for event in job.events():
+        for event in job.events(idle=IDLE_WAKE):
+            if event is None:
+                yield {}  # lets Gradio stop this generator if the caller cancelled
+                continue
             if isinstance(event, Preview):
                 if time.monotonic() - last_preview >= PREVIEW_INTERVAL:
                     last_preview = time.monotonic()

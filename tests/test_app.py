@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import socket
 import threading
@@ -199,3 +200,88 @@ def test_cancel_from_gradio_client_interrupts_only_that_job(running: RunningApp,
 def fake_history_status(fake: FakeComfyUI, prompt_id: str) -> str | None:
     entry = httpx.get(f"{fake.url}/history/{prompt_id}").json().get(prompt_id)
     return entry["status"]["status_str"] if entry else None
+
+
+def test_tabs_say_what_the_server_lacks_and_when_the_catalogue_is_stale(tmp_path: Path, object_info: dict) -> None:
+    from comfyui_gradio.catalog import Catalog
+    from comfyui_gradio.ui import discover_tabs
+
+    notes = {t.name: t.spec.notes for t in discover_tabs(WORKFLOWS, Catalog(object_info))}
+    assert notes["txt2img"] == ("On this ComfyUI server: needs model v1-5-pruned-emaonly-fp16.safetensors. Pick "
+                                "another under *Advanced*, or add it to ComfyUI.",)
+    assert notes["invert"] == ()
+    stale = {t.name: t.spec.notes for t in discover_tabs(WORKFLOWS, Catalog(object_info, stale=True))}
+    assert stale["invert"] == ("ComfyUI was not reachable when the app started, so this form uses the node list "
+                               "saved earlier: choices (models, samplers) may be out of date.",)
+    offline = {t.name: t.spec.notes for t in discover_tabs(WORKFLOWS, None)}
+    assert offline["invert"][0].startswith("ComfyUI was not reachable when the app started, so this form was built")
+
+
+def test_runs_with_incrementing_seeds_fill_the_gallery_and_leave_records(running: RunningApp) -> None:
+    status, gallery, details = running.client.predict(
+        prompt="three foxes", seed=100, seed_randomize=False, steps=1, width=64, height=64, runs=3,
+        seed_mode="increment", checkpoint="tiny-random-sd15.safetensors", api_name="/txt2img")
+    assert [d["seeds"]["seed"] for d in details] == [100, 101, 102]
+    assert len(gallery) == 3 and status.endswith("seed 100, seed 101, seed 102")
+    records = sorted(running.settings.output_dir.glob("*/*/record.json"))
+    assert len(records) == 3
+    record = json.loads(records[0].read_text())
+    assert record["status"] == "done" and record["tab"] == "txt2img"
+    assert record["record"]["prompt"]["6"]["inputs"]["text"] == "three foxes"
+    assert record["record"]["workflow_sha256"] and record["record"]["schema_sha256"]
+    assert record["record"]["server"] == running.settings.comfyui_url
+    assert Path(record["outputs"][0]["path"]).parent == records[0].parent
+
+
+def test_random_seed_runs_differ(running: RunningApp) -> None:
+    _, gallery, details = running.client.predict(prompt="x", steps=1, width=64, height=64, runs=2,
+                                                 checkpoint="tiny-random-sd15.safetensors", api_name="/txt2img")
+    assert len({d["seeds"]["seed"] for d in details}) == 2 and len(gallery) == 2
+
+
+def test_runs_in_flight_are_limited_per_person(running: RunningApp, fake: FakeComfyUI) -> None:
+    fake.step_delay = 0.2
+    first = running.client.submit(prompt="a", steps=30, width=64, height=64, runs=4,
+                                  checkpoint="tiny-random-sd15.safetensors", api_name="/txt2img")
+    wait_for(lambda: len(fake.prompts) == 4)
+    with pytest.raises(Exception) as caught:
+        running.client.predict(image=handle_file(picture(Path(fake.base_dir), (1, 1, 1))), api_name="/invert")
+    assert "You already have 4 run(s) going and may have at most 4 at once" in str(caught.value)
+    other = Client(running.url, verbose=False)  # another person is not affected
+    _, gallery, _ = other.predict(image=handle_file(picture(Path(fake.base_dir), (1, 1, 1))), api_name="/invert")
+    assert only_image(gallery).getpixel((0, 0)) == (254, 254, 254)
+    first.cancel()
+
+
+def test_cancelling_a_waiting_job_removes_it_from_the_queue(running: RunningApp, fake: FakeComfyUI) -> None:
+    fake.step_delay = 0.2
+    busy = Client(running.url, verbose=False).submit(prompt="a", steps=15, width=64, height=64,
+                                                     checkpoint="tiny-random-sd15.safetensors", api_name="/txt2img")
+    wait_for(lambda: len(fake.prompts) == 1)
+    waiting = running.client.submit(prompt="b", steps=15, width=64, height=64,
+                                    checkpoint="tiny-random-sd15.safetensors", api_name="/txt2img")
+    wait_for(lambda: len(fake.prompts) == 2)
+    waiting_id = fake.prompts[1]["prompt_id"]
+    waiting.cancel()
+    wait_for(lambda: any(r == ("POST", "/queue") for r in fake.requests))
+    status, gallery, _ = busy.result(timeout=30)  # the other person's job finishes normally
+    assert status.startswith("✅") and len(gallery) == 1
+    assert fake_history_status(fake, waiting_id) is None  # never ran
+
+
+def test_twenty_concurrent_jobs_each_get_their_own_result(running: RunningApp, tmp_path: Path) -> None:
+    colors = [(i * 12, 255 - i * 12, (i * 37) % 256) for i in range(20)]
+    clients = [Client(running.url, verbose=False) for _ in range(4)]
+    jobs = []
+    for index, color in enumerate(colors):
+        api = "/invert" if index % 2 else "/blur"
+        extra = {} if api == "/invert" else {"width": 24, "height": 16}
+        jobs.append((color, api, clients[index % 4].submit(image=handle_file(picture(tmp_path, color)),
+                                                           api_name=api, **extra)))
+    for color, api, job in jobs:
+        _, gallery, details = job.result(timeout=60)
+        pixel = only_image(gallery).getpixel((5, 5))
+        expected = tuple(255 - c for c in color) if api == "/invert" else color
+        assert pixel == expected, (api, color, pixel)
+    folders = {p.parent.parent for p in running.settings.output_dir.glob("*/*/record.json")}
+    assert len(folders) == 4  # one folder per caller
