@@ -366,7 +366,7 @@ class TabView:
         last_preview = 0.0
         for event in job.events(idle=IDLE_WAKE):
             if event is None:
-                yield {}  # lets Gradio stop this generator if the caller cancelled
+                yield {out.status: gr.skip()}  # lets Gradio stop this generator if the caller cancelled
                 continue
             if isinstance(event, Preview):
                 if time.monotonic() - last_preview >= PREVIEW_INTERVAL:
