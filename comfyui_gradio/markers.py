@@ -225,6 +225,8 @@ class _SchemaBuilder:
             return
         nodes = entry["node"] if isinstance(entry["node"], list) else [entry["node"]]
         entry["node"] = [*nodes, node_id]
+        if marker.required:
+            entry["required"] = True
         if marker.description and "info" not in entry:
             entry["info"] = marker.description
 
@@ -234,6 +236,8 @@ class _SchemaBuilder:
             entry["info"] = marker.description
         if marker.upload:
             entry["widget"] = "image"
+        if marker.required:
+            entry["required"] = True
         if self._is_seed(node_id, input_name):
             entry["randomize"] = True
         return entry

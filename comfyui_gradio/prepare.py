@@ -44,6 +44,9 @@ def prepare(tab: TabSpec, values: Mapping[str, Any], rng: random.Random | None =
     seeds: dict[str, int] = {}
     _check_names(tab, values)
     for param in tab.params:
+        if param.required and values.get(param.name) in (None, ""):
+            raise InputError(param.label, "is required; give a value" if param.kind != "image" else
+                             "is required; upload an image")
         value = _value_for(param, values.get(param.name), rng)
         final[param.name] = value
         if param.is_seed:

@@ -28,7 +28,7 @@ __all__ = ["KINDS", "Output", "Param", "TabSpec", "load_tab", "schema_path", "ta
 
 TOP_KEYS = ("title", "description", "inputs", "outputs")
 INPUT_KEYS = ("node", "input", "label", "info", "lines", "minimum", "maximum", "step", "choices",
-              "default", "randomize", "advanced", "widget")  # fmt: skip
+              "default", "randomize", "advanced", "required", "widget")  # fmt: skip
 OUTPUT_KEYS = ("node", "label")
 KINDS = ("text", "int", "float", "bool", "choice", "image")
 WIDGETS = ("textbox", "number", "slider", "dropdown", "checkbox", "image")
@@ -54,6 +54,7 @@ class Param:
     strict_choices: bool = False  # True when the schema lists the choices; the server's list may be stale
     randomize: bool = False
     advanced: bool = False
+    required: bool = False  # a run needs a value from the caller (an upload, a non-empty text)
     info: str = ""
     widget: str = ""  # rendering override; "" = chosen from kind and bounds
 
@@ -242,6 +243,7 @@ class _SchemaChecker:
             strict_choices="choices" in entry,
             randomize=bool(entry.get("randomize", False)),
             advanced=bool(entry.get("advanced", False)),
+            required=bool(entry.get("required", False)),
             info=str(entry.get("info") or (spec.options.get("tooltip", "") if spec else "")),
             widget=str(entry.get("widget") or ""),
         )

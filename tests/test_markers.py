@@ -117,7 +117,7 @@ def test_markers_describe_inputs_and_outputs_in_file_order(catalog: Catalog) -> 
     assert markers_schema(workflow(TXT2IMG), catalog) == {
         "title": "Marked",
         "inputs": {
-            "prompt": {"node": "6", "input": "text", "info": "What to draw"},
+            "prompt": {"node": "6", "input": "text", "info": "What to draw", "required": True},
             "negative": {"node": "7", "input": "text"},
             "width": {"node": "5", "input": "width"},
             "height": {"node": "5", "input": "height"},

@@ -60,3 +60,19 @@ def test_bad_values_name_the_field(txt2img, values: dict, message: str) -> None:
     with pytest.raises(InputError) as caught:
         prepare(txt2img, values)
     assert str(caught.value) == message
+
+
+def test_required_inputs_need_a_value(tmp_path) -> None:
+    import shutil
+
+    shutil.copy(WORKFLOWS / "invert.json", tmp_path / "inv.json")
+    (tmp_path / "inv.yaml").write_text("inputs:\n  image: {node: '1', input: image, label: Photo, required: true}\n"
+                                       "  prefix: {node: '3', input: filename_prefix, required: true}\n")
+    tab = load_tab(tmp_path / "inv.json")
+    with pytest.raises(InputError) as caught:
+        prepare(tab, {"prefix": "x"})
+    assert str(caught.value) == "Photo: is required; upload an image"
+    with pytest.raises(InputError) as caught:
+        prepare(tab, {"image": "a.png", "prefix": ""})
+    assert str(caught.value) == "Prefix: is required; give a value"
+    assert prepare(tab, {"image": "a.png", "prefix": "p"}).prompt["3"]["inputs"]["filename_prefix"] == "p"

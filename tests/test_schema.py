@@ -79,7 +79,7 @@ outputs:
         f"{src}: colour: unknown key; allowed keys are: title, description, inputs, outputs",
         f"{src}: inputs.prompt: node '66' does not exist in txt2img.json",
         f"{src}: inputs.steps.lable: unknown key; allowed keys are: node, input, label, info, lines, minimum, "
-        "maximum, step, choices, default, randomize, advanced, widget",
+        "maximum, step, choices, default, randomize, advanced, required, widget",
         f"{src}: inputs.cfg: default 500 is above the maximum 100.0",
         f"{src}: inputs.seed: maximum 99999999999999999999999 is outside the server's range for this input "
         "(0 to 18446744073709551615)",
