@@ -44,8 +44,15 @@ class InputSpec:
     @property
     def is_upload(self) -> bool:
         """A file-upload combo such as LoadImage.image (``image_upload: true``)."""
-        return bool(self.options.get("image_upload") or self.options.get("video_upload")
-                    or self.options.get("audio_upload"))
+        return bool(self.upload_kind)
+
+    @property
+    def upload_kind(self) -> str:
+        """"image", "video" or "audio" for an upload input, else ""."""
+        for kind in ("image", "video", "audio"):
+            if self.options.get(f"{kind}_upload"):
+                return kind
+        return ""
 
 
 class Catalog:

@@ -39,7 +39,7 @@ from .events import (Cached, JobEvent, MessageType, NodeStarted, OutputReady, Pr
                      Queued, Started, TextFrame, WireMessage, parse_binary, parse_text)
 from .prepare import PreparedPrompt, flat_target, prepare
 from .results import OutputFile, RunResult, kind_of
-from .schema import Param, TabSpec, load_tab
+from .schema import UPLOAD_CLASSES, Param, TabSpec, load_tab
 from .transport import WebSocketClosed, WebSocketConnection, WebSocketConnector, connect_websocket
 
 __all__ = ["ComfyClient", "Job", "JobHooks", "LocalFile", "local_uploads"]
@@ -63,6 +63,7 @@ class LocalFile:
     data: bytes
     filename: str
     label: str
+    kind: str = "image"  # image, video or audio
 
 
 @dataclass
@@ -87,9 +88,9 @@ def local_uploads(tab: TabSpec, values: Mapping[str, Any]) -> dict[str, LocalFil
         if value is None or not _is_upload_target(tab, key, param):
             continue
         label = param.label if param else key
-        local = _local_image(value, label)
+        local = _local_file(value, label)
         if local is not None:
-            uploads[key] = LocalFile(local[0], local[1], label)
+            uploads[key] = LocalFile(local[0], local[1], label, param.kind if param else "image")
     return uploads
 
 
@@ -207,10 +208,17 @@ class ComfyClient:
 
     # ---- uploads --------------------------------------------------------------------------
 
-    def upload_image(self, data: bytes, *, field: str = "image", filename: str = "image.png") -> str:
-        """Upload image bytes once per content; return the name to give LoadImage."""
+    def upload_image(self, data: bytes, *, field: str = "image", filename: str = "image.png",
+                     kind: str = "image") -> str:
+        """Upload a file once per content; return the name to give the loader node.
+
+        ComfyUI takes images, videos and audio through ``/upload/image`` (as its own frontend does);
+        images are decoded with Pillow first, so a non-image is refused with a clear message.
+        """
         limit = min(self.max_upload_size(), self.max_upload_bytes or 2**63)
-        _check_image(data, field, limit, self.max_upload_pixels)
+        _check_size(data, field, limit)
+        if kind == "image":
+            _check_image(data, field, self.max_upload_pixels)
         digest = hashlib.sha256(data).hexdigest()
         with self._lock:
             if digest in self._uploaded:
@@ -229,7 +237,8 @@ class ComfyClient:
 
     def upload_all(self, uploads: dict[str, "LocalFile"]) -> dict[str, str]:
         """Upload every local file; return the server-side name for each value key."""
-        return {key: self.upload_image(f.data, field=f.label, filename=f.filename) for key, f in uploads.items()}
+        return {key: self.upload_image(f.data, field=f.label, filename=f.filename, kind=f.kind)
+                for key, f in uploads.items()}
 
     # ---- running ----------------------------------------------------------------------------
 
@@ -781,15 +790,15 @@ def _auth_hint(status: int) -> str:
 
 def _is_upload_target(tab: TabSpec, key: str, param: Param | None) -> bool:
     if param is not None:
-        return param.kind == "image"
+        return param.is_upload
     target = flat_target(key)
     if not target or target[0] not in tab.workflow.nodes:
         return False
-    return tab.workflow.nodes[target[0]]["class_type"] in ("LoadImage", "LoadImageMask") and target[1] == "image"
+    return (tab.workflow.nodes[target[0]]["class_type"], target[1]) in UPLOAD_CLASSES
 
 
-def _local_image(value: Any, label: str) -> tuple[bytes, str] | None:
-    """(bytes, filename) of a local image value, or None if ``value`` already names a server file."""
+def _local_file(value: Any, label: str) -> tuple[bytes, str] | None:
+    """(bytes, filename) of a local file value, or None if ``value`` already names a server file."""
     if isinstance(value, Image.Image):
         buffer = io.BytesIO()
         value.save(buffer, format="PNG")
@@ -806,11 +815,14 @@ def _local_image(value: Any, label: str) -> tuple[bytes, str] | None:
     return None  # a name of a file already on the server, e.g. "example.png"
 
 
-def _check_image(data: bytes, label: str, limit: int, max_pixels: int | None) -> None:
-    """Refuse files over the size limit, files Pillow cannot decode, and images with too many pixels."""
+def _check_size(data: bytes, label: str, limit: int) -> None:
     if len(data) > limit:
         raise InputError(label, f"the file is {len(data) / 2**20:.1f} MB; at most {limit / 2**20:.0f} MB "
-                                "is accepted. Use a smaller image.")
+                                "is accepted. Use a smaller file.")
+
+
+def _check_image(data: bytes, label: str, max_pixels: int | None) -> None:
+    """Refuse files Pillow cannot decode, and images with too many pixels."""
     try:
         with Image.open(io.BytesIO(data)) as image:
             size = image.size

@@ -224,7 +224,7 @@ class ComfyPool:
 
 def _prompt_for_check(tab: TabSpec, values: Mapping[str, Any] | None) -> dict[str, dict[str, Any]]:
     """The prompt as it will be sent, minus image uploads (their names are not known yet)."""
-    plain = {k: v for k, v in (values or {}).items() if not (tab.param(k) and tab.param(k).kind == "image")}
+    plain = {k: v for k, v in (values or {}).items() if not (tab.param(k) and tab.param(k).is_upload)}
     return prepare(tab, plain).prompt
 
 

@@ -45,8 +45,8 @@ def prepare(tab: TabSpec, values: Mapping[str, Any], rng: random.Random | None =
     _check_names(tab, values)
     for param in tab.params:
         if param.required and values.get(param.name) in (None, ""):
-            raise InputError(param.label, "is required; give a value" if param.kind != "image" else
-                             "is required; upload an image")
+            raise InputError(param.label, f"is required; upload {'an' if param.kind == 'image' else 'a'} "
+                                          f"{param.kind}" if param.is_upload else "is required; give a value")
         value = _value_for(param, values.get(param.name), rng)
         final[param.name] = value
         if param.is_seed:

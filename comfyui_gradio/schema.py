@@ -24,17 +24,19 @@ from .errors import ConfigError, Problem
 from .infer import infer_schema
 from .workflow import Workflow, find_node, is_link, load_workflow
 
-__all__ = ["KINDS", "Output", "Param", "TabSpec", "load_tab", "schema_path", "tab_from_schema"]
+__all__ = ["KINDS", "UPLOAD_KINDS", "Output", "Param", "TabSpec", "load_tab", "schema_path", "tab_from_schema"]
 
 TOP_KEYS = ("title", "description", "inputs", "outputs")
 INPUT_KEYS = ("node", "input", "label", "info", "lines", "minimum", "maximum", "step", "choices",
               "default", "randomize", "advanced", "required", "widget")  # fmt: skip
 OUTPUT_KEYS = ("node", "label")
-KINDS = ("text", "int", "float", "bool", "choice", "image")
-WIDGETS = ("textbox", "number", "slider", "dropdown", "checkbox", "image")
+KINDS = ("text", "int", "float", "bool", "choice", "image", "video", "audio")
+UPLOAD_KINDS = ("image", "video", "audio")  # file inputs, uploaded to the server before a run
+WIDGETS = ("textbox", "number", "slider", "dropdown", "checkbox", "image", "video", "audio")
 _SEED_NAMES = ("seed", "noise_seed")
 RESERVED_NAMES = ("runs", "seed_mode")  # added to every tab's API by the app
-UPLOAD_CLASSES = ("LoadImage", "LoadImageMask")  # image uploads known without a catalogue
+UPLOAD_CLASSES = {("LoadImage", "image"): "image", ("LoadImageMask", "image"): "image",
+                  ("LoadVideo", "file"): "video", ("LoadAudio", "audio"): "audio"}  # known without a catalogue
 
 
 @dataclass(frozen=True)
@@ -57,6 +59,10 @@ class Param:
     required: bool = False  # a run needs a value from the caller (an upload, a non-empty text)
     info: str = ""
     widget: str = ""  # rendering override; "" = chosen from kind and bounds
+
+    @property
+    def is_upload(self) -> bool:
+        return self.kind in UPLOAD_KINDS
 
     @property
     def is_seed(self) -> bool:
@@ -309,19 +315,20 @@ def _gt(a: Any, b: Any) -> bool:
 def _kind(spec: InputSpec | None, current: Any, entry: dict[str, Any], class_type: str) -> str:
     """The value kind of an input: from the schema's widget, else the catalogue, else the value."""
     widget = entry.get("widget")
-    by_widget = {"checkbox": "bool", "dropdown": "choice", "image": "image", "textbox": "text"}
+    by_widget = {"checkbox": "bool", "dropdown": "choice", "image": "image", "video": "video", "audio": "audio",
+                 "textbox": "text"}
     if widget in by_widget:
         return by_widget[widget]
     if spec is not None:
         if spec.is_upload:
-            return "image"
+            return spec.upload_kind
         by_type = {"INT": "int", "FLOAT": "float", "BOOLEAN": "bool", "STRING": "text", "COMBO": "choice"}
         if spec.type in by_type:
             return by_type[spec.type]
     if entry.get("choices"):
         return "choice"
-    if spec is None and class_type in UPLOAD_CLASSES and entry.get("input") == "image":
-        return "image"
+    if spec is None and (class_type, entry.get("input")) in UPLOAD_CLASSES:
+        return UPLOAD_CLASSES[class_type, entry.get("input")]
     return _kind_of_value(current)
 
 

@@ -48,6 +48,7 @@ PANEL_REFRESH = 5.0  # seconds between refreshes of the servers panel (reads the
 VIDEO_CLASSES = ("SaveVideo", "SaveWEBM", "VHS_VideoCombine", "SaveAnimatedWEBP", "SaveAnimatedPNG")
 AUDIO_CLASSES = ("SaveAudio", "SaveAudioMP3", "SaveAudioOpus", "PreviewAudio")
 TEXT_CLASSES = ("PreviewAny",)
+MODEL3D_CLASSES = ("SaveGLB", "Preview3D", "Preview3DAnimation")
 OWNER_KEY = "comfyui-gradio-owner"
 
 
@@ -148,9 +149,11 @@ class _Outputs:
     video: gr.Video | None = None
     audio: gr.Audio | None = None
     text: gr.Textbox | None = None
+    model3d: gr.Model3D | None = None
 
     def components(self) -> list[gr.components.Component]:
-        return [c for c in (self.status, self.gallery, self.info, self.video, self.audio, self.text) if c]
+        return [c for c in (self.status, self.gallery, self.info, self.video, self.audio, self.text, self.model3d)
+                if c]
 
 
 @dataclass
@@ -252,6 +255,8 @@ class TabView:
             outputs.audio = gr.Audio(label="Audio", interactive=False, type="filepath")
         if classes & set(TEXT_CLASSES):
             outputs.text = gr.Textbox(label="Text", interactive=False, lines=4)
+        if classes & set(MODEL3D_CLASSES):
+            outputs.model3d = gr.Model3D(label="3D model", interactive=False)
         with gr.Accordion("Run details", open=False):
             outputs.info = gr.JSON(label="run details", show_label=False)
         return outputs
@@ -400,6 +405,8 @@ class TabView:
             update[out.audio] = next((str(a.path) for r in results for a in r.audios), None)
         if out.text is not None:
             update[out.text] = "\n\n".join(t for r in results for t in r.texts)
+        if out.model3d is not None:
+            update[out.model3d] = next((str(m.path) for r in results for m in r.models3d), None)
         return update
 
     def _cancel(self, request: gr.Request) -> str:
@@ -453,7 +460,9 @@ def _record_text(record: RunRecord) -> str:
 
 
 def _gallery(results: list[RunResult]) -> list[tuple[str, str]]:
-    return [(str(o.path), o.output_name) for r in results for o in r.images]
+    """Images of the results, captioned with their output name; previews are marked as such."""
+    return [(str(o.path), f"{o.output_name} (preview)" if o.preview else o.output_name)
+            for r in results for o in r.images]
 
 
 def _details(result: RunResult) -> dict[str, Any]:

@@ -19,6 +19,11 @@ def widget_for(param: Param, tab_name: str) -> gr.components.Component:
     if param.kind == "image":
         return gr.Image(label=param.label, type="filepath", sources=["upload", "clipboard"],
                         elem_id=common["elem_id"], height=300)
+    if param.kind == "video":
+        return gr.Video(label=param.label, sources=["upload"], elem_id=common["elem_id"], height=300)
+    if param.kind == "audio":
+        return gr.Audio(label=param.label, type="filepath", sources=["upload", "microphone"],
+                        elem_id=common["elem_id"])
     if param.kind == "bool":
         return gr.Checkbox(value=bool(param.default), **common)
     if param.kind == "choice":
@@ -55,7 +60,7 @@ def form_values(spec: TabSpec, form: dict[str, Any]) -> dict[str, Any]:
         value = form.get(param.name)
         if param.is_seed and form.get(f"{param.name}_randomize"):
             value = None
-        if param.kind == "image" and not value:
+        if param.is_upload and not value:
             continue
         if param.kind == "int" and isinstance(value, float) and value.is_integer():
             value = int(value)

@@ -189,7 +189,7 @@ def test_non_image_and_oversized_uploads_are_refused_before_sending(tmp_path: Pa
     tab = load_tab(WORKFLOWS / "invert.json", catalog)
     with pytest.raises(InputError, match=r"^Picture: this file is not an image"):
         client.run(tab, {"image": b"%PDF-1.4 not an image"})
-    with pytest.raises(InputError, match=r"^Picture: the file is 0\.0 MB; at most 0 MB is accepted\. Use a smaller image\.$"):
+    with pytest.raises(InputError, match=r"^Picture: the file is 0\.0 MB; at most 0 MB is accepted\. Use a smaller file\.$"):
         client.run(tab, {"image": png_bytes(size=(300, 300)) + b"\0" * 2000})
     small_limit = client_for(replay, tmp_path, max_upload_pixels=10_000)
     with pytest.raises(InputError, match=r"^Picture: the image is 300×300 pixels; at most 0 megapixels"):
@@ -219,3 +219,15 @@ def test_unreachable_server_says_where_and_how_to_fix(tmp_path: Path) -> None:
         client.run(WORKFLOWS / "blur.json", {})
     assert str(caught.value).startswith("Cannot reach ComfyUI at http://127.0.0.1:9 (")
     assert "set COMFYUI_URL / --comfyui-url" in str(caught.value)
+
+
+def test_video_uploads_are_not_decoded_as_images(tmp_path: Path) -> None:
+    replay = Replay(load_transcript("b1_load_invert_save"))
+    workflow = {"1": {"class_type": "LoadVideo", "inputs": {"file": "x.mp4"}},
+                "3": {"class_type": "SaveImage", "inputs": {"images": ["1", 0], "filename_prefix": "p"}}}
+    tab = tab_of({"workflow": workflow}, tmp_path, {"inputs": {"clip": {"node": "1", "input": "file"}}})
+    clip = tmp_path / "clip.mp4"
+    clip.write_bytes(b"\x00\x00\x00\x18ftypmp42 not an image")
+    client_for(replay, tmp_path).submit(tab, {"clip": clip})
+    upload = next(r for r in replay.requests if r.url.path == "/upload/image")
+    assert b"ftypmp42" in upload.content and b'filename="' in upload.content and b'.mp4"' in upload.content

@@ -138,3 +138,16 @@ def test_workflow_without_schema_gets_an_inferred_form(catalog: Catalog, tmp_pat
     assert {p.name for p in blur.params if p.advanced} == {"blur_radius", "sigma", "upscale_method", "width",
                                                             "height", "crop"}
     assert blur.param("blur_radius").maximum == 31  # typed from the server's catalogue
+
+
+def test_video_and_audio_loaders_become_uploads(tmp_path: Path, catalog: Catalog) -> None:
+    nodes = {"1": {"class_type": "LoadVideo", "inputs": {"file": "clip.mp4"}},
+             "2": {"class_type": "GetVideoComponents", "inputs": {"video": ["1", 0]}},
+             "3": {"class_type": "SaveImage", "inputs": {"images": ["2", 0], "filename_prefix": "f"}},
+             "4": {"class_type": "LoadAudio", "inputs": {"audio": "a.wav"}}}
+    (tmp_path / "media.json").write_text(json.dumps(nodes))
+    (tmp_path / "media.yaml").write_text("inputs:\n  clip: {node: '1', input: file}\n  sound: {node: '4', input: audio}\n")
+    with_catalog = load_tab(tmp_path / "media.json", catalog)
+    assert with_catalog.param("clip").kind == "video"  # video_upload in the server's catalogue
+    without = load_tab(tmp_path / "media.json", None)
+    assert (without.param("clip").kind, without.param("sound").kind) == ("video", "audio")
