@@ -35,8 +35,10 @@ def pick_catalog(pool: ComfyPool, cache: Path) -> Catalog | None:
 
 
 def make_pool(settings: Settings) -> ComfyPool:
-    clients = [ComfyClient(url, headers=settings.comfyui_headers, output_dir=settings.output_dir,
-                           tracker=settings.tracker) for url in settings.comfyui_urls]
+    clients = [ComfyClient(url, headers=settings.headers_for(number), output_dir=settings.output_dir,
+                           tracker=settings.tracker, max_upload_bytes=settings.max_upload_mb * 2**20,
+                           max_upload_pixels=settings.max_upload_pixels)
+               for number, url in enumerate(settings.comfyui_urls, start=1)]
     return ComfyPool(clients).start()
 
 

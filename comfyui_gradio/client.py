@@ -17,6 +17,7 @@ All httpx errors are translated here (``_request``); see ``errors`` for the exce
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import io
 import json
@@ -28,6 +29,7 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping
+from urllib.parse import unquote
 
 import httpx
 from PIL import Image, UnidentifiedImageError
@@ -117,8 +119,7 @@ class ComfyClient:
     ) -> None:
         if tracker not in ("websocket", "http"):
             raise ValueError("tracker must be 'websocket' or 'http'")
-        self.url = url.rstrip("/")
-        self.headers = dict(headers or {})
+        self.url, self.headers = _without_credentials(url.rstrip("/"), dict(headers or {}))
         self._own_http = http is None
         self.http = http or httpx.Client(base_url=self.url, headers=self.headers, timeout=timeout)
         self.connect_ws = connect_ws
@@ -774,6 +775,17 @@ class Job:
         return path
 
 
+def _without_credentials(url: str, headers: dict[str, str]) -> tuple[str, dict[str, str]]:
+    """Move ``user:password@`` out of a URL into a Basic auth header, so the URL can be shown."""
+    parsed = httpx.URL(url)
+    if not parsed.userinfo:
+        return url, headers
+    user, _, password = parsed.userinfo.decode().partition(":")
+    token = base64.b64encode(f"{unquote(user)}:{unquote(password)}".encode()).decode()
+    headers.setdefault("Authorization", f"Basic {token}")
+    return str(parsed.copy_with(username=None, password=None)).rstrip("/"), headers
+
+
 def _listed(items: Any) -> list[Any]:
     return items if isinstance(items, list) else [items]
 
@@ -784,7 +796,8 @@ def _slug(text: str) -> str:
 
 def _auth_hint(status: int) -> str:
     if status in (401, 403):
-        return "; the server (or a proxy in front of it) wants credentials: set COMFYUI_HEADERS or COMFYUI_TOKEN"
+        return ("; the server (or a proxy in front of it) wants credentials: set COMFYUI_TOKEN, COMFYUI_HEADERS "
+                "or COMFYUI_COOKIES")
     return "; see the ComfyUI server's log"
 
 

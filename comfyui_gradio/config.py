@@ -19,7 +19,7 @@ __all__ = ["Settings", "load_settings", "parser"]
 
 @dataclass(frozen=True)
 class Settings:
-    comfyui_url: str = "http://127.0.0.1:8188"
+    comfyui_url: str = field(default="http://127.0.0.1:8188", repr=False)  # may carry user:password@
     workflows_dir: Path = Path("workflows")
     output_dir: Path = Path("outputs")
     cache_dir: Path = Path(".cache")
@@ -35,17 +35,20 @@ class Settings:
     max_runs: int = 4  # "Runs" per click of Generate
     max_in_flight: int = 4  # runs one person may have going at once
     max_batch_size: int = 4  # cap on any batch_size input
-    comfyui_headers: dict[str, str] = field(default_factory=dict, repr=False)  # may hold secrets
+    comfyui_headers: dict[str, str] = field(default_factory=dict, repr=False)  # secrets: never shown
+    comfyui_tokens: dict[int, str] = field(default_factory=dict, repr=False)  # server number (1-based) -> token
 
     @property
     def comfyui_urls(self) -> list[str]:
         """The servers of the pool, in the order given."""
         return [u.strip().rstrip("/") for u in self.comfyui_url.split(",") if u.strip()]
 
-    @property
-    def safe_headers(self) -> dict[str, str]:
-        """Header names with their values hidden, for logs and the page."""
-        return {name: "***" for name in self.comfyui_headers}
+    def headers_for(self, number: int) -> dict[str, str]:
+        """Headers for server ``number`` (1-based): the common ones, its own token if it has one."""
+        headers = dict(self.comfyui_headers)
+        if number in self.comfyui_tokens:
+            headers["Authorization"] = f"Bearer {self.comfyui_tokens[number]}"
+        return headers
 
 
 def parser() -> argparse.ArgumentParser:
@@ -88,6 +91,7 @@ def load_settings(argv: Sequence[str] | None = None, env: Mapping[str, str] | No
         max_in_flight=_int(env, "MAX_RUNS_IN_FLIGHT", 4, problems),
         max_batch_size=_int(env, "MAX_BATCH_SIZE", 4, problems),
         comfyui_headers=_headers(env, problems),
+        comfyui_tokens=_tokens(env, problems),
     )
     if problems:
         raise ConfigError(problems)
@@ -146,8 +150,21 @@ def _auth(raw: str, problems: list[Problem]) -> tuple[tuple[str, str], ...]:
     return tuple(pairs)
 
 
+def _tokens(env: Mapping[str, str], problems: list[Problem]) -> dict[int, str]:
+    """COMFYUI_TOKEN_1, COMFYUI_TOKEN_2, ...: a bearer token for one server of the pool."""
+    tokens = {}
+    for key, value in env.items():
+        if key.startswith("COMFYUI_TOKEN_") and value:
+            number = key.removeprefix("COMFYUI_TOKEN_")
+            if not number.isdigit() or int(number) < 1:
+                problems.append(Problem("settings", key, "must end in the server's number: COMFYUI_TOKEN_1, ..."))
+                continue
+            tokens[int(number)] = value
+    return tokens
+
+
 def _headers(env: Mapping[str, str], problems: list[Problem]) -> dict[str, str]:
-    """COMFYUI_HEADERS (a JSON object) plus COMFYUI_TOKEN as a bearer token."""
+    """COMFYUI_HEADERS (a JSON object), COMFYUI_COOKIES, and COMFYUI_TOKEN as a bearer token."""
     headers: dict[str, str] = {}
     raw = env.get("COMFYUI_HEADERS", "")
     if raw:
@@ -159,6 +176,8 @@ def _headers(env: Mapping[str, str], problems: list[Problem]) -> dict[str, str]:
         except ValueError:
             problems.append(Problem("settings", "COMFYUI_HEADERS",
                                     'must be a JSON object such as {"X-Api-Key": "..."} (value not shown)'))
+    if env.get("COMFYUI_COOKIES"):
+        headers["Cookie"] = env["COMFYUI_COOKIES"]
     if env.get("COMFYUI_TOKEN"):
         headers["Authorization"] = f"Bearer {env['COMFYUI_TOKEN']}"
     return headers

@@ -1,0 +1,89 @@
+"""Settings from the environment and flags, and secrets that never show."""
+
+from __future__ import annotations
+
+import base64
+import logging
+from pathlib import Path
+
+import httpx
+import pytest
+
+from comfyui_gradio.app import make_pool
+from comfyui_gradio.catalog import Catalog
+from comfyui_gradio.client import ComfyClient
+from comfyui_gradio.config import load_settings
+from comfyui_gradio.errors import ConfigError, ServerUnavailable
+from comfyui_gradio.schema import load_tab
+from tests.conftest import WORKFLOWS
+from tests.replay import Replay, load_transcript, png_bytes
+
+SECRETS = ("pw-one", "tok-two", "cookie-three", "hdr-four")
+ENV = {"COMFYUI_URL": "http://alice:pw-one@127.0.0.1:9,http://127.0.0.1:10", "COMFYUI_TOKEN_2": "tok-two",
+       "COMFYUI_COOKIES": "session=cookie-three", "COMFYUI_HEADERS": '{"X-Api-Key": "hdr-four"}'}
+
+
+def test_flags_override_the_environment() -> None:
+    env = {"COMFYUI_URL": "http://a:1", "GRADIO_SERVER_PORT": "9000", "WORKFLOWS_DIR": "w", "GRADIO_SHARE": "yes"}
+    settings = load_settings(["--comfyui-url", "http://b:2,http://c:3", "--port", "7000"], env=env)
+    assert settings.comfyui_urls == ["http://b:2", "http://c:3"]
+    assert (settings.server_port, settings.workflows_dir, settings.share) == (7000, Path("w"), True)
+
+
+def test_every_bad_setting_is_reported_by_name() -> None:
+    env = {"COMFYUI_URL": "localhost:8188", "GRADIO_SERVER_PORT": "eighty", "GRADIO_SHARE": "maybe",
+           "GRADIO_AUTH": "nopassword", "COMFYUI_TRACKER": "pigeon", "COMFYUI_HEADERS": "[1]",
+           "COMFYUI_TOKEN_x": "t"}
+    with pytest.raises(ConfigError) as caught:
+        load_settings([], env=env)
+    assert [str(p) for p in caught.value.problems] == [
+        "settings: COMFYUI_URL: 'localhost:8188' must start with http:// or https://",
+        "settings: GRADIO_SERVER_PORT: 'eighty' must be a positive whole number",
+        "settings: GRADIO_SHARE: 'maybe' must be true or false",
+        "settings: GRADIO_AUTH: each entry must look like user:password",
+        "settings: COMFYUI_TRACKER: 'pigeon' must be one of: websocket, http",
+        'settings: COMFYUI_HEADERS: must be a JSON object such as {"X-Api-Key": "..."} (value not shown)',
+        "settings: COMFYUI_TOKEN_x: must end in the server's number: COMFYUI_TOKEN_1, ...",
+    ]
+
+
+def test_credentials_reach_each_server_of_the_pool(tmp_path: Path) -> None:
+    settings = load_settings(["--outputs", str(tmp_path)], env=ENV)
+    pool = make_pool(settings)
+    first, second = pool.clients
+    assert (first.url, second.url) == ("http://127.0.0.1:9", "http://127.0.0.1:10")
+    assert first.headers["Authorization"] == "Basic " + base64.b64encode(b"alice:pw-one").decode()
+    assert second.headers["Authorization"] == "Bearer tok-two"
+    for client in (first, second):
+        assert client.headers["Cookie"] == "session=cookie-three" and client.headers["X-Api-Key"] == "hdr-four"
+        assert client.http.headers["Cookie"] == "session=cookie-three"
+    pool.close()
+
+
+def test_secrets_never_appear_in_messages_logs_or_settings(tmp_path: Path, caplog: pytest.LogCaptureFixture,
+                                                          catalog: Catalog) -> None:
+    caplog.set_level(logging.DEBUG)
+    settings = load_settings(["--outputs", str(tmp_path)], env=ENV)
+    pool = make_pool(settings)
+    with pytest.raises(ServerUnavailable) as caught:
+        pool.submit(load_tab(WORKFLOWS / "invert.json", catalog), {"image": png_bytes()})
+    pool.close()
+    shown = "\n".join([str(caught.value), caplog.text, repr(settings), str(pool.statuses())])
+    assert "127.0.0.1:9" in shown
+    assert not [secret for secret in SECRETS if secret in shown]
+
+
+def test_headers_go_on_http_and_websocket(tmp_path: Path, catalog: Catalog) -> None:
+    replay = Replay(load_transcript("b1_load_invert_save"))
+    seen: list[dict] = []
+
+    def connect(url: str, *, headers: dict[str, str], timeout: float):
+        seen.append(headers)
+        return replay.connect(url, headers=headers, timeout=timeout)
+
+    headers = {"Authorization": "Bearer tok-two", "Cookie": "session=cookie-three"}
+    http = httpx.Client(base_url="http://comfy.test", transport=replay.transport(), headers=headers)
+    client = ComfyClient("http://comfy.test", http=http, connect_ws=connect, headers=headers, output_dir=tmp_path)
+    client.run(load_tab(WORKFLOWS / "invert.json", catalog), {"image": png_bytes()})
+    assert seen == [headers]
+    assert all(r.headers["authorization"] == "Bearer tok-two" for r in replay.requests)
