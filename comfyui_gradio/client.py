@@ -130,6 +130,8 @@ class ComfyClient:
         self._uploaded: dict[str, str] = {}  # sha256 -> server-side name
         self._lock = threading.Lock()
         self._max_upload: int | None = None
+        self._catalog: Catalog | None = None
+        self._tabs: dict[tuple[Any, ...], TabSpec] = {}
         self.max_upload_bytes = max_upload_bytes  # our own limit, on top of the server's
         self.max_upload_pixels = max_upload_pixels
 
@@ -244,19 +246,33 @@ class ComfyClient:
     # ---- running ----------------------------------------------------------------------------
 
     def load(self, workflow: TabSpec | Path | str) -> TabSpec:
-        """A TabSpec from a workflow path (schema beside it, if any) or an existing TabSpec."""
+        """A TabSpec from a workflow path (schema beside it, if any) or an existing TabSpec.
+
+        Loaded tabs are kept while their files are unchanged; the server's catalogue is read once.
+        """
         if isinstance(workflow, TabSpec):
             return workflow
         path = Path(workflow)
-        try:
-            catalog = self.catalog()
-        except ServerError:
-            catalog = None
-        return load_tab(path, catalog)
+        key = (path.resolve(), *(_mtime(p) for p in (path, path.with_suffix(".yaml"), path.with_suffix(".yml"))))
+        with self._lock:
+            cached = self._tabs.get(key)
+        if cached is None:
+            cached = load_tab(path, self._cached_catalog())
+            with self._lock:
+                self._tabs[key] = cached
+        return cached
+
+    def _cached_catalog(self) -> Catalog | None:
+        if self._catalog is None:
+            try:
+                self._catalog = self.catalog()
+            except ServerError:
+                return None
+        return self._catalog
 
     def submit(self, workflow: TabSpec | Path | str, values: Mapping[str, Any] | None = None,
                *, timeout: float | None = None, output_dir: Path | None = None,
-               hooks: "JobHooks | None" = None) -> "Job":
+               hooks: "JobHooks | None" = None, prompt_id: str | None = None) -> "Job":
         """Upload inputs, queue the prompt and return its ``Job`` (tracking runs in the background).
 
         Outputs go to ``<output_dir>/<prompt_id>/`` (``output_dir`` defaults to the client's).
@@ -265,7 +281,7 @@ class ComfyClient:
         uploads = local_uploads(tab, values or {})
         prepared = prepare(tab, {**(values or {}), **self.upload_all(uploads)})
         job = Job(self, tab, prepared, timeout=timeout, output_dir=output_dir or self.output_dir, uploads=uploads,
-                  hooks=hooks)
+                  hooks=hooks, prompt_id=prompt_id)
         job._start()
         return job
 
@@ -342,14 +358,14 @@ class Job:
 
     def __init__(self, client: ComfyClient, tab: TabSpec, prepared: PreparedPrompt, *, timeout: float | None,
                  output_dir: Path, uploads: dict[str, LocalFile] | None = None,
-                 hooks: JobHooks | None = None) -> None:
+                 hooks: JobHooks | None = None, prompt_id: str | None = None) -> None:
         self.client = client
         self.uploads = uploads or {}
         self.hooks = hooks or JobHooks()
         self._retried = False
         self.tab = tab
         self.prepared = prepared
-        self.prompt_id = str(uuid.uuid4())
+        self.prompt_id = prompt_id or str(uuid.uuid4())
         self.client_id = uuid.uuid4().hex
         self.job_dir = output_dir / self.prompt_id
         self._deadline = time.monotonic() + timeout if timeout else None
@@ -784,6 +800,13 @@ def _without_credentials(url: str, headers: dict[str, str]) -> tuple[str, dict[s
     token = base64.b64encode(f"{unquote(user)}:{unquote(password)}".encode()).decode()
     headers.setdefault("Authorization", f"Basic {token}")
     return str(parsed.copy_with(username=None, password=None)).rstrip("/"), headers
+
+
+def _mtime(path: Path) -> int | None:
+    try:
+        return path.stat().st_mtime_ns
+    except OSError:
+        return None
 
 
 def _listed(items: Any) -> list[Any]:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
@@ -155,9 +156,13 @@ class ComfyPool:
         others = max(server.queue_remaining - len(server.jobs), 0)
         return wait + others * DEFAULT_DURATION
 
-    def pick(self, tab: TabSpec, values: Mapping[str, Any] | None = None,
-             exclude: tuple[str, ...] = ()) -> ComfyClient:
-        """The best server for a run of ``tab``; raise if none is up or none has what it needs."""
+    def pick(self, tab: TabSpec, values: Mapping[str, Any] | None = None, exclude: tuple[str, ...] = (),
+             reserve: str | None = None) -> ComfyClient:
+        """The best server for a run of ``tab``; raise if none is up.
+
+        With ``reserve`` (a prompt id), the run is counted on the chosen server in the same locked
+        step, so callers picking at the same moment see it and spread out.
+        """
         candidates = [s for s in self._servers if s.client.url not in exclude]
         if not any(s.healthy for s in candidates):
             for server in candidates:  # maybe one came back since the last check
@@ -170,7 +175,10 @@ class ComfyPool:
         # validation answers, which names the form field.
         able = [s for s in healthy if not s.catalog or not missing_requirements(prompt, s.catalog)] or healthy
         with self._lock:
-            return min(able, key=self.estimated_wait).client
+            best = min(able, key=self.estimated_wait)
+            if reserve:
+                best.jobs[reserve] = (tab.name, time.monotonic())
+            return best.client
 
     def _all_down(self, servers: list[_Server]) -> ServerUnavailable:
         if len(servers) == 1:
@@ -183,11 +191,15 @@ class ComfyPool:
     def submit(self, tab: TabSpec, values: Mapping[str, Any] | None = None, *, timeout: float | None = None,
                output_dir: Path | None = None, retry: bool = False) -> Job:
         """Send the run to the best server; it moves to another one if that server is lost."""
-        client = self.pick(tab, values)
+        prompt_id = str(uuid.uuid4())
+        client = self.pick(tab, values, reserve=prompt_id)
         hooks = JobHooks(failover=self._failover, finished=self._finished, retry_running=retry)
-        job = client.submit(tab, values, timeout=timeout, output_dir=output_dir, hooks=hooks)
-        self._register(job)
-        return job
+        try:
+            return client.submit(tab, values, timeout=timeout, output_dir=output_dir, hooks=hooks,
+                                 prompt_id=prompt_id)
+        except BaseException:
+            self._release(prompt_id)
+            raise
 
     def run(self, tab: TabSpec, values: Mapping[str, Any] | None = None, *, timeout: float | None = None) -> RunResult:
         return self.submit(tab, values, timeout=timeout).result()
@@ -195,29 +207,22 @@ class ComfyPool:
     def _server(self, client: ComfyClient) -> _Server:
         return next(s for s in self._servers if s.client is client)
 
-    def _register(self, job: Job) -> None:
-        with self._lock:
-            self._server(job.client).jobs[job.prompt_id] = (job.tab.name, time.monotonic())
-
-    def _unregister(self, job: Job) -> None:
+    def _release(self, prompt_id: str) -> None:
         with self._lock:
             for server in self._servers:
-                server.jobs.pop(job.prompt_id, None)
+                server.jobs.pop(prompt_id, None)
 
     def _failover(self, job: Job) -> ComfyClient | None:
         lost = self._server(job.client)
         lost.healthy, lost.error = False, "stopped answering"
-        self._unregister(job)
+        self._release(job.prompt_id)
         try:
-            other = self.pick(job.tab, job.prepared.values, exclude=(lost.client.url,))
+            return self.pick(job.tab, job.prepared.values, exclude=(lost.client.url,), reserve=job.prompt_id)
         except ServerError:
             return None
-        with self._lock:
-            self._server(other).jobs[job.prompt_id] = (job.tab.name, time.monotonic())
-        return other
 
     def _finished(self, job: Job, ok: bool) -> None:
-        self._unregister(job)
+        self._release(job.prompt_id)
         if ok and job.started_at is not None:
             self.durations.record(job.tab.name, time.monotonic() - job.started_at)
 

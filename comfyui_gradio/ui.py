@@ -44,6 +44,8 @@ log = logging.getLogger(__name__)
 
 PREVIEW_INTERVAL = 0.25  # seconds between preview frames pushed to the browser
 IDLE_WAKE = 1.0  # seconds between wake-ups of a run's event loop while nothing happens
+STATUS_INTERVAL = 0.25  # seconds between status lines sent to the browser
+PROGRESS_INTERVAL = 0.1  # seconds between progress-bar updates
 PANEL_REFRESH = 5.0  # seconds between refreshes of the servers panel (reads the pool's state only)
 VIDEO_CLASSES = ("SaveVideo", "SaveWEBM", "VHS_VideoCombine", "SaveAnimatedWEBP", "SaveAnimatedPNG")
 AUDIO_CLASSES = ("SaveAudio", "SaveAudioMP3", "SaveAudioOpus", "PreviewAudio")
@@ -366,23 +368,24 @@ class TabView:
         return results
 
     def _stream(self, job: Job, progress: gr.Progress, prefix: str, done: list[RunResult]) -> Iterator[dict]:
+        """Status lines and previews of one job, at most a few per second (each update costs
+        Gradio a pass over every output component, so a 20-step job must not send 40)."""
         out = self.outputs
         assert out is not None
-        last_preview = 0.0
+        sent = {"status": 0.0, "preview": 0.0, "progress": 0.0}
         for event in job.events(idle=IDLE_WAKE):
-            if event is None:
-                yield {out.status: gr.skip()}  # lets Gradio stop this generator if the caller cancelled
-                continue
+            now = time.monotonic()
             if isinstance(event, Preview):
-                if time.monotonic() - last_preview >= PREVIEW_INTERVAL:
-                    last_preview = time.monotonic()
+                if _due(sent, "preview", now, PREVIEW_INTERVAL):
                     yield {out.gallery: _gallery(done) + [(_preview_image(event), "preview")]}
                 continue
-            line = describe(event, self._eta(job))
-            if isinstance(event, Progress) and event.max:
+            if isinstance(event, Progress) and event.max and _due(sent, "progress", now, PROGRESS_INTERVAL):
                 progress((event.value, event.max), desc=event.title)
-            if line:
+            line = describe(event, self._eta(job)) if event is not None else ""
+            if line and _due(sent, "status", now, STATUS_INTERVAL):
                 yield {out.status: prefix + line}
+            elif event is None:
+                yield {out.status: gr.skip()}  # lets Gradio stop this generator if the caller cancelled
 
     def _eta(self, job: Job) -> float | None:
         if job.started_at is None:
@@ -438,6 +441,14 @@ class TabView:
             return [gr.update() for _ in self.inputs]
         form = {**record.form, **{f"{k}_randomize": False for k in record.seeds}, **record.seeds}
         return [form.get(name, gr.update()) if name in form else gr.update() for name in self.inputs]
+
+
+def _due(sent: dict[str, float], kind: str, now: float, interval: float) -> bool:
+    """True (and noted) when an update of ``kind`` may be sent ``interval`` s after the last one."""
+    if now - sent[kind] < interval:
+        return False
+    sent[kind] = now
+    return True
 
 
 def _uploaded(job: Job) -> dict[str, str]:

@@ -133,3 +133,17 @@ def test_all_servers_down_says_so(tmp_path: Path, txt2img: TabSpec) -> None:
         pool.submit(txt2img, FAST)
     assert str(caught.value).startswith(f"Cannot reach ComfyUI at {urls[0]}, {urls[1]} (no server answers)")
     pool.close()
+
+
+def test_simultaneous_submits_spread_over_the_servers(two, txt2img: TabSpec, tmp_path: Path) -> None:
+    import concurrent.futures
+
+    a, b = two
+    a.step_delay = b.step_delay = 0.05
+    pool = pool_of(a, b, tmp_path=tmp_path)
+    with concurrent.futures.ThreadPoolExecutor(8) as executor:
+        jobs = list(executor.map(lambda _: pool.submit(txt2img, {**FAST, "steps": 4}), range(8)))
+    assert sorted([len(a.prompts), len(b.prompts)]) == [4, 4]
+    for job in jobs:
+        job.result(30)
+    pool.close()
