@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import logging
 import sys
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 import gradio as gr
 
 from .catalog import Catalog, load_cached, save_cached
 from .client import ComfyClient
 from .config import Settings, load_settings
-from .errors import ConfigError
+from .errors import ConfigError, Problem
 from .pool import ComfyPool
 from .ui import build_app, discover_tabs
 
@@ -52,24 +54,49 @@ def create_app(settings: Settings, pool: ComfyPool | None = None) -> tuple[gr.Bl
     return app, pool
 
 
-def launch(app: gr.Blocks, settings: Settings, **extra: object) -> None:
-    """``app.launch`` with the settings; a share link that cannot be made is reported in one line."""
+def launch(app: gr.Blocks, settings: Settings, **extra: Any) -> None:
+    """``app.launch`` with the settings. A share link that cannot be made is reported in one line
+    (Gradio's own multi-line advice is kept out of the log) and the app keeps serving locally."""
     settings.output_dir.mkdir(parents=True, exist_ok=True)
-    if settings.share and not settings.auth:
-        log.warning("The public share link has no password: anyone with the link can run workflows. "
+    if settings.mcp:
+        _require_mcp()
+    kwargs: dict[str, Any] = dict(server_name=settings.server_name, server_port=settings.server_port,
+                                  mcp_server=settings.mcp,
+                                  auth=list(settings.auth) or None, max_file_size=f"{settings.max_upload_mb}mb",
+                                  allowed_paths=[str(settings.output_dir.resolve())],
+                                  footer_links=["api", "gradio", "settings"], **extra)
+    if not settings.share:
+        app.launch(**kwargs)
+        return
+    if not settings.auth:
+        log.warning("The public link has no password: anyone who has it can run your workflows. "
                     "Set GRADIO_AUTH=user:password (or --auth) to protect it.")
-    kwargs: dict = dict(server_name=settings.server_name, server_port=settings.server_port,
-                        auth=list(settings.auth) or None, allowed_paths=[str(settings.output_dir.resolve())],
-                        footer_links=["api", "gradio", "settings"], **extra)
+    wait = not kwargs.pop("prevent_thread_lock", False)
+    gradio_says = io.StringIO()
+    with contextlib.redirect_stdout(gradio_says):
+        app.launch(share=True, prevent_thread_lock=True, **kwargs)
+    if app.share_url:
+        log.info("Public link: %s", app.share_url)
+    else:
+        log.error("Could not create a public share link (%s); the app is still served at %s",
+                  _share_failure(gradio_says.getvalue()), app.local_url)
+    if wait:
+        app.block_thread()
+
+
+def _require_mcp() -> None:
     try:
-        app.launch(share=settings.share, **kwargs)
-    except Exception as exc:  # Gradio raises plain exceptions when the share tunnel fails
-        if not settings.share:
-            raise
-        log.error("Could not create a share link (%s); serving locally at http://%s:%s only.",
-                  str(exc).splitlines()[0] if str(exc) else type(exc).__name__,
-                  settings.server_name, settings.server_port)
-        app.launch(share=False, **kwargs)
+        import mcp  # noqa: F401
+    except ImportError:
+        raise ConfigError([Problem("settings", "GRADIO_MCP_SERVER", "the MCP server needs optional packages: "
+                                   "pip install -r requirements-mcp.txt (they pin an older pydantic)")]) from None
+
+
+def _share_failure(gradio_output: str) -> str:
+    if "frpc" in gradio_output or "internet" in gradio_output:
+        return "no internet connection, or Gradio's tunnel program could not be downloaded"
+    line = next((x for x in gradio_output.splitlines() if "share" in x.lower()), "").strip()
+    return line or "Gradio gave no reason"
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -79,4 +106,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     except ConfigError as exc:
         sys.exit(f"Invalid settings:\n{exc}")
     app, _ = create_app(settings)
-    launch(app, settings)
+    try:
+        launch(app, settings)
+    except ConfigError as exc:
+        sys.exit(f"Invalid settings:\n{exc}")

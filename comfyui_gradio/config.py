@@ -35,6 +35,7 @@ class Settings:
     max_runs: int = 4  # "Runs" per click of Generate
     max_in_flight: int = 4  # runs one person may have going at once
     max_batch_size: int = 4  # cap on any batch_size input
+    mcp: bool = False  # also serve every tab as an MCP tool
     comfyui_headers: dict[str, str] = field(default_factory=dict, repr=False)  # secrets: never shown
     comfyui_tokens: dict[int, str] = field(default_factory=dict, repr=False)  # server number (1-based) -> token
 
@@ -61,6 +62,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--share", action="store_true", default=None, help="create a public share link (env GRADIO_SHARE)")
     p.add_argument("--auth", help="'user:password[,user2:password2]' required to open the page (env GRADIO_AUTH)")
     p.add_argument("--tracker", choices=["websocket", "http"], help="how to follow jobs (env COMFYUI_TRACKER)")
+    p.add_argument("--mcp", action="store_true", default=None,
+                   help="serve every workflow as an MCP tool (env GRADIO_MCP_SERVER; needs requirements-mcp.txt)")
     return p
 
 
@@ -90,6 +93,7 @@ def load_settings(argv: Sequence[str] | None = None, env: Mapping[str, str] | No
         max_runs=_int(env, "MAX_RUNS", 4, problems),
         max_in_flight=_int(env, "MAX_RUNS_IN_FLIGHT", 4, problems),
         max_batch_size=_int(env, "MAX_BATCH_SIZE", 4, problems),
+        mcp=args.mcp if args.mcp is not None else _bool(env, "GRADIO_MCP_SERVER", problems),
         comfyui_headers=_headers(env, problems),
         comfyui_tokens=_tokens(env, problems),
     )

@@ -228,8 +228,9 @@ class ComfyPool:
 
 
 def _prompt_for_check(tab: TabSpec, values: Mapping[str, Any] | None) -> dict[str, dict[str, Any]]:
-    """The prompt as it will be sent, minus image uploads (their names are not known yet)."""
-    plain = {k: v for k, v in (values or {}).items() if not (tab.param(k) and tab.param(k).is_upload)}
+    """The prompt as it will be sent; uploads get a stand-in name (theirs is not known yet, and
+    upload inputs are not checked against the server's lists)."""
+    plain = {k: "upload" if tab.param(k) and tab.param(k).is_upload else v for k, v in (values or {}).items()}
     return prepare(tab, plain).prompt
 
 

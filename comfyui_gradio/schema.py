@@ -26,7 +26,7 @@ from .workflow import Workflow, find_node, is_link, load_workflow
 
 __all__ = ["KINDS", "UPLOAD_KINDS", "Output", "Param", "TabSpec", "load_tab", "schema_path", "tab_from_schema"]
 
-TOP_KEYS = ("title", "description", "inputs", "outputs")
+TOP_KEYS = ("title", "description", "order", "inputs", "outputs")
 INPUT_KEYS = ("node", "input", "label", "info", "lines", "minimum", "maximum", "step", "choices",
               "default", "randomize", "advanced", "required", "widget")  # fmt: skip
 OUTPUT_KEYS = ("node", "label")
@@ -88,6 +88,7 @@ class TabSpec:
     outputs: tuple[Output, ...]  # empty = every output node of the workflow
     schema_file: Path | None = None
     notes: tuple[str, ...] = field(default_factory=tuple)  # non-fatal remarks shown on the tab
+    order: int = 100  # tabs are shown by order, then by name
 
     def param(self, name: str) -> Param | None:
         return next((p for p in self.params if p.name == name), None)
@@ -161,7 +162,14 @@ class _SchemaChecker:
             params=params,
             outputs=outputs,
             schema_file=yaml_path,
+            order=self._order(raw.get("order", 100)),
         )
+
+    def _order(self, value: Any) -> int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        self.problem("order", f"must be a whole number (tabs are sorted by it), not {value!r}")
+        return 100
 
     def _unknown_keys(self, key: str, raw: dict[str, Any], allowed: tuple[str, ...]) -> None:
         for name in raw:

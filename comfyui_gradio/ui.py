@@ -44,8 +44,9 @@ log = logging.getLogger(__name__)
 
 PREVIEW_INTERVAL = 0.25  # seconds between preview frames pushed to the browser
 IDLE_WAKE = 1.0  # seconds between wake-ups of a run's event loop while nothing happens
-STATUS_INTERVAL = 0.25  # seconds between status lines sent to the browser
-PROGRESS_INTERVAL = 0.1  # seconds between progress-bar updates
+STATUS_INTERVAL = 0.5  # seconds between status lines sent to the browser
+FIRST_STATUS = 1.0  # seconds into a job before its first status line
+PROGRESS_INTERVAL = 0.25  # seconds between progress-bar updates
 PANEL_REFRESH = 5.0  # seconds between refreshes of the servers panel (reads the pool's state only)
 VIDEO_CLASSES = ("SaveVideo", "SaveWEBM", "VHS_VideoCombine", "SaveAnimatedWEBP", "SaveAnimatedPNG")
 AUDIO_CLASSES = ("SaveAudio", "SaveAudioMP3", "SaveAudioOpus", "PreviewAudio")
@@ -62,6 +63,10 @@ class TabLoad:
     path: Path
     spec: TabSpec | None = None
     error: ConfigError | None = None
+
+
+def _tab_order(load: "TabLoad") -> tuple[int, str]:
+    return (load.spec.order if load.spec else 1_000, load.name)
 
 
 def discover_tabs(folder: Path, catalog: Catalog | None) -> list[TabLoad]:
@@ -81,7 +86,7 @@ def discover_tabs(folder: Path, catalog: Catalog | None) -> list[TabLoad]:
         notes = tuple(f"On this ComfyUI server: {line}. Pick another under *Advanced*, or add it to ComfyUI."
                       for line in tab_findings(spec, catalog)) + _catalog_notes(catalog)
         loads.append(TabLoad(path.stem, path, spec=dataclasses.replace(spec, notes=notes)))
-    return loads
+    return sorted(loads, key=_tab_order)
 
 
 def _catalog_notes(catalog: Catalog | None) -> tuple[str, ...]:
@@ -217,14 +222,14 @@ class TabView:
         for param in self.spec.params:
             if not param.advanced:
                 self._render_param(param)
-        with gr.Accordion("Advanced", open=False):
+        with gr.Accordion("Advanced", open=False, elem_id=f"{self.spec.name}-advanced"):
             for param in self.spec.params:
                 if param.advanced:
                     self._render_param(param)
             self._render_runs()
         with gr.Row():
             self.generate = gr.Button("Generate", variant="primary", elem_id=f"{self.spec.name}-generate")
-            self.cancel = gr.Button("Cancel", variant="stop", elem_id=f"{self.spec.name}-cancel")
+            self.cancel = gr.Button("Cancel", variant="secondary", elem_id=f"{self.spec.name}-cancel")
 
     def _render_param(self, param: Param) -> None:
         if param.is_seed:
@@ -247,7 +252,7 @@ class TabView:
 
     def _render_outputs(self) -> _Outputs:
         status = gr.Markdown("", label="status", elem_id=f"{self.spec.name}-status")
-        gallery = gr.Gallery(label=self._output_label(), columns=2, height="auto", format="png",
+        gallery = gr.Gallery(label=self._output_label(), columns=2, height="auto", format="png", object_fit="contain",
                              elem_id=f"{self.spec.name}-gallery", interactive=False)
         classes = {n["class_type"] for n in self.spec.workflow.nodes.values()}
         outputs = _Outputs(status, gallery, gr.JSON(visible=False))  # replaced below, inside its accordion
@@ -267,7 +272,7 @@ class TabView:
         with gr.Accordion("Your recent runs", open=False, elem_id=f"{self.spec.name}-history"):
             picker = gr.Dropdown(label="Run", choices=[], value=None, elem_id=f"{self.spec.name}-history-pick")
             detail = gr.Markdown("")
-            gallery = gr.Gallery(label="Its results", columns=4, height="auto", interactive=False)
+            gallery = gr.Gallery(label="Its results", columns=4, height=220, object_fit="contain", interactive=False)
             again = gr.Button("Run again with these settings", elem_id=f"{self.spec.name}-again")
         return _History(picker, detail, gallery, again, gr.Timer(2.0, active=False))
 
@@ -278,24 +283,44 @@ class TabView:
 
     def listen(self, page_load: Any) -> None:
         assert self.generate and self.cancel and self.outputs and self.history
-        run = self.generate.click(self._run, inputs_kwargs=self.inputs,
+        run = self.generate.click(self._endpoint(), inputs_kwargs=self.inputs,
                                   outputs=self.outputs.components(), api_name=self.spec.name,
-                                  api_description=self.spec.description or None)
-        self.cancel.click(self._cancel, outputs=[self.outputs.status], cancels=[run],
-                          api_name=f"{self.spec.name}_cancel", queue=False)
+                                  api_description=self.spec.description or None,
+                                  show_progress_on=[self.outputs.status])  # keeps live previews visible
+        # Cancel stops this person's jobs on ComfyUI and ends the streaming run at once.
+        self.cancel.click(self._cancel, outputs=[self.outputs.status], api_name=f"{self.spec.name}_cancel",
+                          queue=False, cancels=[run])
+        for param in self.spec.params:
+            if param.is_seed:
+                randomize = self.inputs[f"{param.name}_randomize"]
+                randomize.change(lambda on: gr.update(interactive=not on), inputs=[randomize],
+                                 outputs=[self.inputs[param.name]], api_visibility="private", queue=False)
         self._listen_history(run, page_load)
 
     def _listen_history(self, run: Any, page_load: Any) -> None:
         h = self.history
         assert h is not None
-        listing = dict(fn=self._list_runs, inputs=[self.owner, h.picker], outputs=[h.picker, h.timer],
-                       api_visibility="private", queue=False, show_progress="hidden")
+        listing = dict(fn=self._list_runs, inputs=[self.owner, h.picker],
+                       outputs=[h.picker, h.timer, h.detail, h.gallery], api_visibility="private", queue=False,
+                       show_progress="hidden")
         for trigger in (page_load.then, self.generate.click, run.then, h.timer.tick):
             trigger(**listing)
         h.picker.change(self._show_run, inputs=[self.owner, h.picker], outputs=[h.detail, h.gallery],
                         api_visibility="private", queue=False)
         h.again.click(self._fill_form, inputs=[self.owner, h.picker], outputs=list(self.inputs.values()),
                       api_visibility="private", queue=False)
+
+    def _endpoint(self) -> Any:
+        """``_run`` under the tab's name, with a docstring describing every parameter: Gradio's
+        MCP server turns it into the tool's parameter descriptions."""
+
+        def endpoint(request: gr.Request, progress: gr.Progress = gr.Progress(), runs: float = 1,
+                     seed_mode: str = "random", **form: Any) -> Iterator[dict]:
+            yield from self._run(request, progress, runs, seed_mode, **form)
+
+        endpoint.__name__ = endpoint.__qualname__ = self.spec.name
+        endpoint.__doc__ = tool_docstring(self.spec, self.shared.settings.max_runs)
+        return endpoint
 
     # ---- generate ---------------------------------------------------------------------------
 
@@ -358,33 +383,39 @@ class TabView:
     def _stream_all(self, jobs: list[Job], progress: gr.Progress) -> Iterator[dict]:
         out = self.outputs
         assert out is not None
+        # At once: clears the last results, and Gradio can only cancel a generator that has yielded.
         yield {out.status: "⏳ Sent to ComfyUI…", out.gallery: []}
         results: list[RunResult] = []
         for index, job in enumerate(jobs):
             prefix = f"Run {index + 1} of {len(jobs)}: " if len(jobs) > 1 else ""
             yield from self._stream(job, progress, prefix, results)
             results.append(job.result())
-            yield {out.gallery: _gallery(results)}
+            if index < len(jobs) - 1:  # the last one's images come with the final update
+                yield {out.gallery: _gallery(results)}
         return results
 
     def _stream(self, job: Job, progress: gr.Progress, prefix: str, done: list[RunResult]) -> Iterator[dict]:
         """Status lines and previews of one job, at most a few per second (each update costs
-        Gradio a pass over every output component, so a 20-step job must not send 40)."""
+        Gradio a pass over every output component, so a 20-step job must not send 40). Status and
+        progress start a second in: a quick job needs none (Gradio shows a timer meanwhile)."""
         out = self.outputs
         assert out is not None
-        sent = {"status": 0.0, "preview": 0.0, "progress": 0.0}
+        quiet_until = time.monotonic() + FIRST_STATUS - STATUS_INTERVAL
+        sent = {"status": quiet_until, "preview": 0.0, "progress": quiet_until, "any": time.monotonic()}
         for event in job.events(idle=IDLE_WAKE):
             now = time.monotonic()
             if isinstance(event, Preview):
                 if _due(sent, "preview", now, PREVIEW_INTERVAL):
+                    sent["any"] = now
                     yield {out.gallery: _gallery(done) + [(_preview_image(event), "preview")]}
                 continue
             if isinstance(event, Progress) and event.max and _due(sent, "progress", now, PROGRESS_INTERVAL):
                 progress((event.value, event.max), desc=event.title)
             line = describe(event, self._eta(job)) if event is not None else ""
             if line and _due(sent, "status", now, STATUS_INTERVAL):
+                sent["any"] = now
                 yield {out.status: prefix + line}
-            elif event is None:
+            elif _due(sent, "any", now, IDLE_WAKE):
                 yield {out.status: gr.skip()}  # lets Gradio stop this generator if the caller cancelled
 
     def _eta(self, job: Job) -> float | None:
@@ -412,22 +443,23 @@ class TabView:
             update[out.model3d] = next((str(m.path) for r in results for m in r.models3d), None)
         return update
 
-    def _cancel(self, request: gr.Request) -> str:
+    def _cancel(self, request: gr.Request) -> Any:
         session = request.session_hash or "api"
         caller = self.shared.owners.get(session, session)
         jobs = self.shared.active.of(caller, self.spec.name)
         for job in jobs:
             job.cancel()
-        return "⏹️ Cancelled." if jobs else "Nothing to cancel."
+        return "⏹️ Cancelled: the run was stopped on ComfyUI." if jobs else "Nothing to cancel."
 
     # ---- recent runs ------------------------------------------------------------------------
 
-    def _list_runs(self, owner: str | None, selected: str | None) -> tuple[dict, gr.Timer]:
+    def _list_runs(self, owner: str | None, selected: str | None) -> tuple[Any, ...]:
+        """The picker's runs (newest first), the shown run, and a timer kept on while any is running."""
         runs = self.shared.runs.recent(owner, self.spec.name) if owner else []
         choices = [(r.label(), r.run_id) for r in runs]
         value = selected if any(r.run_id == selected for r in runs) else (runs[0].run_id if runs else None)
         running = any(r.status == "running" for r in runs)
-        return gr.update(choices=choices, value=value), gr.Timer(active=running)
+        return (gr.update(choices=choices, value=value), gr.Timer(active=running), *self._show_run(owner, value))
 
     def _show_run(self, owner: str | None, run_id: str | None) -> tuple[str, list]:
         record = self.shared.runs.get(owner, run_id) if owner and run_id else None
@@ -441,6 +473,23 @@ class TabView:
             return [gr.update() for _ in self.inputs]
         form = {**record.form, **{f"{k}_randomize": False for k in record.seeds}, **record.seeds}
         return [form.get(name, gr.update()) if name in form else gr.update() for name in self.inputs]
+
+
+def tool_docstring(spec: TabSpec, max_runs: int) -> str:
+    """A Google-style docstring for a tab's endpoint (description, Args, Returns)."""
+    lines = [f"{spec.title}. {spec.description}".strip(), "", "Args:"]
+    for param in spec.params:
+        kind = {"image": "an image file", "video": "a video file", "audio": "an audio file"}.get(param.kind, param.kind)
+        limits = "".join(f", {b} {v:g}" for b, v in (("min", param.minimum), ("max", param.maximum)) if v is not None)
+        info = f" {param.info.strip()}" if param.info.strip() else ""
+        lines.append(f"    {param.name}: {param.label} ({kind}{limits}).{info}".replace("\n", " "))
+        if param.is_seed:
+            lines.append(f"    {param.name}_randomize: if true, {param.name} is ignored and a random seed is used.")
+    lines.append(f"    runs: how many times to run the workflow, 1 to {max_runs}; results add up.")
+    if any(p.is_seed for p in spec.params):
+        lines.append("    seed_mode: 'random' (a new seed each run) or 'increment' (seed, seed+1, ...).")
+    lines += ["", "Returns:", "    A status line, the result images, and the run details (seeds used, timing)."]
+    return "\n".join(lines)
 
 
 def _due(sent: dict[str, float], kind: str, now: float, interval: float) -> bool:
@@ -466,7 +515,8 @@ def _record_text(record: RunRecord) -> str:
     lines = [f"**{record.status}**" + (f" in {record.duration:.1f} s" if record.duration else "")]
     if record.error:
         lines.append(record.error)
-    lines.append(", ".join(f"{k}: {v}" for k, v in record.form.items() if not k.endswith("_randomize")))
+    settings = {**record.form, **record.seeds}  # the seed actually used, not the form's
+    lines.append(", ".join(f"{k}: {v}" for k, v in settings.items() if not k.endswith("_randomize")))
     return "\n\n".join(lines)
 
 

@@ -14,8 +14,11 @@ __all__ = ["describe", "form_values", "widget_for"]
 
 def widget_for(param: Param, tab_name: str) -> gr.components.Component:
     """The Gradio component for one parameter (element id ``<tab>-<parameter>``)."""
-    common: dict[str, Any] = {"label": param.label, "info": param.info[:200] or None,
+    common: dict[str, Any] = {"label": param.label, "info": _short(param.info) or None,
                               "elem_id": f"{tab_name}-{param.name}"}
+    if param.is_seed:
+        return gr.Number(value=param.default, precision=0, minimum=param.minimum, maximum=param.maximum,
+                         interactive=not param.randomize, **common)
     if param.kind == "image":
         return gr.Image(label=param.label, type="filepath", sources=["upload", "clipboard"],
                         elem_id=common["elem_id"], height=300)
@@ -31,6 +34,14 @@ def widget_for(param: Param, tab_name: str) -> gr.components.Component:
     if param.kind in ("int", "float"):
         return _number(param, common)
     return gr.Textbox(value=param.default or "", lines=param.lines, **common)
+
+
+def _short(text: str, limit: int = 160) -> str:
+    """Help text cut at a word boundary, with an ellipsis when shortened."""
+    text = " ".join(text.split())
+    if len(text) <= limit:
+        return text
+    return text[:limit].rsplit(" ", 1)[0].rstrip(",;:") + "…"
 
 
 def _dropdown(param: Param, common: dict[str, Any]) -> gr.Dropdown:

@@ -87,3 +87,28 @@ def test_headers_go_on_http_and_websocket(tmp_path: Path, catalog: Catalog) -> N
     client.run(load_tab(WORKFLOWS / "invert.json", catalog), {"image": png_bytes()})
     assert seen == [headers]
     assert all(r.headers["authorization"] == "Bearer tok-two" for r in replay.requests)
+
+
+def test_a_share_link_that_cannot_be_made_is_one_clear_line(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    from comfyui_gradio.app import create_app, launch
+    from tests.fake_comfyui import FakeComfyUI
+    from tests.test_app import free_port
+
+    caplog.set_level(logging.INFO, logger="comfyui_gradio")
+    with FakeComfyUI() as fake:
+        settings = load_settings(["--comfyui-url", fake.url, "--outputs", str(tmp_path / "out"), "--share",
+                                  "--port", str(free_port())], env={"CACHE_DIR": str(tmp_path / "cache")})
+        app, pool = create_app(settings)
+        closed = f"127.0.0.1:{free_port()}"  # never the internet: a closed local port stands in for it
+        launch(app, settings, prevent_thread_lock=True, quiet=True, share_server_address=closed)
+        try:
+            assert httpx.get(app.local_url).status_code == 200  # still serving locally
+        finally:
+            app.close()
+            pool.close()
+    records = [(r.levelname, r.getMessage()) for r in caplog.records if r.name == "comfyui_gradio.app"]
+    assert records[0] == ("WARNING", "The public link has no password: anyone who has it can run your workflows. "
+                                     "Set GRADIO_AUTH=user:password (or --auth) to protect it.")
+    assert records[1][0] == "ERROR" and "\n" not in records[1][1]
+    assert records[1][1].startswith("Could not create a public share link (")
+    assert records[1][1].endswith(f"the app is still served at {app.local_url}")

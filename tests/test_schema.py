@@ -76,7 +76,7 @@ outputs:
 """)
     src = f"{tmp_path}/txt2img.yaml"
     assert problems(path, catalog) == [
-        f"{src}: colour: unknown key; allowed keys are: title, description, inputs, outputs",
+        f"{src}: colour: unknown key; allowed keys are: title, description, order, inputs, outputs",
         f"{src}: inputs.prompt: node '66' does not exist in txt2img.json",
         f"{src}: inputs.steps.lable: unknown key; allowed keys are: node, input, label, info, lines, minimum, "
         "maximum, step, choices, default, randomize, advanced, required, widget",

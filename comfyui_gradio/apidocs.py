@@ -1,0 +1,92 @@
+"""API documentation for each tab, generated from its schema (``python -m comfyui_gradio api-docs``).
+
+For every workflow: the ``gradio_client`` call with its main parameters, and the same call as plain
+HTTP (Gradio's ``/gradio_api/upload`` and ``/gradio_api/call/<name>`` endpoints). The README's
+"Calling the tabs" section is this output, and a test keeps the two equal.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from .errors import ConfigError
+from .schema import Param, TabSpec, load_tab
+
+__all__ = ["api_docs", "endpoint_values"]
+
+BEGIN, END = "<!-- api-docs:begin -->", "<!-- api-docs:end -->"
+EXAMPLE_FILE = {"image": "photo.png", "video": "clip.mp4", "audio": "voice.wav"}
+
+
+def endpoint_values(tab: TabSpec, given: dict[str, Any]) -> list[Any]:
+    """The positional ``data`` list of a tab's endpoint: each parameter (a seed is followed by its
+    ``_randomize`` flag), then ``runs`` and, for tabs with a seed, ``seed_mode``."""
+    data: list[Any] = []
+    for param in tab.params:
+        data.append(given.get(param.name, _default(param)))
+        if param.is_seed:
+            data.append(given.get(f"{param.name}_randomize", param.randomize))
+    data.append(given.get("runs", 1))
+    if any(p.is_seed for p in tab.params):
+        data.append(given.get("seed_mode", "random"))
+    return data
+
+
+def _default(param: Param) -> Any:
+    return None if param.is_upload else param.default
+
+
+def api_docs(folder: Path, url: str = "http://127.0.0.1:7860") -> str:
+    """Markdown for every workflow in ``folder`` (UI-format ones are listed without examples)."""
+    sections = []
+    for path in sorted(folder.glob("*.json")):
+        try:
+            sections.append(_section(load_tab(path, None), url))
+        except ConfigError as exc:
+            sections.append(f"#### `/{path.stem}`\n\nNot documented here: {exc.problems[0].reason}\n")
+    return "\n".join(sections)
+
+
+def _section(tab: TabSpec, url: str) -> str:
+    main = [p for p in tab.params if not p.advanced]
+    example = {p.name: _example(p) for p in main}
+    args = "".join(f"{name}={value}, " for name, value in example.items())
+    other = [p.name for p in tab.params if p.advanced]
+    more = f"Other parameters: {', '.join(other)}, runs." if other else "Other parameters: runs."
+    return (f"#### {tab.title}: `/{tab.name}`\n\n{tab.description}\n\n"
+            f"```python\nstatus, gallery, details = client.predict({args}api_name=\"/{tab.name}\")\n```\n\n"
+            f"{more}\n\n```bash\n{_curl(tab, main, url)}\n```\n")
+
+
+def _example(param: Param) -> str:
+    if param.is_upload:
+        return f'handle_file("{EXAMPLE_FILE[param.kind]}")'
+    return repr(param.default)
+
+
+def _curl(tab: TabSpec, main: list[Param], url: str) -> str:
+    lines = []
+    given: dict[str, Any] = {}
+    for param in main:
+        if param.is_upload:
+            var = param.name.upper()
+            lines.append(f"{var}=$(curl -s -F files=@{EXAMPLE_FILE[param.kind]} {url}/gradio_api/upload "
+                         "| python3 -c 'import json,sys; print(json.load(sys.stdin)[0])')")
+            given[param.name] = {"path": f"@@{var}@@", "meta": {"_type": "gradio.FileData"}}
+    body = _shell_quoted(json.dumps({"data": endpoint_values(tab, given)}))
+    lines.append(f"EVENT=$(curl -s -X POST {url}/gradio_api/call/{tab.name} -H 'Content-Type: application/json' "
+                 f"\\\n  -d {body} \\\n  | python3 -c 'import json,sys; print(json.load(sys.stdin)[\"event_id\"])')")
+    lines.append(f"curl -sN {url}/gradio_api/call/{tab.name}/$EVENT   # streams progress, then the result")
+    return "\n".join(lines)
+
+
+def _shell_quoted(text: str) -> str:
+    """``text`` in double quotes for bash, with ``@@NAME@@`` placeholders turned into ``$NAME``."""
+    escaped = text.replace("\\", "\\\\").replace('"', '\\"').replace("$", "\\$").replace("`", "\\`")
+    while "@@" in escaped:
+        start = escaped.index("@@")
+        end = escaped.index("@@", start + 2)
+        escaped = escaped[:start] + "$" + escaped[start + 2 : end] + escaped[end + 2 :]
+    return f'"{escaped}"'
