@@ -20,7 +20,7 @@ COPY --chown=user comfyui_gradio/ comfyui_gradio/
 COPY --chown=user app.py .
 COPY --chown=user workflows/ workflows/
 
-USER user
+USER 1000
 EXPOSE 7860
 VOLUME ["/app/workflows"]
 HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \

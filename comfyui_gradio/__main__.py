@@ -1,4 +1,4 @@
-"""Command line: ``python -m comfyui_gradio {schema,convert,check} ...``.
+"""Command line: ``python -m comfyui_gradio {schema,convert,check,api-docs} ...``.
 
 Every command reads the node catalogue from ``--catalog FILE`` (a saved ``GET /object_info``), else
 from the ComfyUI server, else from the cache the app keeps (``$CACHE_DIR/object_info.json``).
@@ -16,6 +16,7 @@ from typing import Sequence
 
 import yaml
 
+from .apidocs import api_docs, with_api_docs
 from .catalog import Catalog, load_cached
 from .check import Report, check_folder
 from .client import ComfyClient
@@ -38,9 +39,15 @@ def main(argv: Sequence[str] | None = None) -> int:
                              help="read the node list from this saved GET /object_info JSON instead of a server")
         if name == "check":
             command.add_argument("--json", action="store_true", help="machine-readable report")
+    docs = commands.add_parser("api-docs", help="print the gradio_client and HTTP calls of every workflow")
+    docs.add_argument("path", nargs="?", default="workflows")
+    docs.add_argument("--url", default="http://127.0.0.1:7860", help="the app's address in the examples")
+    docs.add_argument("--readme", type=Path, metavar="FILE",
+                      help="write the calls into FILE between its api-docs markers instead of printing them")
     args = parser.parse_args(argv)
     try:
-        return {"schema": _schema, "convert": _convert, "check": _check}[args.command](args)
+        commands_by_name = {"schema": _schema, "convert": _convert, "check": _check, "api-docs": _api_docs}
+        return commands_by_name[args.command](args)
     except ComfyGradioError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -70,6 +77,15 @@ def _catalog_file(path: Path) -> Catalog:
     if not isinstance(data, dict) or not all(isinstance(v, dict) for v in data.values()):
         raise ConfigError([Problem(str(path), "", "is not a node list; save it from http://COMFYUI/object_info")])
     return Catalog(data)
+
+
+def _api_docs(args: argparse.Namespace) -> int:
+    text = api_docs(Path(args.path), args.url)
+    if args.readme is None:
+        print(text, end="")
+        return 0
+    args.readme.write_text(with_api_docs(args.readme.read_text(encoding="utf-8"), text), encoding="utf-8")
+    return 0
 
 
 def _schema(args: argparse.Namespace) -> int:

@@ -11,10 +11,10 @@ import json
 from pathlib import Path
 from typing import Any
 
-from .errors import ConfigError
+from .errors import ConfigError, Problem
 from .schema import Param, TabSpec, load_tab
 
-__all__ = ["api_docs", "endpoint_values"]
+__all__ = ["api_docs", "endpoint_values", "with_api_docs"]
 
 BEGIN, END = "<!-- api-docs:begin -->", "<!-- api-docs:end -->"
 EXAMPLE_FILE = {"image": "photo.png", "video": "clip.mp4", "audio": "voice.wav"}
@@ -40,22 +40,35 @@ def _default(param: Param) -> Any:
 
 def api_docs(folder: Path, url: str = "http://127.0.0.1:7860") -> str:
     """Markdown for every workflow in ``folder`` (UI-format ones are listed without examples)."""
-    sections = []
+    tabs, broken = [], []
     for path in sorted(folder.glob("*.json")):
         try:
-            sections.append(_section(load_tab(path, None), url))
+            tabs.append(load_tab(path, None))
         except ConfigError as exc:
-            sections.append(f"#### `/{path.stem}`\n\nNot documented here: {exc.problems[0].reason}\n")
-    return "\n".join(sections)
+            broken.append(f"#### `/{path.stem}`\n\nNot documented here: {exc.problems[0].reason}\n")
+    tabs.sort(key=lambda tab: (tab.order, tab.name))
+    return "\n".join([_section(tab, url) for tab in tabs] + broken)
+
+
+def with_api_docs(readme: str, docs: str) -> str:
+    """``readme`` with the text between its api-docs markers replaced by ``docs``."""
+    if BEGIN not in readme or END not in readme:
+        raise ConfigError([Problem("README", "", f"has no {BEGIN} ... {END} markers to fill")])
+    head, rest = readme.split(BEGIN, 1)
+    return f"{head}{BEGIN}\n{docs}{END}{rest.split(END, 1)[1]}"
 
 
 def _section(tab: TabSpec, url: str) -> str:
     main = [p for p in tab.params if not p.advanced]
     example = {p.name: _example(p) for p in main}
+    for param in main:
+        if param.is_seed:  # a seed is used only with its randomize flag off
+            example[f"{param.name}_randomize"] = "False"
     args = "".join(f"{name}={value}, " for name, value in example.items())
     other = [p.name for p in tab.params if p.advanced]
     more = f"Other parameters: {', '.join(other)}, runs." if other else "Other parameters: runs."
-    return (f"#### {tab.title}: `/{tab.name}`\n\n{tab.description}\n\n"
+    description = f"{tab.description}\n\n" if tab.description else ""
+    return (f"#### {tab.title}: `/{tab.name}`\n\n{description}"
             f"```python\nstatus, gallery, details = client.predict({args}api_name=\"/{tab.name}\")\n```\n\n"
             f"{more}\n\n```bash\n{_curl(tab, main, url)}\n```\n")
 

@@ -64,11 +64,12 @@ def launch(app: gr.Blocks, settings: Settings, **extra: Any) -> None:
                                   mcp_server=settings.mcp,
                                   auth=list(settings.auth) or None, max_file_size=f"{settings.max_upload_mb}mb",
                                   allowed_paths=[str(settings.output_dir.resolve())],
-                                  footer_links=["api", "gradio", "settings"], **extra)
+                                  footer_links=["api", "gradio", "settings"])
+    kwargs.update(extra)  # e.g. auth=callable(user, password) when embedding the app
     if not settings.share:
         app.launch(**kwargs)
         return
-    if not settings.auth:
+    if not kwargs.get("auth"):
         log.warning("The public link has no password: anyone who has it can run your workflows. "
                     "Set GRADIO_AUTH=user:password (or --auth) to protect it.")
     wait = not kwargs.pop("prevent_thread_lock", False)

@@ -14,6 +14,7 @@ the API (no owner id) is stopped when its caller cancels (``job.cancel()``) or g
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import io
 import logging
 import threading
@@ -30,7 +31,7 @@ from .catalog import Catalog
 from .check import tab_findings
 from .client import Job
 from .config import Settings
-from .errors import ComfyGradioError, ConfigError, InputError, JobCancelled
+from .errors import ComfyGradioError, ConfigError, JobCancelled
 from .events import Preview, Progress
 from .pool import ComfyPool
 from .results import RunResult
@@ -320,6 +321,9 @@ class TabView:
 
         endpoint.__name__ = endpoint.__qualname__ = self.spec.name
         endpoint.__doc__ = tool_docstring(self.spec, self.shared.settings.max_runs)
+        fixed = list(inspect.signature(endpoint).parameters.values())[:2]  # request, progress
+        named = [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=None) for name in self.inputs]
+        endpoint.__signature__ = inspect.Signature(fixed + named)  # type: ignore[attr-defined]
         return endpoint
 
     # ---- generate ---------------------------------------------------------------------------

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Iterator
 
 import pytest
 
 from comfyui_gradio.catalog import Catalog
+from tests.fake_comfyui import FakeComfyUI
+from tests.harness import RunningApp
 from tests.replay import REFERENCE
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -22,3 +25,18 @@ def object_info() -> dict:
 @pytest.fixture(scope="session")
 def catalog(object_info: dict) -> Catalog:
     return Catalog(object_info)
+
+
+@pytest.fixture()
+def fake() -> Iterator[FakeComfyUI]:
+    """A ComfyUI test double, started for one test."""
+    with FakeComfyUI() as server:
+        yield server
+
+
+@pytest.fixture()
+def running(fake: FakeComfyUI, tmp_path: Path) -> Iterator[RunningApp]:
+    """The app with the shipped workflows, in-process, on the test double."""
+    app = RunningApp(fake.url, WORKFLOWS, tmp_path)
+    yield app
+    app.close()

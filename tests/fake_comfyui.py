@@ -85,7 +85,7 @@ import uuid
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from PIL import Image, ImageFilter, ImageOps
@@ -1785,20 +1785,3 @@ def _converted_image(path: Path, query: dict[str, str]) -> tuple[bytes, str]:
             out.putalpha(alpha)
             out.save(buf, format="PNG")
     return buf.getvalue(), "image/png"
-
-
-try:
-    import pytest
-except ImportError:  # pragma: no cover - the module also works without pytest
-    pytest = None  # type: ignore[assignment]
-
-if pytest is not None:
-
-    @pytest.fixture
-    def fake_comfyui() -> Iterator[FakeComfyUI]:
-        """A started FakeComfyUI (default knobs), stopped after the test."""
-        server = FakeComfyUI().start()
-        try:
-            yield server
-        finally:
-            server.stop()

@@ -4,66 +4,17 @@ from __future__ import annotations
 
 import json
 import shutil
-import socket
 import threading
 import time
 from pathlib import Path
-from typing import Iterator
 
 import httpx
 import pytest
 from gradio_client import Client, handle_file
-from PIL import Image
 
-from comfyui_gradio.app import create_app
-from comfyui_gradio.config import Settings
 from tests.conftest import WORKFLOWS
 from tests.fake_comfyui import FakeComfyUI
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class RunningApp:
-    def __init__(self, comfyui_url: str, workflows: Path, tmp_path: Path) -> None:
-        self.settings = Settings(comfyui_url=comfyui_url, workflows_dir=workflows, output_dir=tmp_path / "out",
-                                 cache_dir=tmp_path / "cache", server_port=free_port())
-        self.app, self.backend = create_app(self.settings)
-        self.app.launch(server_port=self.settings.server_port, prevent_thread_lock=True, quiet=True,
-                        allowed_paths=[str(self.settings.output_dir.resolve())])
-        self.url = f"http://127.0.0.1:{self.settings.server_port}/"
-        self.client = Client(self.url, verbose=False)
-
-    def close(self) -> None:
-        self.app.close()
-        self.backend.close()
-
-
-@pytest.fixture()
-def fake() -> Iterator[FakeComfyUI]:
-    with FakeComfyUI() as server:
-        yield server
-
-
-@pytest.fixture()
-def running(fake: FakeComfyUI, tmp_path: Path) -> Iterator[RunningApp]:
-    app = RunningApp(fake.url, WORKFLOWS, tmp_path)
-    yield app
-    app.close()
-
-
-def picture(tmp_path: Path, color: tuple[int, int, int], size: tuple[int, int] = (24, 16)) -> str:
-    path = tmp_path / f"in_{color[0]}_{color[1]}_{color[2]}.png"
-    Image.new("RGB", size, color).save(path)
-    return str(path)
-
-
-def only_image(gallery: list[dict]) -> Image.Image:
-    assert len(gallery) == 1, gallery
-    return Image.open(gallery[0]["image"]).convert("RGB")
+from tests.harness import RunningApp, fake_history_status, free_port, only_image, picture, wait_for
 
 
 def test_every_shipped_workflow_is_an_endpoint_with_named_parameters(running: RunningApp) -> None:
@@ -162,13 +113,6 @@ def test_app_starts_without_comfyui_and_works_once_it_is_up(tmp_path: Path) -> N
         app.close()
 
 
-def wait_for(condition, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.02)
-
-
 def test_users_are_not_serialised_behind_one_job(running: RunningApp, fake: FakeComfyUI) -> None:
     fake.step_delay = 0.2
     slow = running.client.submit(prompt="slow", steps=20, width=64, height=64,
@@ -195,11 +139,6 @@ def test_cancel_from_gradio_client_interrupts_only_that_job(running: RunningApp,
     job.cancel()
     wait_for(lambda: ("POST", "/interrupt") in fake.requests)
     wait_for(lambda: fake_history_status(fake, prompt_id) == "error", timeout=15)
-
-
-def fake_history_status(fake: FakeComfyUI, prompt_id: str) -> str | None:
-    entry = httpx.get(f"{fake.url}/history/{prompt_id}").json().get(prompt_id)
-    return entry["status"]["status_str"] if entry else None
 
 
 def test_tabs_say_what_the_server_lacks_and_when_the_catalogue_is_stale(tmp_path: Path, object_info: dict) -> None:

@@ -24,7 +24,7 @@ from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from tests.conftest import ROOT, WORKFLOWS
 from tests.fake_comfyui import FakeComfyUI
-from tests.test_app import RunningApp, fake_history_status, wait_for
+from tests.harness import RunningApp, fake_history_status, wait_for
 
 pytestmark = pytest.mark.browser
 
@@ -62,19 +62,6 @@ def page(browser: Browser) -> Iterator[Page]:
     context.set_default_timeout(TIMEOUT_MS)
     yield context.new_page()
     context.close()
-
-
-@pytest.fixture()
-def fake() -> Iterator[FakeComfyUI]:
-    with FakeComfyUI() as server:
-        yield server
-
-
-@pytest.fixture()
-def running(fake: FakeComfyUI, tmp_path: Path) -> Iterator[RunningApp]:
-    app = RunningApp(fake.url, WORKFLOWS, tmp_path)
-    yield app
-    app.close()
 
 
 def open_tab(page: Page, url: str, title: str) -> None:

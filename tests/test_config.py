@@ -92,7 +92,7 @@ def test_headers_go_on_http_and_websocket(tmp_path: Path, catalog: Catalog) -> N
 def test_a_share_link_that_cannot_be_made_is_one_clear_line(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     from comfyui_gradio.app import create_app, launch
     from tests.fake_comfyui import FakeComfyUI
-    from tests.test_app import free_port
+    from tests.harness import free_port
 
     caplog.set_level(logging.INFO, logger="comfyui_gradio")
     with FakeComfyUI() as fake:
@@ -112,3 +112,30 @@ def test_a_share_link_that_cannot_be_made_is_one_clear_line(tmp_path: Path, capl
     assert records[1][0] == "ERROR" and "\n" not in records[1][1]
     assert records[1][1].startswith("Could not create a public share link (")
     assert records[1][1].endswith(f"the app is still served at {app.local_url}")
+
+
+@pytest.mark.parametrize("how", ["settings", "callable"])
+def test_the_page_needs_a_login_when_auth_is_set(how: str, tmp_path: Path) -> None:
+    from gradio_client import Client
+
+    from comfyui_gradio.app import create_app, launch
+    from tests.fake_comfyui import FakeComfyUI
+    from tests.harness import free_port
+
+    env = {"CACHE_DIR": str(tmp_path / "c"), **({"GRADIO_AUTH": "ann:pw"} if how == "settings" else {})}
+    with FakeComfyUI() as fake:
+        settings = load_settings(["--comfyui-url", fake.url, "--outputs", str(tmp_path / "o"), "--port",
+                                  str(free_port())], env=env)
+        app, pool = create_app(settings)
+        extra = {"auth": lambda user, password: (user, password) == ("ann", "pw")} if how == "callable" else {}
+        launch(app, settings, prevent_thread_lock=True, quiet=True, **extra)
+        try:
+            assert httpx.get(app.local_url + "config").status_code == 401
+            with pytest.raises(Exception):
+                Client(app.local_url, auth=("ann", "wrong"), verbose=False)
+            endpoints = Client(app.local_url, auth=("ann", "pw"), verbose=False).view_api(
+                return_format="dict", print_info=False)["named_endpoints"]
+            assert "/invert" in endpoints
+        finally:
+            app.close()
+            pool.close()

@@ -17,7 +17,7 @@ import pytest
 import websocket
 from PIL import Image
 
-from tests.fake_comfyui import REFERENCE_DIR, FakeComfyUI, fake_comfyui  # noqa: F401 - fixture re-export
+from tests.fake_comfyui import REFERENCE_DIR, FakeComfyUI
 
 TRANSCRIPTS = REFERENCE_DIR / "transcripts"
 VOLATILE = {"prompt_id", "timestamp", "sid"}
@@ -108,8 +108,8 @@ def wait_for(predicate: Callable[[], bool], timeout: float = 10.0) -> None:
 
 
 @pytest.fixture
-def client(fake_comfyui: FakeComfyUI) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=fake_comfyui.url, timeout=10) as c:
+def client(fake: FakeComfyUI) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=fake.url, timeout=10) as c:
         yield c
 
 
@@ -127,9 +127,9 @@ def slow_chain(color: int, prefix: str = "probe/slow") -> dict[str, Any]:
 # ------------------------------------------------------------------------------------------------
 
 
-def test_b1_ws_sequence_and_history_match(fake_comfyui: FakeComfyUI, client: httpx.Client) -> None:
+def test_b1_ws_sequence_and_history_match(fake: FakeComfyUI, client: httpx.Client) -> None:
     t = transcript("b1_load_invert_save")
-    ws = Ws(fake_comfyui, t["client_id"])
+    ws = Ws(fake, t["client_id"])
     up = client.post("/upload/image", files={"image": ("probe.png", png_bytes((64, 48), (9, 99, 199)), "image/png")},
                      data={"overwrite": "true", "subfolder": "probe", "type": "input"})
     assert up.json() == {"name": "probe.png", "subfolder": "probe", "type": "input"}
@@ -150,7 +150,7 @@ def test_b1_ws_sequence_and_history_match(fake_comfyui: FakeComfyUI, client: htt
     assert list(client.get("/history", params={"max_items": 1}).json()) == [pid]
 
 
-def test_invert_pixels(fake_comfyui: FakeComfyUI, client: httpx.Client) -> None:
+def test_invert_pixels(fake: FakeComfyUI, client: httpx.Client) -> None:
     img = Image.new("RGB", (4, 2))
     img.putdata([(0, 0, 0), (255, 255, 255), (10, 20, 30), (200, 100, 50)] * 2)
     buf = io.BytesIO()
@@ -159,7 +159,7 @@ def test_invert_pixels(fake_comfyui: FakeComfyUI, client: httpx.Client) -> None:
     wf = {"1": {"class_type": "LoadImage", "inputs": {"image": "px.png"}},
           "2": {"class_type": "ImageInvert", "inputs": {"image": ["1", 0]}},
           "3": {"class_type": "SaveImage", "inputs": {"images": ["2", 0], "filename_prefix": "px/inv"}}}
-    ws = Ws(fake_comfyui, "px")
+    ws = Ws(fake, "px")
     client.post("/prompt", json={"prompt": wf, "client_id": "px"})
     executed = of_type(ws.until_done(), "executed")[0]["data"]["output"]["images"][0]
     assert executed == {"filename": "inv_00001_.png", "subfolder": "px", "type": "output"}
@@ -167,16 +167,16 @@ def test_invert_pixels(fake_comfyui: FakeComfyUI, client: httpx.Client) -> None:
     assert out.tobytes() == bytes(255 - b for b in img.tobytes())
 
 
-def test_b3_b4_preview_getsize_wssave(fake_comfyui: FakeComfyUI, client: httpx.Client) -> None:
+def test_b3_b4_preview_getsize_wssave(fake: FakeComfyUI, client: httpx.Client) -> None:
     wf = transcript("b3_preview_getsize_wssave")["workflow"]
-    ws = Ws(fake_comfyui, "b3")
+    ws = Ws(fake, "b3")
     client.post("/prompt", json={"prompt": wf, "client_id": "b3"})
     msgs = [ws.recv()] + ws.until_done()
     assert _same_but_temp_names(msgs, "b3_preview_getsize_wssave")
     frame = next(m for m in msgs if isinstance(m, bytes))
     assert frame[:8] == bytes.fromhex("0000000100000002")
     assert Image.open(io.BytesIO(frame[8:])).getpixel((0, 0)) == (0, 255, 255)
-    ws4 = Ws(fake_comfyui, "b4", feature_flags=True)
+    ws4 = Ws(fake, "b4", feature_flags=True)
     client.post("/prompt", json={"prompt": wf, "client_id": "b4"})
     msgs4 = [ws4.recv(), ws4.recv()] + ws4.until_done()
     assert _same_but_temp_names(msgs4, "b4_wssave_with_feature_flags")
@@ -198,9 +198,9 @@ def _same_but_temp_names(msgs: list[Any], name: str) -> bool:
     return True
 
 
-def test_b5_getimagesize_text_frame(fake_comfyui: FakeComfyUI, client: httpx.Client) -> None:
+def test_b5_getimagesize_text_frame(fake: FakeComfyUI, client: httpx.Client) -> None:
     wf = transcript("b5_getimagesize_progress_text")["workflow"]
-    ws = Ws(fake_comfyui, "b5")
+    ws = Ws(fake, "b5")
     client.post("/prompt", json={"prompt": wf, "client_id": "b5"})
     msgs = [ws.recv()] + ws.until_done()
     assert _same_but_temp_names(msgs, "b5_getimagesize_progress_text")
@@ -208,9 +208,9 @@ def test_b5_getimagesize_text_frame(fake_comfyui: FakeComfyUI, client: httpx.Cli
     assert next(m for m in msgs if isinstance(m, bytes)) == blob
 
 
-def test_e_caching_sequence(fake_comfyui: FakeComfyUI, client: httpx.Client) -> None:
+def test_e_caching_sequence(fake: FakeComfyUI, client: httpx.Client) -> None:
     t = transcript("e_caching")
-    ws = Ws(fake_comfyui, "cache")
+    ws = Ws(fake, "cache")
     got = [normalize(ws.recv())]
     for event in t["events"]:
         if event["kind"] == "http" and event["method"] == "POST":
@@ -219,10 +219,10 @@ def test_e_caching_sequence(fake_comfyui: FakeComfyUI, client: httpx.Client) -> 
     assert got == recorded_ws("e_caching")
 
 
-def test_g1_g2_txt2img_previews(fake_comfyui: FakeComfyUI, client: httpx.Client) -> None:
+def test_g1_g2_txt2img_previews(fake: FakeComfyUI, client: httpx.Client) -> None:
     for name, flags in (("g1_txt2img_tiny_sd15_legacy_previews", False),
                         ("g2_txt2img_tiny_sd15_metadata_previews", True)):
-        ws = Ws(fake_comfyui, name, feature_flags=flags)
+        ws = Ws(fake, name, feature_flags=flags)
         client.post("/prompt", json={"prompt": transcript(name)["workflow"], "client_id": name})
         msgs = [ws.recv()] + ([ws.recv()] if flags else []) + ws.until_done()
         assert [normalize(m) for m in msgs] == recorded_ws(name)
@@ -238,9 +238,9 @@ def test_g1_g2_txt2img_previews(fake_comfyui: FakeComfyUI, client: httpx.Client)
         ws.close()
 
 
-def test_txt2img_image_depends_on_seed_and_text(fake_comfyui: FakeComfyUI, client: httpx.Client) -> None:
+def test_txt2img_image_depends_on_seed_and_text(fake: FakeComfyUI, client: httpx.Client) -> None:
     wf = transcript("g1_txt2img_tiny_sd15_legacy_previews")["workflow"]
-    ws = Ws(fake_comfyui, "seed")
+    ws = Ws(fake, "seed")
     pixels = []
     for seed, text in ((1, "a cat"), (2, "a cat"), (1, "a dog"), (1, "a cat")):
         wf["3"]["inputs"]["seed"] = seed
@@ -289,11 +289,11 @@ def test_c_validation_errors(client: httpx.Client, name: str, event: dict[str, A
             assert r.headers["content-length"] == event["response_headers"]["content-length"]
 
 
-def test_c_runtime_error(fake_comfyui: FakeComfyUI, client: httpx.Client) -> None:
+def test_c_runtime_error(fake: FakeComfyUI, client: httpx.Client) -> None:
     t = transcript("c_runtime_error")
     recorded = next(e["message"]["data"] for e in t["events"]
                     if e["kind"] == "ws_text" and e["message"]["type"] == "execution_error")
-    ws = Ws(fake_comfyui, "rt")
+    ws = Ws(fake, "rt")
     pid = client.post("/prompt", json={"prompt": t["workflow"], "client_id": "rt"}).json()["prompt_id"]
     msgs = ws.until_done()
     types = [m["type"] for m in msgs]
@@ -314,7 +314,7 @@ def test_c_runtime_error(fake_comfyui: FakeComfyUI, client: httpx.Client) -> Non
 # ------------------------------------------------------------------------------------------------
 
 
-def test_a_upload_rename_dedup_and_errors(fake_comfyui: FakeComfyUI, client: httpx.Client) -> None:
+def test_a_upload_rename_dedup_and_errors(fake: FakeComfyUI, client: httpx.Client) -> None:
     first, other = png_bytes((64, 48), (1, 2, 3)), png_bytes((64, 48), (4, 5, 6))
     uploads = [e for e in transcript("a_upload")["events"] if e["kind"] == "http" and e["method"] == "POST"]
     for index, event in enumerate(uploads):
@@ -327,8 +327,8 @@ def test_a_upload_rename_dedup_and_errors(fake_comfyui: FakeComfyUI, client: htt
             assert r.json() == event["response_json"]
         else:
             assert r.content == b"" and r.headers["content-length"] == "0" and "content-type" not in r.headers
-    assert len(fake_comfyui.uploads) == len(uploads)
-    assert fake_comfyui.uploads[3]["name"] == "probe (1).png" and fake_comfyui.uploads[3]["bytes_len"] == len(other)
+    assert len(fake.uploads) == len(uploads)
+    assert fake.uploads[3]["name"] == "probe (1).png" and fake.uploads[3]["bytes_len"] == len(other)
     view = client.get("/view", params={"filename": "probe.png", "subfolder": "probe", "type": "input"})
     assert view.status_code == 200 and view.content == first
     assert view.headers["content-type"] == "image/png"
@@ -366,9 +366,9 @@ def test_object_info_endpoints() -> None:
 # ------------------------------------------------------------------------------------------------
 
 
-def test_d_interrupt_between_nodes(client: httpx.Client, fake_comfyui: FakeComfyUI) -> None:
-    fake_comfyui.node_delay = 0.15
-    ws = Ws(fake_comfyui, "intr")
+def test_d_interrupt_between_nodes(client: httpx.Client, fake: FakeComfyUI) -> None:
+    fake.node_delay = 0.15
+    ws = Ws(fake, "intr")
     ws.recv()
     pid = client.post("/prompt", json={"prompt": slow_chain(1), "client_id": "intr"}).json()["prompt_id"]
     ws.until(lambda m: isinstance(m, dict) and m["type"] == "executing" and m["data"].get("node") == "10")
@@ -382,14 +382,14 @@ def test_d_interrupt_between_nodes(client: httpx.Client, fake_comfyui: FakeComfy
         ("status", {"status": {"exec_info": {"queue_remaining": 0}}}), ("executing", {"node": None})]
     hist = client.get(f"/history/{pid}").json()[pid]["status"]
     assert hist["status_str"] == "error" and hist["messages"][-1][0] == "execution_interrupted"
-    fake_comfyui.node_delay = 0.0
+    fake.node_delay = 0.0
     client.post("/prompt", json={"prompt": slow_chain(2), "client_id": "intr"})
     assert of_type(ws.until_done(), "execution_success")
 
 
-def test_d_queue_delete_clear_and_front(client: httpx.Client, fake_comfyui: FakeComfyUI) -> None:
-    fake_comfyui.node_delay = 0.1
-    ws = Ws(fake_comfyui, "q")
+def test_d_queue_delete_clear_and_front(client: httpx.Client, fake: FakeComfyUI) -> None:
+    fake.node_delay = 0.1
+    ws = Ws(fake, "q")
     ids = [client.post("/prompt", json={"prompt": slow_chain(c), "client_id": "q"}).json()["prompt_id"]
            for c in range(4)]
     wait_for(lambda: len(client.get("/queue").json()["queue_running"]) == 1)
@@ -404,15 +404,15 @@ def test_d_queue_delete_clear_and_front(client: httpx.Client, fake_comfyui: Fake
     assert front["number"] == -4
     client.post("/queue", json={"clear": True})
     assert client.get("/queue").json()["queue_pending"] == []
-    fake_comfyui.node_delay = 0.0
+    fake.node_delay = 0.0
     ws.until_done()
     assert client.get(f"/history/{ids[1]}").json() == {}
 
 
-def test_g3_interrupt_mid_sampling(fake_comfyui: FakeComfyUI, client: httpx.Client) -> None:
-    fake_comfyui.step_delay = 0.02
+def test_g3_interrupt_mid_sampling(fake: FakeComfyUI, client: httpx.Client) -> None:
+    fake.step_delay = 0.02
     wf = transcript("g3_txt2img_interrupt_mid_sampling")["workflow"]
-    ws = Ws(fake_comfyui, "g3")
+    ws = Ws(fake, "g3")
     pid = client.post("/prompt", json={"prompt": wf, "client_id": "g3"}).json()["prompt_id"]
     ws.until(lambda m: isinstance(m, dict) and m["type"] == "progress" and m["data"]["value"] == 3)
     client.post("/interrupt", json={"prompt_id": pid})
@@ -428,11 +428,11 @@ def test_g3_interrupt_mid_sampling(fake_comfyui: FakeComfyUI, client: httpx.Clie
 # ------------------------------------------------------------------------------------------------
 
 
-def test_h1_h2_routing(fake_comfyui: FakeComfyUI, client: httpx.Client) -> None:
+def test_h1_h2_routing(fake: FakeComfyUI, client: httpx.Client) -> None:
     wf = {"1": {"class_type": "EmptyImage", "inputs": {"width": 8, "height": 8, "batch_size": 1, "color": 5}},
           "2": {"class_type": "ImageInvert", "inputs": {"image": ["1", 0]}},
           "3": {"class_type": "PreviewImage", "inputs": {"images": ["2", 0]}}}
-    submitter, observer = Ws(fake_comfyui, "sub"), Ws(fake_comfyui, "obs")
+    submitter, observer = Ws(fake, "sub"), Ws(fake, "obs")
     submitter.recv(), observer.recv()
     client.post("/prompt", json={"prompt": wf, "client_id": "sub"})
     submitter.until_done()
@@ -445,18 +445,18 @@ def test_h1_h2_routing(fake_comfyui: FakeComfyUI, client: httpx.Client) -> None:
     wait_for(lambda: client.get(f"/history/{pid}").json() != {})
 
 
-def test_h3_reconnect_mid_run(fake_comfyui: FakeComfyUI, client: httpx.Client) -> None:
-    fake_comfyui.node_delay = 0.15
-    ws = Ws(fake_comfyui, "re")
+def test_h3_reconnect_mid_run(fake: FakeComfyUI, client: httpx.Client) -> None:
+    fake.node_delay = 0.15
+    ws = Ws(fake, "re")
     client.post("/prompt", json={"prompt": slow_chain(3), "client_id": "re"})
     ws.until(lambda m: isinstance(m, dict) and m["type"] == "executing" and m["data"].get("node") == "10")
     ws.close()
-    again = Ws(fake_comfyui, "re")
+    again = Ws(fake, "re")
     first, second = again.recv(), again.recv()
     assert first["type"] == "status" and first["data"]["sid"] == "re"
     assert second == {"type": "executing", "data": {"node": "10"}}
     assert of_type(again.until_done(), "execution_success")
-    assert fake_comfyui.ws_connections == 2
+    assert fake.ws_connections == 2
 
 
 def test_refuse_ws_gives_403() -> None:
@@ -467,20 +467,20 @@ def test_refuse_ws_gives_403() -> None:
         assert fake.ws_connections == 0 and ("GET", "/ws") in fake.requests
 
 
-def test_drop_ws_after_and_drop_websockets(fake_comfyui: FakeComfyUI, client: httpx.Client) -> None:
-    fake_comfyui.drop_ws_after = 3
-    ws = Ws(fake_comfyui, "drop")
+def test_drop_ws_after_and_drop_websockets(fake: FakeComfyUI, client: httpx.Client) -> None:
+    fake.drop_ws_after = 3
+    ws = Ws(fake, "drop")
     client.post("/prompt", json={"prompt": slow_chain(4), "client_id": "drop"})
     got = []
     with pytest.raises((websocket.WebSocketConnectionClosedException, ConnectionError)):
         while True:
             got.append(ws.recv())
     assert len(got) == 3
-    fake_comfyui.drop_ws_after = None
-    wait_for(lambda: fake_comfyui.queue_remaining == 0)
-    other = Ws(fake_comfyui, "drop2")
+    fake.drop_ws_after = None
+    wait_for(lambda: fake.queue_remaining == 0)
+    other = Ws(fake, "drop2")
     other.recv()
-    fake_comfyui.drop_websockets()
+    fake.drop_websockets()
     with pytest.raises((websocket.WebSocketConnectionClosedException, ConnectionError)):
         for _ in range(10):  # a status broadcast may already be on its way
             other.recv()
@@ -497,7 +497,7 @@ def test_ws_before_response() -> None:
         assert of_type(ws.until_done(), "execution_success")
 
 
-def test_no_client_id_generates_sid(fake_comfyui: FakeComfyUI) -> None:
-    ws = Ws(fake_comfyui)
+def test_no_client_id_generates_sid(fake: FakeComfyUI) -> None:
+    ws = Ws(fake)
     status = ws.recv()
     assert status["type"] == "status" and len(status["data"]["sid"]) == 32

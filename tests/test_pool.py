@@ -15,7 +15,7 @@ from comfyui_gradio.pool import ComfyPool
 from comfyui_gradio.schema import TabSpec, load_tab
 from tests.conftest import WORKFLOWS
 from tests.fake_comfyui import FakeComfyUI
-from tests.test_app import free_port, wait_for
+from tests.harness import free_port, wait_for
 
 CKPT = "tiny-random-sd15.safetensors"
 FAST = {"steps": 1, "width": 64, "height": 64, "checkpoint": CKPT}

@@ -15,7 +15,7 @@ from comfyui_gradio.client import ComfyClient
 from comfyui_gradio.errors import PromptRejected
 from comfyui_gradio.events import NodeStarted, Progress
 from tests.conftest import WORKFLOWS
-from tests.test_app import RunningApp, only_image, picture
+from tests.harness import RunningApp, only_image, picture
 
 pytestmark = pytest.mark.real
 URL = os.environ.get("COMFYUI_URL", "").split(",")[0]

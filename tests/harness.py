@@ -1,0 +1,59 @@
+"""Helpers shared by the app-level tests: the app in-process, pictures, waiting."""
+
+from __future__ import annotations
+
+import socket
+import time
+from pathlib import Path
+
+import httpx
+from gradio_client import Client
+from PIL import Image
+
+from comfyui_gradio.app import create_app
+from comfyui_gradio.config import Settings
+from tests.fake_comfyui import FakeComfyUI
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class RunningApp:
+    def __init__(self, comfyui_url: str, workflows: Path, tmp_path: Path) -> None:
+        self.settings = Settings(comfyui_url=comfyui_url, workflows_dir=workflows, output_dir=tmp_path / "out",
+                                 cache_dir=tmp_path / "cache", server_port=free_port())
+        self.app, self.backend = create_app(self.settings)
+        self.app.launch(server_port=self.settings.server_port, prevent_thread_lock=True, quiet=True,
+                        allowed_paths=[str(self.settings.output_dir.resolve())])
+        self.url = f"http://127.0.0.1:{self.settings.server_port}/"
+        self.client = Client(self.url, verbose=False)
+
+    def close(self) -> None:
+        self.app.close()
+        self.backend.close()
+
+
+def picture(tmp_path: Path, color: tuple[int, int, int], size: tuple[int, int] = (24, 16)) -> str:
+    path = tmp_path / f"in_{color[0]}_{color[1]}_{color[2]}.png"
+    Image.new("RGB", size, color).save(path)
+    return str(path)
+
+
+def only_image(gallery: list[dict]) -> Image.Image:
+    assert len(gallery) == 1, gallery
+    return Image.open(gallery[0]["image"]).convert("RGB")
+
+
+def wait_for(condition, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.02)
+
+
+def fake_history_status(fake: FakeComfyUI, prompt_id: str) -> str | None:
+    entry = httpx.get(f"{fake.url}/history/{prompt_id}").json().get(prompt_id)
+    return entry["status"]["status_str"] if entry else None
