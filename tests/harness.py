@@ -57,3 +57,9 @@ def wait_for(condition, timeout: float = 10.0) -> None:
 def fake_history_status(fake: FakeComfyUI, prompt_id: str) -> str | None:
     entry = httpx.get(f"{fake.url}/history/{prompt_id}").json().get(prompt_id)
     return entry["status"]["status_str"] if entry else None
+
+
+def widget_props(app: RunningApp, elem_id: str) -> dict:
+    """The properties of the component with ``elem_id`` as the page receives them."""
+    config = httpx.get(app.url + "config").json()
+    return next(c["props"] for c in config["components"] if c["props"].get("elem_id") == elem_id)

@@ -12,9 +12,9 @@ import httpx
 import pytest
 from gradio_client import Client, handle_file
 
-from tests.conftest import WORKFLOWS
+from tests.conftest import ROOT, WORKFLOWS
 from tests.fake_comfyui import FakeComfyUI
-from tests.harness import RunningApp, fake_history_status, free_port, only_image, picture, wait_for
+from tests.harness import RunningApp, fake_history_status, free_port, only_image, picture, wait_for, widget_props
 
 
 def test_every_shipped_workflow_is_an_endpoint_with_named_parameters(running: RunningApp) -> None:
@@ -224,3 +224,24 @@ def test_twenty_concurrent_jobs_each_get_their_own_result(running: RunningApp, t
         assert pixel == expected, (api, color, pixel)
     folders = {p.parent.parent for p in running.settings.output_dir.glob("*/*/record.json")}
     assert len(folders) == 4  # one folder per caller
+
+
+def test_a_ui_format_workflow_without_schema_becomes_a_typed_tab(fake: FakeComfyUI, tmp_path: Path) -> None:
+    folder = tmp_path / "workflows"
+    folder.mkdir()
+    shutil.copy(ROOT / "tests" / "data" / "ui_invert_resize.json", folder / "resize.json")
+    app = RunningApp(fake.url, folder, tmp_path)
+    try:
+        api = app.client.view_api(return_format="dict", print_info=False)["named_endpoints"]["/resize"]
+        params = {p["parameter_name"]: p for p in api["parameters"]}
+        assert list(params) == ["image", "upscale_method", "width", "height", "crop", "runs"]
+        assert params["width"]["parameter_default"] == 40  # the primitive's value
+        assert widget_props(app, "resize-width")["maximum"] == 16384  # the server's range
+        methods = params["upscale_method"]["python_type"]["type"]
+        assert "'nearest-exact'" in methods and "'lanczos'" in methods  # the server's choices
+        _, gallery, _ = app.client.predict(image=handle_file(picture(tmp_path, (10, 20, 30))), height=30,
+                                           api_name="/resize")
+        image = only_image(gallery)
+        assert image.size == (40, 30) and image.getpixel((20, 15)) == (245, 235, 225)
+    finally:
+        app.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import Iterator
@@ -15,7 +16,7 @@ from comfyui_gradio.client import ComfyClient
 from comfyui_gradio.errors import PromptRejected
 from comfyui_gradio.events import NodeStarted, Progress
 from tests.conftest import WORKFLOWS
-from tests.harness import RunningApp, only_image, picture
+from tests.harness import RunningApp, only_image, picture, widget_props
 
 pytestmark = pytest.mark.real
 URL = os.environ.get("COMFYUI_URL", "").split(",")[0]
@@ -82,3 +83,34 @@ def test_python_api_events_and_server_validation(comfyui_url: str, tmp_path: Pat
         with pytest.raises(PromptRejected) as caught:
             client.run(WORKFLOWS / "txt2img.json", {"checkpoint": "missing.safetensors"})
         assert str(caught.value).startswith("Checkpoint: value not in list: ckpt_name: 'missing.safetensors' not in")
+
+
+def test_a_ui_format_workflow_is_typed_by_the_server_and_runs(comfyui_url: str, tmp_path: Path) -> None:
+    import shutil
+
+    from comfyui_gradio.catalog import Catalog
+    from comfyui_gradio.convert import ui_to_api
+    from tests.conftest import ROOT
+
+    source = ROOT / "tests" / "data" / "ui_invert_resize.json"
+    object_info = httpx.get(f"{comfyui_url}/object_info", timeout=30).json()
+    prompt = ui_to_api(json.loads(source.read_text()), object_info)
+    accepted = httpx.post(f"{comfyui_url}/prompt", json={"prompt": prompt}, timeout=30)
+    assert accepted.status_code == 200 and accepted.json()["node_errors"] == {}  # passes real validation
+    folder = tmp_path / "workflows"
+    folder.mkdir()
+    shutil.copy(source, folder / "resize.json")
+    app = RunningApp(comfyui_url, folder, tmp_path)
+    try:
+        width = Catalog(object_info).input("ImageScale", "width")
+        assert widget_props(app, "resize-width")["maximum"] == width.options["max"]
+        assert widget_props(app, "resize-upscale_method")["choices"] == [[c, c] for c in
+                                                                         Catalog(object_info).input(
+                                                                             "ImageScale", "upscale_method").choices]
+        _, gallery, _ = app.client.predict(image=handle_file(picture(tmp_path, (10, 20, 30))), height=30,
+                                           api_name="/resize")
+        image = only_image(gallery)
+        assert image.size == (40, 30)
+        assert all(abs(a - b) <= 1 for a, b in zip(image.getpixel((20, 15)), (245, 235, 225)))
+    finally:
+        app.close()
