@@ -6,7 +6,8 @@
         print(result.images[0].path, result.seeds)
 """
 
-from .client import ComfyClient, Job
+from .client import ComfyClient
+from .job import Job
 from .errors import (ComfyGradioError, ConfigError, ExecutionFailed, InputError, JobCancelled, JobTimeout,
                      Problem, PromptRejected, ProtocolError, ServerError, ServerUnavailable)
 from .events import Cached, JobEvent, NodeStarted, OutputReady, Preview, Progress, Queued, Started

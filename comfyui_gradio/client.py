@@ -1,18 +1,10 @@
-"""The backend: upload, submit, track, collect. Usable on its own as a Python API.
+"""The one seam to a ComfyUI server: HTTP calls, uploads, submitting prompts. A Python API on its own.
 
     client = ComfyClient("http://127.0.0.1:8188")
     result = client.run("workflows/txt2img.json", {"prompt": "a cat"})
     result.images[0].path, result.seeds, result.duration
 
-Lifecycle (ComfyUI's own reference client, ``script_examples/websockets_api_example.py``):
-open ``/ws?clientId=<new id>`` first, send the ``feature_flags`` handshake, then ``POST /prompt``
-with that ``client_id`` and a client-made ``prompt_id`` (so messages that arrive before the HTTP
-answer are already recognisable), follow the socket, read the outputs from ``/history/{id}``
-(authoritative) and download them through ``/view`` into a per-job folder. If the socket drops it
-is reopened with the same client id; if that fails, or the socket was refused in the first place,
-the job is finished by polling ``/history`` and ``/queue`` (``tracker="http"`` does only that).
-
-All httpx errors are translated here (``_request``); see ``errors`` for the exception tree.
+``submit`` returns a ``job.Job`` that follows the prompt to its end. All httpx errors are translated here (``_request``); see ``errors`` for the exception tree.
 """
 
 from __future__ import annotations
@@ -20,42 +12,29 @@ from __future__ import annotations
 import base64
 import hashlib
 import io
-import json
 import logging
-import queue
 import threading
-import time
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator, Mapping
+from typing import Any, Mapping
 from urllib.parse import unquote
 
 import httpx
 from PIL import Image, UnidentifiedImageError
 
 from .catalog import Catalog
-from .errors import (ComfyGradioError, ExecutionFailed, InputError, JobCancelled, JobTimeout, PromptRejected,
-                     ProtocolError, ServerError, ServerUnavailable)
-from .events import (Cached, JobEvent, MessageType, NodeStarted, OutputReady, Preview, PreviewFrame, Progress,
-                     Queued, Started, TextFrame, WireMessage, parse_binary, parse_text)
+from .errors import InputError, PromptRejected, ProtocolError, ServerError, ServerUnavailable
+from .job import Job, JobHooks
 from .prepare import PreparedPrompt, flat_target, prepare
-from .results import OutputFile, RunResult, kind_of
+from .results import RunResult
 from .schema import UPLOAD_CLASSES, Param, TabSpec, load_tab
-from .transport import WebSocketClosed, WebSocketConnection, WebSocketConnector, connect_websocket
+from .transport import WebSocketConnector, connect_websocket
 
-__all__ = ["ComfyClient", "Job", "JobHooks", "LocalFile", "local_uploads"]
+__all__ = ["ComfyClient", "LocalFile", "local_uploads"]
 
 log = logging.getLogger(__name__)
 
 UPLOAD_SUBFOLDER = "comfyui-gradio"
-_CANCEL = object()  # put into a job's inbox by Job.cancel()
-
-
-@dataclass(frozen=True)
-class _Disconnected:
-    reason: str
-    socket: object  # which connection ended: a replaced socket's end is ignored
 
 
 @dataclass(frozen=True)
@@ -66,20 +45,6 @@ class LocalFile:
     filename: str
     label: str
     kind: str = "image"  # image, video or audio
-
-
-@dataclass
-class JobHooks:
-    """Optional callbacks a pool gives a job.
-
-    ``failover(job)`` returns another server's client when this one is lost (None: give up);
-    ``finished(job, ok)`` is called once when the job ends; ``retry_running`` allows one
-    resubmission of a job whose server died while running it.
-    """
-
-    failover: Callable[["Job"], "ComfyClient | None"] | None = None
-    finished: Callable[["Job", bool], None] | None = None
-    retry_running: bool = False
 
 
 def local_uploads(tab: TabSpec, values: Mapping[str, Any]) -> dict[str, LocalFile]:
@@ -350,447 +315,6 @@ def _describe_prompt_error(error: dict[str, Any]) -> str:
     return f"ComfyUI rejected the workflow: {message}{details}.{hint}".replace("..", ".")
 
 
-class Job:
-    """One submitted prompt. Iterate ``events()`` for progress; ``result()`` waits for the outputs.
-
-    A background thread follows the server and feeds both; ``cancel()`` may be called from any thread.
-    """
-
-    def __init__(self, client: ComfyClient, tab: TabSpec, prepared: PreparedPrompt, *, timeout: float | None,
-                 output_dir: Path, uploads: dict[str, LocalFile] | None = None,
-                 hooks: JobHooks | None = None, prompt_id: str | None = None) -> None:
-        self.client = client
-        self.uploads = uploads or {}
-        self.hooks = hooks or JobHooks()
-        self._retried = False
-        self.tab = tab
-        self.prepared = prepared
-        self.prompt_id = prompt_id or str(uuid.uuid4())
-        self.client_id = uuid.uuid4().hex
-        self.job_dir = output_dir / self.prompt_id
-        self._deadline = time.monotonic() + timeout if timeout else None
-        self._inbox: queue.Queue[Any] = queue.Queue()
-        self._events: queue.Queue[Any] = queue.Queue()
-        self._done = threading.Event()
-        self._callbacks: list[Callable[["Job"], None]] = []
-        self._callbacks_lock = threading.Lock()
-        self._result: RunResult | None = None
-        self._error: ComfyGradioError | None = None
-        self._ws: WebSocketConnection | None = None
-        self._started = False
-        self._cancelled = False
-        self._number: int | None = None
-        self._submitted_at = 0.0
-        self.started_at: float | None = None  # time.monotonic() when the server began running it
-        self._last_queue_check = 0.0
-
-    # ---- public -----------------------------------------------------------------------------
-
-    def events(self, idle: float | None = None) -> Iterator[JobEvent | None]:
-        """Yield progress events until the job ends (then ``result()`` returns or raises).
-
-        With ``idle``, also yield None after every ``idle`` seconds without an event, so a
-        consumer (a Gradio generator) gets the chance to stop while the job waits in a queue.
-        """
-        while True:
-            try:
-                event = self._events.get(timeout=idle)
-            except queue.Empty:
-                yield None
-                continue
-            if event is None:
-                self._events.put(None)  # a second iteration ends at once too
-                return
-            yield event
-
-    def result(self, timeout: float | None = None) -> RunResult:
-        if not self._done.wait(timeout):
-            raise JobTimeout(f"The run {self.prompt_id} is still going after {timeout} s")
-        if self._error is not None:
-            raise self._error
-        assert self._result is not None
-        return self._result
-
-    @property
-    def done(self) -> bool:
-        return self._done.is_set()
-
-    @property
-    def error(self) -> ComfyGradioError | None:
-        """Why the job failed (None while running or after success)."""
-        return self._error if self._done.is_set() else None
-
-    @property
-    def was_started(self) -> bool:
-        return self._started
-
-    def add_done_callback(self, callback: Callable[["Job"], None]) -> None:
-        """Call ``callback(job)`` once the job has ended (at once if it already has)."""
-        with self._callbacks_lock:
-            if not self._done.is_set():
-                self._callbacks.append(callback)
-                return
-        callback(self)
-
-    def _run_callbacks(self) -> None:
-        with self._callbacks_lock:
-            callbacks, self._callbacks = self._callbacks, []
-        for callback in callbacks:
-            try:
-                callback(self)
-            except Exception:  # one listener's bug must not hide the result from the others
-                log.exception("A done-callback of job %s failed", self.prompt_id)
-
-    def cancel(self) -> None:
-        """Stop this job only: remove it from the queue if waiting, interrupt it if running."""
-        if self._done.is_set():
-            return
-        self._cancelled = True
-        try:
-            self.client.delete_from_queue([self.prompt_id])  # first: a waiting prompt can't start afterwards
-            self.client.interrupt(self.prompt_id)
-        finally:
-            self._inbox.put(_CANCEL)
-
-    # ---- start ------------------------------------------------------------------------------
-
-    def _start(self) -> None:
-        self._submitted_at = time.monotonic()
-        self._post()
-        threading.Thread(target=self._follow, name=f"job-{self.prompt_id[:8]}", daemon=True).start()
-
-    def _post(self) -> None:
-        """Open the socket (if tracking by WebSocket), then queue the prompt on ``self.client``."""
-        if self.client.tracker == "websocket":
-            self._open_socket()
-        try:
-            answer = self.client._post_prompt(self.tab, self.prepared, self.prompt_id, self.client_id)
-        except BaseException:
-            self._close_socket()
-            raise
-        self._number = answer.get("number")
-
-    def _open_socket(self) -> bool:
-        scheme_url = self.client.url.replace("https://", "wss://", 1).replace("http://", "ws://", 1)
-        try:
-            ws = self.client.connect_ws(f"{scheme_url}/ws?clientId={self.client_id}",
-                                        headers=self.client.headers, timeout=self.client.timeout)
-            ws.send(json.dumps({"type": "feature_flags", "data": {"supports_preview_metadata": True}}))
-        except (ServerUnavailable, WebSocketClosed) as exc:
-            log.warning("WebSocket to %s unavailable (%s); following the job over HTTP", self.client.url, exc)
-            return False
-        self._ws = ws
-        threading.Thread(target=self._read_socket, args=(ws,), name=f"ws-{self.client_id[:8]}", daemon=True).start()
-        return True
-
-    def _read_socket(self, ws: WebSocketConnection) -> None:
-        while True:
-            try:
-                frame = ws.recv()
-                self._inbox.put(parse_text(frame) if isinstance(frame, str) else parse_binary(frame))
-            except WebSocketClosed as exc:
-                self._inbox.put(_Disconnected(str(exc), ws))
-                return
-            except ProtocolError as exc:
-                log.warning("Ignoring an unreadable message from ComfyUI: %s", exc)
-
-    def _close_socket(self) -> None:
-        ws, self._ws = self._ws, None
-        if ws is not None:
-            ws.close()
-
-    # ---- follow -----------------------------------------------------------------------------
-
-    def _follow(self) -> None:
-        try:
-            self._follow_to_end()
-            self._result = self._collect()
-        except ComfyGradioError as exc:
-            self._error = exc
-        except Exception as exc:  # a bug must still end the job, visibly
-            log.exception("Job %s failed unexpectedly", self.prompt_id)
-            self._error = ProtocolError(f"Unexpected error while following the run: {exc}")
-        finally:
-            self._close_socket()
-            with self._callbacks_lock:
-                self._done.set()
-            if self.hooks.finished:
-                self.hooks.finished(self, self._error is None)
-            self._run_callbacks()
-            self._events.put(None)
-
-    def _follow_to_end(self) -> None:
-        """Follow the prompt until it finishes, moving it to another server if this one is lost."""
-        while True:
-            try:
-                self._emit_position()
-                if not (self._ws is not None and self._follow_socket()):
-                    self._follow_http()
-                return
-            except ServerUnavailable as exc:
-                self._move(exc)
-
-    def _move(self, lost: ServerUnavailable) -> None:
-        """Resubmit to another server: always while waiting, once while running if allowed."""
-        lost_url = self.client.url
-        if self._started and not (self.hooks.retry_running and not self._retried):
-            raise ServerError(f"ComfyUI at {lost_url} stopped responding while running this job; nothing "
-                              "was saved. Run it again.") from lost
-        other = self.hooks.failover(self) if self.hooks.failover else None
-        if other is None:
-            raise lost
-        log.warning("ComfyUI at %s is gone; moving prompt %s to %s", lost_url, self.prompt_id, other.url)
-        self._retried = self._retried or self._started
-        self._started = False
-        self._close_socket()
-        self._drain_inbox()
-        self.client = other
-        if other.upload_all(self.uploads) != {k: self.prepared.values[k] for k in self.uploads}:
-            raise ServerError(f"ComfyUI at {other.url} stored the uploaded images under other names; run it again.")
-        self._post()
-
-    def _drain_inbox(self) -> None:
-        while True:
-            try:
-                item = self._inbox.get_nowait()
-            except queue.Empty:
-                return
-            if item is _CANCEL:
-                self._inbox.put(_CANCEL)
-                return
-
-    def _next(self, wait: float | None) -> Any:
-        """The next inbox item, honouring the job deadline; ``queue.Empty`` after ``wait`` seconds."""
-        remaining = None if self._deadline is None else self._deadline - time.monotonic()
-        if remaining is not None and remaining <= 0:
-            self._give_up()
-        limit = min(x for x in (wait, remaining) if x is not None) if (wait or remaining) else None
-        return self._inbox.get(timeout=limit)
-
-    def _give_up(self) -> None:
-        self.cancel()
-        raise JobTimeout(f"The run took longer than allowed and was cancelled (prompt {self.prompt_id}).")
-
-    def _follow_socket(self) -> bool:
-        """Follow the WebSocket; True when the prompt finished, False to continue over HTTP."""
-        while True:
-            try:
-                item = self._next(None)
-            except queue.Empty:
-                continue
-            if item is _CANCEL:
-                if not self._started:
-                    raise JobCancelled("Cancelled before it started.")
-                continue
-            if isinstance(item, _Disconnected):
-                if item.socket is not self._ws:
-                    continue
-                if not self._reconnect(item.reason):
-                    return False
-                if self.client.history(self.prompt_id) is not None:
-                    return True
-                continue
-            if self._handle(item):
-                return True
-
-    def _reconnect(self, reason: str) -> bool:
-        self._ws = None
-        log.warning("WebSocket for prompt %s dropped (%s); reconnecting", self.prompt_id, reason)
-        for delay in (0.1, 0.5, 1.5):
-            time.sleep(delay)
-            if self._open_socket():
-                return True
-        return False
-
-    def _handle(self, item: WireMessage | PreviewFrame | TextFrame | None) -> bool:
-        """Turn one wire message into job events; True when this prompt has finished."""
-        if isinstance(item, PreviewFrame):
-            if item.prompt_id in (None, self.prompt_id):
-                self._events.put(Preview(item.image, item.mime, item.node_id))
-            return False
-        if isinstance(item, TextFrame):
-            self._events.put(OutputReady(item.node_id, self._title(item.node_id), {"text": [item.text]}))
-            return False
-        if item is None:
-            return False
-        if item.type is MessageType.STATUS:
-            if not self._started:
-                self._emit_position(throttle=0.25)
-            return False
-        if item.prompt_id not in (None, self.prompt_id):
-            return False
-        return self._handle_own(item)
-
-    def _handle_own(self, item: WireMessage) -> bool:
-        data = item.data
-        if item.type is MessageType.EXECUTION_START:
-            self._mark_started()
-        elif item.type is MessageType.EXECUTION_CACHED and data.get("nodes"):
-            self._events.put(Cached(tuple(str(n) for n in data["nodes"])))
-        elif item.type is MessageType.EXECUTING:
-            if item.node is None:
-                return item.prompt_id == self.prompt_id
-            self._mark_started()
-            self._events.put(NodeStarted(item.node, self._title(item.node)))
-        elif item.type is MessageType.PROGRESS and item.node:
-            self._events.put(Progress(item.node, self._title(item.node), int(data.get("value", 0)),
-                                      int(data.get("max", 0))))
-        elif item.type is MessageType.EXECUTED and item.node:
-            self._events.put(OutputReady(item.node, self._title(item.node), dict(data.get("output") or {})))
-        elif item.type is MessageType.EXECUTION_ERROR:
-            raise self._failure(data)
-        elif item.type is MessageType.EXECUTION_INTERRUPTED:
-            raise self._interrupted(data)
-        return False
-
-    def _mark_started(self) -> None:
-        if not self._started:
-            self._started = True
-            self.started_at = time.monotonic()
-            self._events.put(Started())
-
-    def _follow_http(self) -> None:
-        """Poll /history and /queue until the prompt ends (the fallback tracker)."""
-        missing = 0
-        while True:
-            entry = self.client.history(self.prompt_id)
-            if entry is not None:
-                return self._check_history(entry)
-            where = self._queue_place()
-            if where is None:
-                missing += 1
-                if self._cancelled or missing >= 3:
-                    raise JobCancelled("The run is no longer on the server's queue (it was cancelled, "
-                                       "or ComfyUI restarted). Run it again.")
-            else:
-                missing = 0
-            try:
-                item = self._next(self.client.poll_interval)
-            except queue.Empty:
-                continue
-            if item is _CANCEL and not self._started:
-                raise JobCancelled("Cancelled before it started.")
-
-    def _queue_place(self) -> str | None:
-        state = self.client.queue_state()
-        if any(item[1] == self.prompt_id for item in state.get("queue_running", [])):
-            self._mark_started()
-            return "running"
-        pending = state.get("queue_pending", [])
-        if any(item[1] == self.prompt_id for item in pending):
-            self._events.put(Queued(self._position(state)))
-            return "pending"
-        return None
-
-    def _emit_position(self, throttle: float = 0.0) -> None:
-        now = time.monotonic()
-        if now - self._last_queue_check < throttle:
-            return
-        self._last_queue_check = now
-        try:
-            position = self._position(self.client.queue_state())
-        except ServerError:
-            return
-        if position is not None and not self._started:
-            self._events.put(Queued(position))
-
-    def _position(self, state: dict[str, list[Any]]) -> int | None:
-        """Prompts ahead of this one: every running one plus waiting ones with a lower number."""
-        pending = state.get("queue_pending", [])
-        mine = next((item[0] for item in pending if item[1] == self.prompt_id), None)
-        if mine is None:
-            return None
-        return len(state.get("queue_running", [])) + sum(1 for item in pending if item[0] < mine)
-
-    def _check_history(self, entry: dict[str, Any]) -> None:
-        status = entry.get("status") or {}
-        if status.get("status_str") == "success" or status.get("completed"):
-            return
-        for name, data in status.get("messages", []):
-            if name == "execution_error":
-                raise self._failure(data)
-            if name == "execution_interrupted":
-                raise self._interrupted(data)
-        raise ExecutionFailed("?", "the workflow", f"ComfyUI reported status {status.get('status_str')!r}")
-
-    def _failure(self, data: dict[str, Any]) -> ExecutionFailed:
-        node_id = str(data.get("node_id", "?"))
-        return ExecutionFailed(node_id, self._title(node_id), str(data.get("exception_message", "")),
-                               str(data.get("exception_type", "")))
-
-    def _interrupted(self, data: dict[str, Any]) -> JobCancelled:
-        node_id = str(data.get("node_id", ""))
-        at = f" at {self._title(node_id)}" if node_id else ""
-        who = "by you" if self._cancelled else "on the server"
-        return JobCancelled(f"Cancelled {who}{at}; nothing was saved from this run.")
-
-    def _title(self, node_id: str) -> str:
-        node = self.prepared.prompt.get(node_id)
-        if node is None:
-            return f"node {node_id}"
-        return str((node.get("_meta") or {}).get("title") or node.get("class_type"))
-
-    # ---- collect ----------------------------------------------------------------------------
-
-    def _collect(self) -> RunResult:
-        entry = self._history_with_retry()
-        self._check_history(entry)
-        wanted = {o.node_id: o.name for o in self.tab.outputs}
-        files: list[OutputFile] = []
-        for node_id, output in (entry.get("outputs") or {}).items():
-            if wanted and node_id not in wanted:
-                continue
-            files += self._save_outputs(node_id, wanted.get(node_id) or self._title(node_id), output)
-        return RunResult(
-            prompt_id=self.prompt_id, status="success", duration=time.monotonic() - self._submitted_at,
-            seeds=dict(self.prepared.seeds), values=dict(self.prepared.values), outputs=files,
-            server=self.client.url, prompt=self.prepared.prompt,
-            queued_for=(self.started_at or self._submitted_at) - self._submitted_at)
-
-    def _history_with_retry(self) -> dict[str, Any]:
-        for delay in (0.0, 0.05, 0.2, 0.5, 1.0):
-            time.sleep(delay)
-            entry = self.client.history(self.prompt_id)
-            if entry is not None:
-                return entry
-        raise ProtocolError(f"ComfyUI finished prompt {self.prompt_id} but has no history for it")
-
-    def _save_outputs(self, node_id: str, name: str, output: dict[str, Any]) -> list[OutputFile]:
-        files = []
-        for key, items in output.items():
-            if key == "text":
-                files += [self._save_text(node_id, name, str(text), i) for i, text in enumerate(_listed(items))]
-                continue
-            for item in _listed(items):
-                if isinstance(item, dict) and "filename" in item:
-                    files.append(self._save_file(node_id, name, key, item))
-        return files
-
-    def _save_file(self, node_id: str, name: str, key: str, item: dict[str, Any]) -> OutputFile:
-        data = self.client.download(str(item["filename"]), str(item.get("subfolder", "")),
-                                    str(item.get("type", "output")))
-        path = self._local_path(node_id, str(item["filename"]))
-        path.write_bytes(data)
-        return OutputFile(path, kind_of(path.name, key), node_id, name, preview=item.get("type") == "temp")
-
-    def _save_text(self, node_id: str, name: str, text: str, index: int) -> OutputFile:
-        path = self._local_path(node_id, f"text_{index}.txt")
-        path.write_text(text, encoding="utf-8")
-        return OutputFile(path, "text", node_id, name, text=text)
-
-    def _local_path(self, node_id: str, server_name: str) -> Path:
-        """A path inside this job's folder; the server's name is never trusted as a path."""
-        self.job_dir.mkdir(parents=True, exist_ok=True)
-        base = Path(server_name.replace("\\", "/")).name
-        safe = "".join(c if c.isalnum() or c in "._- " else "_" for c in base).lstrip(".") or "output"
-        path = self.job_dir / f"{_slug(node_id)}_{safe}"
-        counter = 1
-        while path.exists():
-            path = self.job_dir / f"{_slug(node_id)}_{counter}_{safe}"
-            counter += 1
-        return path
-
-
 def _without_credentials(url: str, headers: dict[str, str]) -> tuple[str, dict[str, str]]:
     """Move ``user:password@`` out of a URL into a Basic auth header, so the URL can be shown."""
     parsed = httpx.URL(url)
@@ -807,14 +331,6 @@ def _mtime(path: Path) -> int | None:
         return path.stat().st_mtime_ns
     except OSError:
         return None
-
-
-def _listed(items: Any) -> list[Any]:
-    return items if isinstance(items, list) else [items]
-
-
-def _slug(text: str) -> str:
-    return "".join(c if c.isalnum() else "_" for c in text)
 
 
 def _auth_hint(status: int) -> str:

@@ -22,7 +22,8 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from .catalog import Catalog
-from .client import ComfyClient, Job, JobHooks
+from .client import ComfyClient
+from .job import Job, JobHooks
 from .errors import ServerError, ServerUnavailable
 from .prepare import prepare
 from .results import RunResult

@@ -18,8 +18,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .client import Job
 from .errors import JobCancelled
+from .job import Job
 from .schema import TabSpec
 
 __all__ = ["RunBook", "RunRecord", "owner_folder"]

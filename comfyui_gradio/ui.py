@@ -29,7 +29,7 @@ from PIL import Image
 
 from .catalog import Catalog
 from .check import tab_findings
-from .client import Job
+from .job import Job
 from .config import Settings
 from .errors import ComfyGradioError, ConfigError, JobCancelled
 from .events import Preview, Progress
