@@ -337,7 +337,7 @@ class TabView:
         assert out is not None
         finished = False
         try:
-            results = yield from self._stream_all(jobs, progress)
+            results = yield from self._stream_all(jobs, progress, previews=owner is not None)
             finished = True
         except JobCancelled as exc:
             yield {out.status: f"⏹️ {exc}"}
@@ -384,7 +384,9 @@ class TabView:
                     run_values[param.name] = int(run_values[param.name]) + index
             yield run_values
 
-    def _stream_all(self, jobs: list[Job], progress: gr.Progress) -> Iterator[dict]:
+    def _stream_all(self, jobs: list[Job], progress: gr.Progress, previews: bool) -> Iterator[dict]:
+        """Every job's progress, then its results added to the gallery. Live previews go to browser
+        pages only: an API caller sees just the final result, so streaming them would be waste."""
         out = self.outputs
         assert out is not None
         # At once: clears the last results, and Gradio can only cancel a generator that has yielded.
@@ -392,13 +394,14 @@ class TabView:
         results: list[RunResult] = []
         for index, job in enumerate(jobs):
             prefix = f"Run {index + 1} of {len(jobs)}: " if len(jobs) > 1 else ""
-            yield from self._stream(job, progress, prefix, results)
+            yield from self._stream(job, progress, prefix, results, previews)
             results.append(job.result())
             if index < len(jobs) - 1:  # the last one's images come with the final update
                 yield {out.gallery: _gallery(results)}
         return results
 
-    def _stream(self, job: Job, progress: gr.Progress, prefix: str, done: list[RunResult]) -> Iterator[dict]:
+    def _stream(self, job: Job, progress: gr.Progress, prefix: str, done: list[RunResult],
+                previews: bool) -> Iterator[dict]:
         """Status lines and previews of one job, at most a few per second (each update costs
         Gradio a pass over every output component, so a 20-step job must not send 40). Status and
         progress start a second in: a quick job needs none (Gradio shows a timer meanwhile)."""
@@ -409,7 +412,7 @@ class TabView:
         for event in job.events(idle=IDLE_WAKE):
             now = time.monotonic()
             if isinstance(event, Preview):
-                if _due(sent, "preview", now, PREVIEW_INTERVAL):
+                if previews and _due(sent, "preview", now, PREVIEW_INTERVAL):
                     sent["any"] = now
                     yield {out.gallery: _gallery(done) + [(_preview_image(event), "preview")]}
                 continue

@@ -119,6 +119,7 @@ def test_txt2img_shows_progress_then_the_picture(page: Page, running: RunningApp
 
     page.evaluate(RECORD_TEXTS, "#txt2img-status")
     page.locator("#txt2img-generate").click()
+    expect(page.locator("#txt2img-gallery")).to_contain_text("preview")  # a live preview, while it samples
     status = page.locator("#txt2img-status")
     expect(status).to_contain_text(re.compile(r"✅ Done in \d+\.\d s · seed 1234"))
     seen = page.evaluate("window.seenTexts")

@@ -10,7 +10,7 @@ import pytest
 
 from comfyui_gradio.catalog import Catalog
 from comfyui_gradio.client import ComfyClient
-from comfyui_gradio.errors import ExecutionFailed, InputError, PromptRejected, ServerUnavailable
+from comfyui_gradio.errors import ExecutionFailed, InputError, JobTimeout, PromptRejected, ServerUnavailable
 from comfyui_gradio.events import (MessageType, NodeStarted, OutputReady, Preview, PreviewFrame, Progress, Started,
                                    TextFrame, parse_binary, parse_text)
 from comfyui_gradio.schema import TabSpec, load_tab, tab_from_schema
@@ -231,3 +231,16 @@ def test_video_uploads_are_not_decoded_as_images(tmp_path: Path) -> None:
     client_for(replay, tmp_path).submit(tab, {"clip": clip})
     upload = next(r for r in replay.requests if r.url.path == "/upload/image")
     assert b"ftypmp42" in upload.content and b'filename="' in upload.content and b'.mp4"' in upload.content
+
+
+def test_a_run_past_its_timeout_is_cancelled_on_the_server(tmp_path: Path, catalog: Catalog) -> None:
+    replay = Replay(load_transcript("b1_load_invert_save"))
+    replay.routes[("POST", "/prompt")] = lambda request: httpx.Response(
+        200, json={"prompt_id": json.loads(request.content)["prompt_id"], "number": 3, "node_errors": {}})
+    job = client_for(replay, tmp_path).submit(load_tab(WORKFLOWS / "invert.json", catalog), {"image": png_bytes()},
+                                              timeout=0.3)
+    with pytest.raises(JobTimeout) as caught:
+        job.result(10)
+    assert str(caught.value) == f"The run took longer than allowed and was cancelled (prompt {job.prompt_id})."
+    sent = [(r.url.path, json.loads(r.content)) for r in replay.requests if r.url.path in ("/queue", "/interrupt")]
+    assert ("/queue", {"delete": [job.prompt_id]}) in sent and ("/interrupt", {"prompt_id": job.prompt_id}) in sent

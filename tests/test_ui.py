@@ -1,0 +1,57 @@
+"""Pieces of the UI that need no server: status lines, time left, the servers panel, limits."""
+
+from __future__ import annotations
+
+import dataclasses
+import shutil
+from pathlib import Path
+
+from comfyui_gradio.catalog import Catalog
+from comfyui_gradio.client import ComfyClient
+from comfyui_gradio.config import Settings
+from comfyui_gradio.events import NodeStarted, Progress, Queued
+from comfyui_gradio.pool import ComfyPool, Durations
+from comfyui_gradio.schema import load_tab
+from comfyui_gradio.ui import servers_panel, with_limits
+from comfyui_gradio.widgets import describe
+from tests.conftest import WORKFLOWS
+from tests.fake_comfyui import FakeComfyUI
+from tests.harness import free_port
+
+
+def test_status_lines_name_the_node_the_step_and_the_time_left() -> None:
+    assert describe(Queued(0)) == "⏳ Next in line…"
+    assert describe(Queued(3)) == "⏳ Waiting in the queue: 3 ahead"
+    assert describe(NodeStarted("3", "KSampler")) == "▶️ KSampler"
+    assert describe(Progress("3", "KSampler", 4, 20), eta=12.4) == "▶️ KSampler: step 4 of 20 · about 12 s left"
+    assert describe(Progress("3", "KSampler", 4, 20), eta=0.4) == "▶️ KSampler: step 4 of 20"
+
+
+def test_time_left_comes_from_past_runs_of_the_workflow() -> None:
+    durations = Durations(weight=0.5)
+    assert durations.remaining("txt2img", 1.0) is None  # never run: no estimate
+    durations.record("txt2img", 10.0)
+    durations.record("txt2img", 20.0)
+    assert durations.typical("txt2img") == 15.0
+    assert durations.remaining("txt2img", 4.0) == 11.0 and durations.remaining("txt2img", 30.0) == 0.0
+
+
+def test_the_servers_panel_shows_each_server_and_says_when_one_is_down(tmp_path: Path) -> None:
+    down = f"http://127.0.0.1:{free_port()}"
+    with FakeComfyUI() as up:
+        pool = ComfyPool([ComfyClient(up.url, output_dir=tmp_path), ComfyClient(down, output_dir=tmp_path)],
+                         health_interval=3600).start()
+        panel = servers_panel(pool)
+        pool.close()
+        single = ComfyPool([ComfyClient(up.url, output_dir=tmp_path)], health_interval=3600).start()
+        assert servers_panel(single) == ""  # one healthy server: nothing to say
+        single.close()
+    assert panel.startswith("⚠️ **Some ComfyUI servers are down**; jobs go to the others.")
+    assert f"| {up.url} | 🟢 up | 0 | 0 |" in panel and f"| {down} | 🔴 down | 0 | 0 |" in panel
+
+
+def test_batch_size_inputs_are_capped(tmp_path: Path, catalog: Catalog) -> None:
+    shutil.copy(WORKFLOWS / "txt2img.json", tmp_path / "plain.json")  # no schema: batch_size is inferred
+    spec = with_limits(load_tab(tmp_path / "plain.json", catalog), Settings(max_batch_size=2))
+    assert spec.param("batch_size").maximum == 2 and spec.param("steps").maximum == 10000
+    assert dataclasses.replace(spec.param("batch_size"), maximum=None).maximum is None
