@@ -242,5 +242,6 @@ def test_a_run_past_its_timeout_is_cancelled_on_the_server(tmp_path: Path, catal
     with pytest.raises(JobTimeout) as caught:
         job.result(10)
     assert str(caught.value) == f"The run took longer than allowed and was cancelled (prompt {job.prompt_id})."
-    sent = [(r.url.path, json.loads(r.content)) for r in replay.requests if r.url.path in ("/queue", "/interrupt")]
+    sent = [(r.url.path, json.loads(r.content)) for r in replay.requests
+            if r.method == "POST" and r.url.path in ("/queue", "/interrupt")]
     assert ("/queue", {"delete": [job.prompt_id]}) in sent and ("/interrupt", {"prompt_id": job.prompt_id}) in sent
