@@ -290,7 +290,7 @@ class TabView:
                                   show_progress_on=[self.outputs.status])  # keeps live previews visible
         # Cancel stops this person's jobs on ComfyUI and ends the streaming run at once.
         self.cancel.click(self._cancel, outputs=[self.outputs.status], api_name=f"{self.spec.name}_cancel",
-                          queue=False, cancels=[run])
+                          queue=False, cancels=[run], api_visibility="undocumented")  # not an MCP tool
         for param in self.spec.params:
             if param.is_seed:
                 randomize = self.inputs[f"{param.name}_randomize"]
