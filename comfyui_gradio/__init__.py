@@ -8,6 +8,7 @@
 
 from .client import ComfyClient
 from .job import Job
+from .pool import ComfyPool
 from .errors import (ComfyGradioError, ConfigError, ExecutionFailed, InputError, JobCancelled, JobTimeout,
                      Problem, PromptRejected, ProtocolError, ServerError, ServerUnavailable)
 from .events import Cached, JobEvent, NodeStarted, OutputReady, Preview, Progress, Queued, Started
@@ -15,7 +16,7 @@ from .results import OutputFile, RunResult
 from .schema import Output, Param, TabSpec, load_tab
 
 __all__ = [
-    "Cached", "ComfyClient", "ComfyGradioError", "ConfigError", "ExecutionFailed", "InputError", "Job",
+    "Cached", "ComfyClient", "ComfyGradioError", "ComfyPool", "ConfigError", "ExecutionFailed", "InputError", "Job",
     "JobCancelled", "JobEvent", "JobTimeout", "NodeStarted", "Output", "OutputFile", "OutputReady", "Param",
     "Preview", "Problem", "Progress", "PromptRejected", "ProtocolError", "Queued", "RunResult", "ServerError",
     "ServerUnavailable", "Started", "TabSpec", "load_tab",

@@ -189,9 +189,13 @@ class ComfyPool:
 
     # ---- running --------------------------------------------------------------------------
 
-    def submit(self, tab: TabSpec, values: Mapping[str, Any] | None = None, *, timeout: float | None = None,
-               output_dir: Path | None = None, retry: bool = False) -> Job:
-        """Send the run to the best server; it moves to another one if that server is lost."""
+    def submit(self, workflow: TabSpec | Path | str, values: Mapping[str, Any] | None = None, *,
+               timeout: float | None = None, output_dir: Path | None = None, retry: bool = False) -> Job:
+        """Send the run to the best server; it moves to another one if that server is lost.
+
+        ``workflow`` is a TabSpec or a workflow path (read with a healthy server's node list).
+        """
+        tab = workflow if isinstance(workflow, TabSpec) else self._loader().load(workflow)
         prompt_id = str(uuid.uuid4())
         client = self.pick(tab, values, reserve=prompt_id)
         hooks = JobHooks(failover=self._failover, finished=self._finished, retry_running=retry)
@@ -202,8 +206,12 @@ class ComfyPool:
             self._release(prompt_id)
             raise
 
-    def run(self, tab: TabSpec, values: Mapping[str, Any] | None = None, *, timeout: float | None = None) -> RunResult:
-        return self.submit(tab, values, timeout=timeout).result()
+    def run(self, workflow: TabSpec | Path | str, values: Mapping[str, Any] | None = None, *,
+            timeout: float | None = None) -> RunResult:
+        return self.submit(workflow, values, timeout=timeout).result()
+
+    def _loader(self) -> ComfyClient:
+        return next((s.client for s in self._servers if s.healthy), self._servers[0].client)
 
     def _server(self, client: ComfyClient) -> _Server:
         return next(s for s in self._servers if s.client is client)

@@ -147,3 +147,12 @@ def test_simultaneous_submits_spread_over_the_servers(two, txt2img: TabSpec, tmp
     for job in jobs:
         job.result(30)
     pool.close()
+
+
+def test_the_pool_runs_a_workflow_file_like_a_client(two, tmp_path: Path) -> None:
+    from comfyui_gradio import ComfyPool as Exported
+
+    pool = pool_of(*two, tmp_path=tmp_path)
+    result = pool.run(WORKFLOWS / "txt2img.json", {**FAST, "prompt": "from a path"})
+    assert isinstance(pool, Exported) and result.images and result.seeds
+    pool.close()
