@@ -7,7 +7,8 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     GRADIO_SERVER_NAME=0.0.0.0 \
     GRADIO_SERVER_PORT=7860 \
     WORKFLOWS_DIR=/app/workflows \
-    OUTPUT_DIR=/tmp/comfyui-gradio/outputs
+    OUTPUT_DIR=/tmp/comfyui-gradio/outputs \
+    CACHE_DIR=/tmp/comfyui-gradio/cache
 
 # Hugging Face Spaces run containers as uid 1000.
 RUN useradd --create-home --uid 1000 user
