@@ -102,6 +102,7 @@ def _share_failure(gradio_output: str) -> str:
 
 def main(argv: Sequence[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request (health checks too) is noise
     try:
         settings = load_settings(argv)
     except ConfigError as exc:
