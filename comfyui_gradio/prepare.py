@@ -17,7 +17,7 @@ from typing import Any, Mapping
 from .errors import InputError
 from .schema import Param, TabSpec
 
-__all__ = ["PreparedPrompt", "flat_target", "prepare"]
+__all__ = ["PreparedPrompt", "flat_target", "prepare", "random_seed"]
 
 FLAT_KEY = re.compile(r"^(?P<node>.+?)-inputs-(?P<input>.+)$")
 SEED_CEILING = 2**32 - 1  # random seeds stay well inside what a browser Number can hold
@@ -76,11 +76,16 @@ def _apply_flat(prompt: dict[str, dict[str, Any]], key: str, target: tuple[str, 
     prompt[node_id]["inputs"][input_name] = value
 
 
+def random_seed(param: Param, rng: random.Random | None = None) -> int:
+    """A random seed within the parameter's bounds (and what a browser's Number can hold)."""
+    low = int(param.minimum or 0)
+    high = int(min(param.maximum if param.maximum is not None else SEED_CEILING, SEED_CEILING))
+    return (rng or random.SystemRandom()).randint(low, max(low, high))
+
+
 def _value_for(param: Param, value: Any, rng: random.Random) -> Any:
     if value is None and param.randomize:
-        low = int(param.minimum or 0)
-        high = int(min(param.maximum if param.maximum is not None else SEED_CEILING, SEED_CEILING))
-        return rng.randint(low, max(low, high))
+        return random_seed(param, rng)
     if value is None:
         value = param.default
     converted = _convert(param, value)

@@ -29,11 +29,12 @@ from PIL import Image
 
 from .catalog import Catalog
 from .check import tab_findings
-from .job import Job
 from .config import Settings
 from .errors import ComfyGradioError, ConfigError, JobCancelled
 from .events import Preview, Progress
+from .job import Job
 from .pool import ComfyPool
+from .prepare import random_seed
 from .results import RunResult
 from .runs import RunBook, RunRecord, owner_folder
 from .schema import Param, TabSpec, load_tab
@@ -373,15 +374,16 @@ class TabView:
         return jobs
 
     def _batch(self, values: dict[str, Any], runs: int, seed_mode: str) -> Iterator[dict[str, Any]]:
-        """The values of each run: random seeds, or seed, seed+1, ... (from a random start if none given)."""
+        """The values of each run: the form's seed first, then a new random seed for each further run
+        ("random"), or seed+1, seed+2, ... ("increment")."""
         seeds = [p for p in self.spec.params if p.is_seed]
         for index in range(runs):
             run_values = dict(values)
             for param in seeds:
-                if index and seed_mode != "increment":
-                    run_values[param.name] = None if param.randomize else run_values[param.name]
-                elif seed_mode == "increment" and run_values.get(param.name) is not None:
-                    run_values[param.name] = int(run_values[param.name]) + index
+                if index and seed_mode == "increment":
+                    run_values[param.name] = int(values[param.name]) + index
+                elif index:
+                    run_values[param.name] = random_seed(param)
             yield run_values
 
     def _stream_all(self, jobs: list[Job], progress: gr.Progress, previews: bool) -> Iterator[dict]:

@@ -7,6 +7,7 @@ from typing import Any
 import gradio as gr
 
 from .events import Cached, JobEvent, NodeStarted, Progress, Queued, Started
+from .prepare import random_seed
 from .schema import Param, TabSpec
 
 __all__ = ["describe", "form_values", "widget_for"]
@@ -65,12 +66,12 @@ def _number(param: Param, common: dict[str, Any]) -> gr.components.Component:
 
 
 def form_values(spec: TabSpec, form: dict[str, Any]) -> dict[str, Any]:
-    """Form values by parameter name: a ticked "Randomize" means no seed; no upload means the default."""
+    """Form values by parameter name: a ticked "Randomize" draws a new seed; no upload means the default."""
     values: dict[str, Any] = {}
     for param in spec.params:
         value = form.get(param.name)
         if param.is_seed and form.get(f"{param.name}_randomize"):
-            value = None
+            value = random_seed(param)
         if param.is_upload and not value:
             continue
         if param.kind == "int" and isinstance(value, float) and value.is_integer():

@@ -245,3 +245,18 @@ def test_a_ui_format_workflow_without_schema_becomes_a_typed_tab(fake: FakeComfy
         assert image.size == (40, 30) and image.getpixel((20, 15)) == (245, 235, 225)
     finally:
         app.close()
+
+
+def test_incrementing_seeds_start_from_a_random_one_when_randomize_is_ticked(running: RunningApp) -> None:
+    _, _, details = running.client.predict(prompt="x", steps=1, width=64, height=64, runs=3, seed_mode="increment",
+                                           checkpoint="tiny-random-sd15.safetensors", api_name="/txt2img")
+    first = details[0]["seeds"]["seed"]
+    assert [d["seeds"]["seed"] for d in details] == [first, first + 1, first + 2]
+    assert first != 156680208700286  # not the workflow's seed: Randomize is ticked by default
+
+
+def test_random_runs_of_a_fixed_seed_still_differ(running: RunningApp) -> None:
+    _, _, details = running.client.predict(prompt="x", seed=5, seed_randomize=False, steps=1, width=64, height=64,
+                                           runs=3, checkpoint="tiny-random-sd15.safetensors", api_name="/txt2img")
+    seeds = [d["seeds"]["seed"] for d in details]
+    assert seeds[0] == 5 and len(set(seeds)) == 3

@@ -55,3 +55,15 @@ def test_batch_size_inputs_are_capped(tmp_path: Path, catalog: Catalog) -> None:
     spec = with_limits(load_tab(tmp_path / "plain.json", catalog), Settings(max_batch_size=2))
     assert spec.param("batch_size").maximum == 2 and spec.param("steps").maximum == 10000
     assert dataclasses.replace(spec.param("batch_size"), maximum=None).maximum is None
+
+
+def test_ticking_randomize_draws_a_seed_even_when_the_schema_does_not_randomize(tmp_path: Path) -> None:
+    from comfyui_gradio.widgets import form_values
+
+    shutil.copy(WORKFLOWS / "txt2img.json", tmp_path / "t.json")
+    (tmp_path / "t.yaml").write_text("inputs:\n  seed: {node: '3', input: seed}\n")  # randomize: false
+    spec = load_tab(tmp_path / "t.json")
+    assert spec.param("seed").is_seed and not spec.param("seed").randomize
+    drawn = {form_values(spec, {"seed": 7, "seed_randomize": True})["seed"] for _ in range(5)}
+    assert 7 not in drawn and len(drawn) > 1
+    assert form_values(spec, {"seed": 7, "seed_randomize": False})["seed"] == 7
