@@ -255,7 +255,8 @@ class ComfyClient:
         """Run a workflow to the end; raise a ``ComfyGradioError`` if it does not succeed."""
         return self.submit(workflow, values, timeout=timeout).result()
 
-    def _post_prompt(self, tab: TabSpec, prepared: PreparedPrompt, prompt_id: str, client_id: str) -> dict[str, Any]:
+    def post_prompt(self, tab: TabSpec, prepared: PreparedPrompt, prompt_id: str, client_id: str) -> dict[str, Any]:
+        """``POST /prompt``; a 400 becomes ``PromptRejected`` in the tab's field names."""
         body = {"prompt": prepared.prompt, "client_id": client_id, "prompt_id": prompt_id}
         response = self._request("POST", "/prompt", json=body)
         try:

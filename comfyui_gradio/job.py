@@ -98,7 +98,6 @@ class Job:
         self._ws: WebSocketConnection | None = None
         self._started = False
         self._cancelled = False
-        self._number: int | None = None
         self._submitted_at = 0.0
         self.started_at: float | None = None  # time.monotonic() when the server began running it
         self._last_queue_check = 0.0
@@ -138,10 +137,6 @@ class Job:
     def error(self) -> ComfyGradioError | None:
         """Why the job failed (None while running or after success)."""
         return self._error if self._done.is_set() else None
-
-    @property
-    def was_started(self) -> bool:
-        return self._started
 
     def add_done_callback(self, callback: Callable[["Job"], None]) -> None:
         """Call ``callback(job)`` once the job has ended (at once if it already has)."""
@@ -183,11 +178,10 @@ class Job:
         if self.client.tracker == "websocket":
             self._open_socket()
         try:
-            answer = self.client._post_prompt(self.tab, self.prepared, self.prompt_id, self.client_id)
+            self.client.post_prompt(self.tab, self.prepared, self.prompt_id, self.client_id)
         except BaseException:
             self._close_socket()
             raise
-        self._number = answer.get("number")
 
     def _open_socket(self) -> bool:
         scheme_url = self.client.url.replace("https://", "wss://", 1).replace("http://", "ws://", 1)

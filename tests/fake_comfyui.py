@@ -1491,7 +1491,7 @@ class FakeComfyUI:
             ("GET", "/extensions"): self._get_extensions, ("GET", "/models"): self._get_models,
             ("GET", "/prompt"): self._get_prompt, ("GET", "/queue"): self._get_queue,
             ("GET", "/history"): self._get_history, ("GET", "/view"): self._get_view,
-            ("POST", "/prompt"): self._post_prompt, ("POST", "/queue"): self._post_queue,
+            ("POST", "/prompt"): self.post_prompt, ("POST", "/queue"): self._post_queue,
             ("POST", "/interrupt"): self._post_interrupt, ("POST", "/history"): self._post_history,
             ("POST", "/free"): self._post_free, ("POST", "/upload/image"): self._post_upload,
         }
@@ -1636,7 +1636,7 @@ class FakeComfyUI:
         return Response(200, path.read_bytes(), [disposition, ("Content-Type", ctype)])
 
     # -- POST handlers --------------------------------------------------------------------------------
-    async def _post_prompt(self, req: Request) -> Response:
+    async def post_prompt(self, req: Request) -> Response:
         body = req.json()
         if not isinstance(body, dict):
             return server_error()

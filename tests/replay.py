@@ -134,7 +134,7 @@ class Replay:
         if key in self.routes:
             return self.routes[key](request)
         if key == ("POST", "/prompt"):
-            return self._post_prompt(request)
+            return self.post_prompt(request)
         if key == ("GET", "/history/{id}"):
             return self._history(path.rsplit("/", 1)[-1])
         if key == ("GET", "/view"):
@@ -149,7 +149,7 @@ class Replay:
             return httpx.Response(200)
         return httpx.Response(404)
 
-    def _post_prompt(self, request: httpx.Request) -> httpx.Response:
+    def post_prompt(self, request: httpx.Request) -> httpx.Response:
         body = json.loads(request.content)
         self.prompt_id = body["prompt_id"]
         recorded = self.recorded_http("POST", "/prompt")

@@ -67,6 +67,7 @@ def test_invert_run_uploads_tracks_and_downloads(tmp_path: Path, catalog: Catalo
     assert [e.title for e in events if isinstance(e, NodeStarted)] == ["Load Image", "Invert Image", "Save Image"]
     assert [e.node_id for e in events if isinstance(e, OutputReady)] == ["3"]
     assert [o.output_name for o in result.outputs] == ["inverted"]
+    assert result.images_by_output == {"inverted": [result.images[0].path]}
     assert result.images[0].path.read_bytes() == replay.view_bytes
     assert result.images[0].path.parent == tmp_path / job.prompt_id
     upload = next(r for r in replay.requests if r.url.path == "/upload/image")
