@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import re
 import logging
 from pathlib import Path
 
@@ -139,3 +140,15 @@ def test_the_page_needs_a_login_when_auth_is_set(how: str, tmp_path: Path) -> No
         finally:
             app.close()
             pool.close()
+
+
+def test_env_example_is_valid_and_names_every_setting() -> None:
+    from dotenv import dotenv_values
+
+    from tests.conftest import ROOT
+
+    text = (ROOT / ".env.example").read_text()
+    load_settings([], env={k: v for k, v in dotenv_values(ROOT / ".env.example").items() if v is not None})
+    readme = (ROOT / "README.md").read_text()
+    for name in re.findall(r"^\| `([A-Z_]+)(?:<n>)?`", readme, re.M):
+        assert name in text, f".env.example does not mention {name}"
