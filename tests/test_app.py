@@ -260,3 +260,21 @@ def test_random_runs_of_a_fixed_seed_still_differ(running: RunningApp) -> None:
                                            runs=3, checkpoint="tiny-random-sd15.safetensors", api_name="/txt2img")
     seeds = [d["seeds"]["seed"] for d in details]
     assert seeds[0] == 5 and len(set(seeds)) == 3
+
+
+def test_text_and_preview_outputs_reach_their_components(fake: FakeComfyUI, tmp_path: Path) -> None:
+    folder = tmp_path / "workflows"
+    folder.mkdir()
+    (folder / "probe.json").write_text(json.dumps({
+        "1": {"class_type": "EmptyImage", "inputs": {"width": 40, "height": 24, "batch_size": 1, "color": 255}},
+        "2": {"class_type": "PreviewImage", "inputs": {"images": ["1", 0]}, "_meta": {"title": "Look"}},
+        "3": {"class_type": "GetImageSize", "inputs": {"image": ["1", 0]}},
+        "4": {"class_type": "PreviewAny", "inputs": {"source": ["3", 0]}, "_meta": {"title": "Size"}}}))
+    app = RunningApp(fake.url, folder, tmp_path)
+    try:
+        status, gallery, _, text = app.client.predict(width=40, api_name="/probe")
+        assert status.startswith("✅") and gallery[0]["caption"] == "Look (preview)"
+        assert only_image(gallery).getpixel((0, 0)) == (0, 0, 255)
+        assert text == "40"
+    finally:
+        app.close()

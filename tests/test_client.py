@@ -246,3 +246,20 @@ def test_a_run_past_its_timeout_is_cancelled_on_the_server(tmp_path: Path, catal
     sent = [(r.url.path, json.loads(r.content)) for r in replay.requests
             if r.method == "POST" and r.url.path in ("/queue", "/interrupt")]
     assert ("/queue", {"delete": [job.prompt_id]}) in sent and ("/interrupt", {"prompt_id": job.prompt_id}) in sent
+
+
+def test_outputs_of_every_kind_are_sorted_and_grouped(tmp_path: Path, catalog: Catalog) -> None:
+    replay = Replay(load_transcript("b1_load_invert_save"))
+    entry = replay.recorded_http("GET", f"/history/{replay.recorded_id}")["response_json"][replay.recorded_id]
+    entry["outputs"] = {
+        "3": {"images": [{"filename": "a.png", "subfolder": "", "type": "output"}],
+              "gifs": [{"filename": "clip.mp4", "subfolder": "", "type": "output"}]},
+        "7": {"audio": [{"filename": "voice.flac", "subfolder": "", "type": "output"}]},
+        "8": {"3d": [{"filename": "mesh.glb", "subfolder": "", "type": "output"}], "text": ["hello"]}}
+    tab = tab_of(replay.t, tmp_path, {"inputs": {"image": {"node": "1", "input": "image"}}})  # no outputs: all
+    result = client_for(replay, tmp_path).run(tab, {"image": png_bytes()})
+    assert [(o.kind, o.path.name) for o in result.outputs] == [
+        ("image", "3_a.png"), ("video", "3_clip.mp4"), ("audio", "7_voice.flac"), ("model3d", "8_mesh.glb"),
+        ("text", "8_text_0.txt")]
+    assert result.texts == ["hello"] and (tmp_path / result.prompt_id / "8_text_0.txt").read_text() == "hello"
+    assert [o.path.name for o in result.by_output["node 7"]] == ["7_voice.flac"]
