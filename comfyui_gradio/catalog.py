@@ -61,6 +61,7 @@ class Catalog:
     def __init__(self, object_info: dict[str, Any], *, stale: bool = False) -> None:
         self.raw = object_info
         self.stale = stale  # True when read from the on-disk cache rather than a live server
+        self._inputs: dict[str, dict[str, InputSpec]] = {}  # parsed once per class
 
     def has_class(self, class_type: str) -> bool:
         return class_type in self.raw
@@ -74,12 +75,12 @@ class Catalog:
 
     def inputs(self, class_type: str) -> dict[str, InputSpec]:
         """Every input of the class in catalogue order (required first), or {} if unknown."""
-        sections = self.raw.get(class_type, {}).get("input", {})
-        specs: dict[str, InputSpec] = {}
-        for section in ("required", "optional"):
-            for name, entry in (sections.get(section) or {}).items():
-                specs[name] = _input_spec(name, entry, section == "required")
-        return specs
+        if class_type not in self._inputs:
+            sections = self.raw.get(class_type, {}).get("input", {})
+            self._inputs[class_type] = {
+                name: _input_spec(name, entry, section == "required")
+                for section in ("required", "optional") for name, entry in (sections.get(section) or {}).items()}
+        return self._inputs[class_type]
 
     def input(self, class_type: str, name: str) -> InputSpec | None:
         return self.inputs(class_type).get(name)

@@ -141,17 +141,10 @@ def _provenance(tab: TabSpec, job: Job) -> dict[str, Any]:
         "seeds": dict(job.prepared.seeds),
         "inputs": {key: hashlib.sha256(f.data).hexdigest() for key, f in job.uploads.items()},
         "workflow": tab.workflow.path.name,
-        "workflow_sha256": _file_hash(tab.workflow.path),
-        "schema_sha256": _file_hash(tab.schema_file) if tab.schema_file else None,
+        **tab.versions,  # of the files the tab was built from, not as they may be on disk now
         "server": job.client.url,
     }
 
-
-def _file_hash(path: Path | None) -> str | None:
-    try:
-        return hashlib.sha256(path.read_bytes()).hexdigest()[:16] if path else None
-    except OSError:
-        return None
 
 
 def _jsonable(form: dict[str, Any]) -> dict[str, Any]:

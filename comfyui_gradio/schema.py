@@ -12,6 +12,7 @@ Without a YAML, ``infer.infer_schema`` proposes one (see README, "Workflows with
 
 from __future__ import annotations
 
+import hashlib
 import keyword
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -89,6 +90,7 @@ class TabSpec:
     schema_file: Path | None = None
     notes: tuple[str, ...] = field(default_factory=tuple)  # non-fatal remarks shown on the tab
     order: int = 100  # tabs are shown by order, then by name
+    versions: dict[str, str | None] = field(default_factory=dict)  # sha256 prefixes of the files it was built from
 
     def param(self, name: str) -> Param | None:
         return next((p for p in self.params if p.name == name), None)
@@ -106,9 +108,17 @@ def load_tab(workflow_path: Path, catalog: Catalog | None = None) -> TabSpec:
     """Read a workflow and its schema; raise ``ConfigError`` listing every problem found."""
     workflow = load_workflow(workflow_path, catalog)
     yaml_path = schema_path(workflow_path)
-    if yaml_path is None:
-        return tab_from_schema(workflow, infer_schema(workflow, catalog), catalog)
-    return tab_from_schema(workflow, _read_yaml(yaml_path), catalog, yaml_path)
+    raw = infer_schema(workflow, catalog) if yaml_path is None else _read_yaml(yaml_path)
+    tab = tab_from_schema(workflow, raw, catalog, yaml_path)
+    return replace(tab, versions={"workflow_sha256": _file_hash(workflow_path), "schema_sha256": _file_hash(yaml_path)})
+
+
+def _file_hash(path: Path | None) -> str | None:
+    """The first 16 hex digits of the file's sha256 (the version of a workflow or schema)."""
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest()[:16] if path else None
+    except OSError:
+        return None
 
 
 def tab_from_schema(

@@ -14,6 +14,7 @@ the API (no owner id) is stopped when its caller cancels (``job.cancel()``) or g
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import inspect
 import io
 import logging
@@ -510,12 +511,15 @@ def _due(sent: dict[str, float], kind: str, now: float, interval: float) -> bool
 
 
 def _uploaded(job: Job) -> dict[str, str]:
-    """Copies of the job's input images in its run folder, for "Run again"."""
+    """A copy of each of the job's input files, for "Run again": one per content in the person's
+    ``inputs/`` folder, so the runs of one click (or a reused picture) share it."""
+    folder = job.job_dir.parent / "inputs"
     paths = {}
     for key, local in job.uploads.items():
-        path = job.job_dir / f"input_{key}{Path(local.filename).suffix or '.png'}"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(local.data)
+        path = folder / f"{hashlib.sha256(local.data).hexdigest()[:24]}{Path(local.filename).suffix or '.png'}"
+        if not path.exists():
+            folder.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(local.data)
         paths[key] = str(path)
     return paths
 

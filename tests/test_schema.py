@@ -151,3 +151,16 @@ def test_video_and_audio_loaders_become_uploads(tmp_path: Path, catalog: Catalog
     assert with_catalog.param("clip").kind == "video"  # video_upload in the server's catalogue
     without = load_tab(tmp_path / "media.json", None)
     assert (without.param("clip").kind, without.param("sound").kind) == ("video", "audio")
+
+
+def test_a_tab_carries_the_versions_of_the_files_it_was_built_from(tmp_path: Path) -> None:
+    import hashlib
+
+    path = write_pair(tmp_path, "inputs:\n  steps: {node: '3', input: steps}\n")
+    tab = load_tab(path)
+    expected = {"workflow_sha256": hashlib.sha256(path.read_bytes()).hexdigest()[:16],
+                "schema_sha256": hashlib.sha256((tmp_path / "txt2img.yaml").read_bytes()).hexdigest()[:16]}
+    assert tab.versions == expected
+    (tmp_path / "txt2img.yaml").write_text("inputs: {}\n")  # edited after loading: the tab keeps what it ran
+    assert tab.versions == expected
+    assert load_tab(WORKFLOWS / "blur.json").versions["schema_sha256"] is None  # no YAML
