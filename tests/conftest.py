@@ -11,15 +11,13 @@ import pytest
 from comfyui_gradio.catalog import Catalog
 from tests.fake_comfyui import FakeComfyUI
 from tests.harness import RunningApp
-from tests.replay import REFERENCE
+from tests.paths import OBJECT_INFO, WORKFLOWS
 
-ROOT = Path(__file__).resolve().parents[1]
-WORKFLOWS = ROOT / "workflows"
 
 
 @pytest.fixture(scope="session")
 def object_info() -> dict:
-    return json.loads((REFERENCE / "object_info.json").read_text())
+    return json.loads(OBJECT_INFO.read_text())
 
 
 @pytest.fixture(scope="session")

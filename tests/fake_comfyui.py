@@ -1,7 +1,7 @@
 """A test double of a ComfyUI 0.3.64 server (HTTP + WebSocket) for the comfyui-gradio tests.
 
 The source of truth is the recording of a real ComfyUI 0.3.64 (commit a125cd84) in
-``/work/shared/comfyui-reference/`` (PROTOCOL.md, transcripts/*.json, object_info.json).
+``tests/data/comfyui-0.3.64/`` (``tests.paths.RECORDED``) (PROTOCOL.md, transcripts/*.json, object_info.json).
 The double says what that server said there.
 
 Faithful (checked against the transcripts, or mirrored from ComfyUI's own logic):
@@ -91,8 +91,9 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 from PIL import Image, ImageFilter, ImageOps
 from PIL.PngImagePlugin import PngInfo
 
-REFERENCE_DIR = Path(os.environ.get("COMFYUI_REFERENCE_DIR", "/work/shared/comfyui-reference"))
-DEFAULT_OBJECT_INFO = REFERENCE_DIR / "object_info.json"
+from tests.paths import OBJECT_INFO
+
+DEFAULT_OBJECT_INFO = OBJECT_INFO
 
 MAX_UPLOAD_SIZE = 104857600
 FEATURES: dict[str, Any] = {"supports_preview_metadata": True, "max_upload_size": MAX_UPLOAD_SIZE}

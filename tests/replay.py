@@ -19,10 +19,7 @@ from PIL import Image
 
 from comfyui_gradio.transport import WebSocketClosed
 
-REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "comfyui-reference"
-if not REFERENCE.exists():  # CI clones the repo with shared/ beside it
-    REFERENCE = Path(__file__).resolve().parents[1].parent / "shared" / "comfyui-reference"
-TRANSCRIPTS = REFERENCE / "transcripts"
+from tests.paths import TRANSCRIPTS
 
 
 def load_transcript(name: str) -> dict[str, Any]:

@@ -14,7 +14,7 @@ import pytest
 from PIL import Image
 
 from comfyui_gradio.apidocs import BEGIN, END, api_docs
-from tests.conftest import ROOT, WORKFLOWS
+from tests.paths import ROOT, WORKFLOWS
 from tests.harness import RunningApp, picture
 
 

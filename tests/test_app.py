@@ -12,7 +12,7 @@ import httpx
 import pytest
 from gradio_client import Client, handle_file
 
-from tests.conftest import ROOT, WORKFLOWS
+from tests.paths import ROOT, WORKFLOWS
 from tests.fake_comfyui import FakeComfyUI
 from tests.harness import RunningApp, fake_history_status, free_port, only_image, picture, wait_for, widget_props
 

@@ -22,7 +22,7 @@ import pytest
 from PIL import Image, ImageDraw
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
-from tests.conftest import ROOT, WORKFLOWS
+from tests.paths import ROOT, WORKFLOWS
 from tests.fake_comfyui import FakeComfyUI
 from tests.harness import RunningApp, fake_history_status, wait_for
 

@@ -13,10 +13,9 @@ from comfyui_gradio.__main__ import main
 from comfyui_gradio.catalog import Catalog
 from comfyui_gradio.check import Finding, check_folder, check_workflow, tab_findings
 from comfyui_gradio.schema import load_tab
-from tests.conftest import WORKFLOWS
-from tests.replay import REFERENCE
+from tests.paths import WORKFLOWS
+from tests.paths import OBJECT_INFO
 
-OBJECT_INFO = REFERENCE / "object_info.json"
 MISSING_CKPT = (
     "needs model v1-5-pruned-emaonly-fp16.safetensors (CheckpointLoaderSimple 'Load Checkpoint', input "
     "ckpt_name); put it in ComfyUI/models/checkpoints or pick another (this server has: tiny-random-sd15.safetensors)"

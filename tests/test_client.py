@@ -15,7 +15,7 @@ from comfyui_gradio.events import (MessageType, NodeStarted, OutputReady, Previe
                                    TextFrame, parse_binary, parse_text)
 from comfyui_gradio.schema import TabSpec, load_tab, tab_from_schema
 from comfyui_gradio.workflow import Workflow
-from tests.conftest import WORKFLOWS
+from tests.paths import WORKFLOWS
 from tests.replay import TRANSCRIPTS, Replay, load_transcript, png_bytes
 
 

@@ -16,7 +16,7 @@ from comfyui_gradio.client import ComfyClient
 from comfyui_gradio.config import load_settings
 from comfyui_gradio.errors import ConfigError, ServerUnavailable
 from comfyui_gradio.schema import load_tab
-from tests.conftest import WORKFLOWS
+from tests.paths import WORKFLOWS
 from tests.replay import Replay, load_transcript, png_bytes
 
 SECRETS = ("pw-one", "tok-two", "cookie-three", "hdr-four")
@@ -145,7 +145,7 @@ def test_the_page_needs_a_login_when_auth_is_set(how: str, tmp_path: Path) -> No
 def test_env_example_is_valid_and_names_every_setting() -> None:
     from dotenv import dotenv_values
 
-    from tests.conftest import ROOT
+    from tests.paths import ROOT
 
     text = (ROOT / ".env.example").read_text()
     load_settings([], env={k: v for k, v in dotenv_values(ROOT / ".env.example").items() if v is not None})

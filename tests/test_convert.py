@@ -14,18 +14,17 @@ import pytest
 
 from comfyui_gradio.convert import is_ui_format, linear_data, ui_to_api
 from comfyui_gradio.errors import ConfigError, Problem
+from tests.paths import OBJECT_INFO, UI_WORKFLOWS
 
-DATA = Path(__file__).parent / "data" / "ui_workflows"
-OBJECT_INFO_PATH = Path("/work/shared/comfyui-reference/object_info.json")
 
 
 @pytest.fixture(scope="module")
 def object_info() -> dict:
-    return json.loads(OBJECT_INFO_PATH.read_text())
+    return json.loads(OBJECT_INFO.read_text())
 
 
 def load(name: str) -> dict:
-    return json.loads((DATA / name).read_text())
+    return json.loads((UI_WORKFLOWS / name).read_text())
 
 
 def node(

@@ -12,7 +12,7 @@ import gradio
 import pytest
 import yaml
 
-from tests.conftest import ROOT
+from tests.paths import ROOT
 
 
 def hadolint() -> str | None:

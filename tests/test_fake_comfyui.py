@@ -1,6 +1,6 @@
 """Replay-style checks that FakeComfyUI says what the recorded ComfyUI 0.3.64 said.
 
-The transcripts live in /work/shared/comfyui-reference/transcripts (see PROTOCOL.md there).
+The transcripts live in tests/data/comfyui-0.3.64/transcripts (see PROTOCOL.md there).
 """
 
 from __future__ import annotations
@@ -17,12 +17,11 @@ import pytest
 import websocket
 from PIL import Image
 
-from tests.fake_comfyui import REFERENCE_DIR, FakeComfyUI
+from tests.fake_comfyui import FakeComfyUI
+from tests.paths import TRANSCRIPTS
 
-TRANSCRIPTS = REFERENCE_DIR / "transcripts"
 VOLATILE = {"prompt_id", "timestamp", "sid"}
 
-pytestmark = pytest.mark.skipif(not TRANSCRIPTS.is_dir(), reason="reference transcripts not available")
 
 
 # ------------------------------------------------------------------------------------------------

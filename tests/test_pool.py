@@ -13,7 +13,7 @@ from comfyui_gradio.client import ComfyClient
 from comfyui_gradio.errors import ServerError
 from comfyui_gradio.pool import ComfyPool
 from comfyui_gradio.schema import TabSpec, load_tab
-from tests.conftest import WORKFLOWS
+from tests.paths import WORKFLOWS
 from tests.fake_comfyui import FakeComfyUI
 from tests.harness import free_port, wait_for
 

@@ -10,7 +10,7 @@ from comfyui_gradio.catalog import Catalog
 from comfyui_gradio.errors import InputError
 from comfyui_gradio.prepare import prepare
 from comfyui_gradio.schema import load_tab
-from tests.conftest import WORKFLOWS
+from tests.paths import WORKFLOWS
 
 
 @pytest.fixture()

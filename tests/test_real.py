@@ -15,7 +15,7 @@ from PIL import Image
 from comfyui_gradio.client import ComfyClient
 from comfyui_gradio.errors import PromptRejected
 from comfyui_gradio.events import NodeStarted, Progress
-from tests.conftest import WORKFLOWS
+from tests.paths import WORKFLOWS
 from tests.harness import RunningApp, only_image, picture, widget_props
 
 pytestmark = pytest.mark.real
@@ -90,7 +90,7 @@ def test_a_ui_format_workflow_is_typed_by_the_server_and_runs(comfyui_url: str, 
 
     from comfyui_gradio.catalog import Catalog
     from comfyui_gradio.convert import ui_to_api
-    from tests.conftest import ROOT
+    from tests.paths import ROOT
 
     source = ROOT / "tests" / "data" / "ui_invert_resize.json"
     object_info = httpx.get(f"{comfyui_url}/object_info", timeout=30).json()

@@ -11,7 +11,7 @@ import pytest
 from comfyui_gradio.catalog import Catalog
 from comfyui_gradio.errors import ConfigError
 from comfyui_gradio.schema import load_tab
-from tests.conftest import WORKFLOWS
+from tests.paths import WORKFLOWS
 
 
 def write_pair(tmp_path: Path, yaml_text: str, name: str = "txt2img") -> Path:

@@ -14,7 +14,7 @@ from comfyui_gradio.pool import ComfyPool, Durations
 from comfyui_gradio.schema import load_tab
 from comfyui_gradio.ui import servers_panel, with_limits
 from comfyui_gradio.widgets import describe
-from tests.conftest import WORKFLOWS
+from tests.paths import WORKFLOWS
 from tests.fake_comfyui import FakeComfyUI
 from tests.harness import free_port
 
