@@ -21,9 +21,10 @@ from typing import Callable
 
 from gradio_client import Client
 
-from comfyui_gradio.client import ComfyClient
-from comfyui_gradio.prepare import prepare
-from comfyui_gradio.schema import TabSpec, load_tab
+from comfyui_gradio.comfy.client import ComfyClient
+from comfyui_gradio.forms.prepare import prepare
+from comfyui_gradio.forms.loader import load_tab
+from comfyui_gradio.forms.schema import TabSpec
 
 from .common import (WORKFLOWS, Server, Target, comfy_servers, cpu_seconds, job_values, median, ms, p90, spawn,
                      stop, table)

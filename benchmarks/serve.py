@@ -25,8 +25,8 @@ def serve_fake(args: argparse.Namespace) -> None:
 
 def serve_app(args: argparse.Namespace) -> None:
     """The comfyui-gradio app, as ``tests/test_app.py``'s RunningApp starts it."""
-    from comfyui_gradio.app import create_app
-    from comfyui_gradio.config import Settings
+    from comfyui_gradio.web.app import create_app
+    from comfyui_gradio.web.config import Settings
     from tests.test_app import free_port
 
     tmp = Path(tempfile.mkdtemp(prefix="bench_app_"))

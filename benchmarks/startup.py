@@ -42,8 +42,8 @@ def measure(folder: Path, url: str) -> dict[str, float]:
 def child(folder: Path, url: str) -> None:
     """In a fresh process: import, create_app, report (seconds, MB) as one JSON line."""
     start = time.perf_counter()
-    from comfyui_gradio.app import create_app
-    from comfyui_gradio.config import Settings
+    from comfyui_gradio.web.app import create_app
+    from comfyui_gradio.web.config import Settings
 
     imported = time.perf_counter()
     tmp = Path(tempfile.mkdtemp(prefix="bench_startup_"))

@@ -13,9 +13,10 @@ import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from comfyui_gradio.client import ComfyClient
-from comfyui_gradio.pool import ComfyPool
-from comfyui_gradio.schema import TabSpec, load_tab
+from comfyui_gradio.comfy.client import ComfyClient
+from comfyui_gradio.comfy.pool import ComfyPool
+from comfyui_gradio.forms.loader import load_tab
+from comfyui_gradio.forms.schema import TabSpec
 
 from .common import WORKFLOWS, Target, comfy_servers, job_values, median, table
 

@@ -17,11 +17,11 @@ import httpx
 from gradio_client import Client, handle_file
 from PIL import Image
 
-from comfyui_gradio.app import create_app
-from comfyui_gradio.client import ComfyClient
-from comfyui_gradio.config import Settings
-from comfyui_gradio.pool import ComfyPool
-from comfyui_gradio.schema import load_tab
+from comfyui_gradio.web.app import create_app
+from comfyui_gradio.comfy.client import ComfyClient
+from comfyui_gradio.web.config import Settings
+from comfyui_gradio.comfy.pool import ComfyPool
+from comfyui_gradio.forms.loader import load_tab
 
 from .common import WORKFLOWS, Target, comfy_servers, median, ms, table
 

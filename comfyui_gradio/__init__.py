@@ -4,20 +4,30 @@
     with ComfyClient("http://127.0.0.1:8188") as client:
         result = client.run("workflows/txt2img.json", {"prompt": "a cat"})
         print(result.images[0].path, result.seeds)
+
+The package has three layers (each folder's docstring says more): ``forms`` turns workflow files
+and schemas into tab specs and prepared prompts (pure), ``comfy`` talks to ComfyUI servers, and
+``web`` is the Gradio app. This module is the public surface; everything else may change.
 """
 
-from .client import ComfyClient
-from .job import Job
-from .pool import ComfyPool
+from .comfy.client import ComfyClient, LocalFile
+from .comfy.events import Cached, JobEvent, NodeStarted, OutputReady, Preview, Progress, Queued, Started
+from .comfy.job import Job, JobHooks
+from .comfy.pool import ComfyPool, Durations, ServerStatus
+from .comfy.results import OutputFile, RunResult
+from .comfy.transport import WebSocketConnection, WebSocketConnector
 from .errors import (ComfyGradioError, ConfigError, ExecutionFailed, InputError, JobCancelled, JobTimeout,
                      Problem, PromptRejected, ProtocolError, ServerError, ServerUnavailable)
-from .events import Cached, JobEvent, NodeStarted, OutputReady, Preview, Progress, Queued, Started
-from .results import OutputFile, RunResult
-from .schema import Output, Param, TabSpec, load_tab
+from .forms.catalog import Catalog, InputSpec
+from .forms.prepare import PreparedPrompt
+from .forms.loader import Limits, load_tab
+from .forms.schema import Output, Param, TabSpec
+from .forms.workflow import Workflow
 
 __all__ = [
-    "Cached", "ComfyClient", "ComfyGradioError", "ComfyPool", "ConfigError", "ExecutionFailed", "InputError", "Job",
-    "JobCancelled", "JobEvent", "JobTimeout", "NodeStarted", "Output", "OutputFile", "OutputReady", "Param",
-    "Preview", "Problem", "Progress", "PromptRejected", "ProtocolError", "Queued", "RunResult", "ServerError",
-    "ServerUnavailable", "Started", "TabSpec", "load_tab",
+    "Cached", "Catalog", "ComfyClient", "ComfyGradioError", "ComfyPool", "ConfigError", "Durations",
+    "ExecutionFailed", "InputError", "InputSpec", "Job", "JobCancelled", "JobEvent", "JobHooks", "JobTimeout", "Limits", "LocalFile",
+    "NodeStarted", "Output", "OutputFile", "OutputReady", "Param", "PreparedPrompt", "Preview", "Problem",
+    "Progress", "PromptRejected", "ProtocolError", "Queued", "RunResult", "ServerError", "ServerStatus",
+    "ServerUnavailable", "Started", "TabSpec", "WebSocketConnection", "WebSocketConnector", "Workflow", "load_tab",
 ]  # fmt: skip

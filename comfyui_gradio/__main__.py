@@ -16,13 +16,13 @@ from typing import Sequence
 
 import yaml
 
-from .apidocs import api_docs, with_api_docs
-from .catalog import Catalog, load_cached
-from .check import Report, check_folder
-from .client import ComfyClient
+from .web.apidocs import api_docs, with_api_docs
+from .forms.catalog import Catalog, load_cached
+from .forms.check import Report, check_folder
+from .comfy.client import ComfyClient
 from .errors import ComfyGradioError, ConfigError, Problem, ServerError
-from .infer import infer_schema
-from .workflow import load_workflow
+from .forms.infer import infer_schema
+from .forms.workflow import load_workflow
 
 
 def main(argv: Sequence[str] | None = None) -> int:

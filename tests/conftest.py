@@ -8,7 +8,7 @@ from typing import Iterator
 
 import pytest
 
-from comfyui_gradio.catalog import Catalog
+from comfyui_gradio.forms.catalog import Catalog
 from tests.fake_comfyui import FakeComfyUI
 from tests.harness import RunningApp
 from tests.paths import OBJECT_INFO, WORKFLOWS

@@ -10,8 +10,8 @@ import httpx
 from gradio_client import Client
 from PIL import Image
 
-from comfyui_gradio.app import create_app
-from comfyui_gradio.config import Settings
+from comfyui_gradio.web.app import create_app
+from comfyui_gradio.web.config import Settings
 from tests.fake_comfyui import FakeComfyUI
 
 

@@ -17,7 +17,7 @@ from typing import Any, Callable
 import httpx
 from PIL import Image
 
-from comfyui_gradio.transport import WebSocketClosed
+from comfyui_gradio.comfy.transport import WebSocketClosed
 
 from tests.paths import TRANSCRIPTS
 

@@ -13,7 +13,7 @@ import httpx
 import pytest
 from PIL import Image
 
-from comfyui_gradio.apidocs import BEGIN, END, api_docs
+from comfyui_gradio.web.apidocs import BEGIN, END, api_docs
 from tests.paths import ROOT, WORKFLOWS
 from tests.harness import RunningApp, picture
 
@@ -57,8 +57,8 @@ def test_each_tab_describes_its_parameters_for_mcp_tools(running: RunningApp) ->
 
 
 def test_mcp_without_its_packages_says_what_to_install(tmp_path: Path) -> None:
-    from comfyui_gradio.app import launch
-    from comfyui_gradio.config import load_settings
+    from comfyui_gradio.web.app import launch
+    from comfyui_gradio.web.config import load_settings
     from comfyui_gradio.errors import ConfigError
 
     try:

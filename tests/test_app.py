@@ -142,8 +142,8 @@ def test_cancel_from_gradio_client_interrupts_only_that_job(running: RunningApp,
 
 
 def test_tabs_say_what_the_server_lacks_and_when_the_catalogue_is_stale(tmp_path: Path, object_info: dict) -> None:
-    from comfyui_gradio.catalog import Catalog
-    from comfyui_gradio.ui import discover_tabs
+    from comfyui_gradio.forms.catalog import Catalog
+    from comfyui_gradio.forms.loader import discover_tabs
 
     notes = {t.name: t.spec.notes for t in discover_tabs(WORKFLOWS, Catalog(object_info))}
     assert notes["txt2img"] == ("On this ComfyUI server: needs model v1-5-pruned-emaonly-fp16.safetensors. Pick "

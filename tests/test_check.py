@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 
 from comfyui_gradio.__main__ import main
-from comfyui_gradio.catalog import Catalog
-from comfyui_gradio.check import Finding, check_folder, check_workflow, tab_findings
-from comfyui_gradio.schema import load_tab
+from comfyui_gradio.forms.catalog import Catalog
+from comfyui_gradio.forms.check import Finding, check_folder, check_workflow, tab_findings
+from comfyui_gradio.forms.loader import load_tab
 from tests.paths import WORKFLOWS
 from tests.paths import OBJECT_INFO
 

@@ -8,13 +8,14 @@ from pathlib import Path
 import httpx
 import pytest
 
-from comfyui_gradio.catalog import Catalog
-from comfyui_gradio.client import ComfyClient
+from comfyui_gradio.forms.catalog import Catalog
+from comfyui_gradio.comfy.client import ComfyClient
 from comfyui_gradio.errors import ExecutionFailed, InputError, JobTimeout, PromptRejected, ServerUnavailable
-from comfyui_gradio.events import (MessageType, NodeStarted, OutputReady, Preview, PreviewFrame, Progress, Started,
+from comfyui_gradio.comfy.events import (MessageType, NodeStarted, OutputReady, Preview, PreviewFrame, Progress, Started,
                                    TextFrame, parse_binary, parse_text)
-from comfyui_gradio.schema import TabSpec, load_tab, tab_from_schema
-from comfyui_gradio.workflow import Workflow
+from comfyui_gradio.forms.loader import load_tab
+from comfyui_gradio.forms.schema import TabSpec, tab_from_schema
+from comfyui_gradio.forms.workflow import Workflow
 from tests.paths import WORKFLOWS
 from tests.replay import TRANSCRIPTS, Replay, load_transcript, png_bytes
 

@@ -10,12 +10,12 @@ from pathlib import Path
 import httpx
 import pytest
 
-from comfyui_gradio.app import make_pool
-from comfyui_gradio.catalog import Catalog
-from comfyui_gradio.client import ComfyClient
-from comfyui_gradio.config import load_settings
+from comfyui_gradio.web.app import make_pool
+from comfyui_gradio.forms.catalog import Catalog
+from comfyui_gradio.comfy.client import ComfyClient
+from comfyui_gradio.web.config import load_settings
 from comfyui_gradio.errors import ConfigError, ServerUnavailable
-from comfyui_gradio.schema import load_tab
+from comfyui_gradio.forms.loader import load_tab
 from tests.paths import WORKFLOWS
 from tests.replay import Replay, load_transcript, png_bytes
 
@@ -91,7 +91,7 @@ def test_headers_go_on_http_and_websocket(tmp_path: Path, catalog: Catalog) -> N
 
 
 def test_a_share_link_that_cannot_be_made_is_one_clear_line(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    from comfyui_gradio.app import create_app, launch
+    from comfyui_gradio.web.app import create_app, launch
     from tests.fake_comfyui import FakeComfyUI
     from tests.harness import free_port
 
@@ -107,7 +107,7 @@ def test_a_share_link_that_cannot_be_made_is_one_clear_line(tmp_path: Path, capl
         finally:
             app.close()
             pool.close()
-    records = [(r.levelname, r.getMessage()) for r in caplog.records if r.name == "comfyui_gradio.app"]
+    records = [(r.levelname, r.getMessage()) for r in caplog.records if r.name == "comfyui_gradio.web.app"]
     assert records[0] == ("WARNING", "The public link has no password: anyone who has it can run your workflows. "
                                      "Set GRADIO_AUTH=user:password (or --auth) to protect it.")
     assert records[1][0] == "ERROR" and "\n" not in records[1][1]
@@ -119,7 +119,7 @@ def test_a_share_link_that_cannot_be_made_is_one_clear_line(tmp_path: Path, capl
 def test_the_page_needs_a_login_when_auth_is_set(how: str, tmp_path: Path) -> None:
     from gradio_client import Client
 
-    from comfyui_gradio.app import create_app, launch
+    from comfyui_gradio.web.app import create_app, launch
     from tests.fake_comfyui import FakeComfyUI
     from tests.harness import free_port
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from comfyui_gradio.convert import is_ui_format, linear_data, ui_to_api
+from comfyui_gradio.forms.convert import is_ui_format, linear_data, ui_to_api
 from comfyui_gradio.errors import ConfigError, Problem
 from tests.paths import OBJECT_INFO, UI_WORKFLOWS
 
@@ -428,7 +428,7 @@ def test_link_missing_from_the_table_leaves_the_input_unconnected(
     object_info: dict, caplog: pytest.LogCaptureFixture
 ) -> None:
     wf = workflow([node(9, "SaveImage", inputs=[slot("images", "IMAGE", 77)], widgets=["x"])], [])
-    with caplog.at_level("WARNING", logger="comfyui_gradio.convert"):
+    with caplog.at_level("WARNING", logger="comfyui_gradio.forms.convert"):
         assert ui_to_api(wf, object_info, source="damaged.json")["9"]["inputs"] == {"filename_prefix": "x"}
     assert caplog.messages == ["damaged.json: link 77 is missing from 'links'; the input is left unconnected"]
 

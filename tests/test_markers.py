@@ -8,12 +8,13 @@ from typing import Any
 
 import pytest
 
-from comfyui_gradio.catalog import Catalog
+from comfyui_gradio.forms.catalog import Catalog
 from comfyui_gradio.errors import ConfigError
-from comfyui_gradio.infer import infer_schema
-from comfyui_gradio.markers import Marker, MarkerError, markers_schema, parse_title, required_params
-from comfyui_gradio.schema import Output, load_tab
-from comfyui_gradio.workflow import Workflow
+from comfyui_gradio.forms.infer import infer_schema
+from comfyui_gradio.forms.markers import Marker, MarkerError, markers_schema, parse_title, required_params
+from comfyui_gradio.forms.loader import load_tab
+from comfyui_gradio.forms.schema import Output
+from comfyui_gradio.forms.workflow import Workflow
 
 # ---------------------------------------------------------------------------- the grammar
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from comfyui_gradio.app import create_app, launch
-from comfyui_gradio.config import load_settings
+from comfyui_gradio.web.app import create_app, launch
+from comfyui_gradio.web.config import load_settings
 from tests.fake_comfyui import FakeComfyUI
 from tests.harness import free_port
 

@@ -8,11 +8,12 @@ from typing import Iterator
 
 import pytest
 
-from comfyui_gradio.catalog import Catalog
-from comfyui_gradio.client import ComfyClient
+from comfyui_gradio.forms.catalog import Catalog
+from comfyui_gradio.comfy.client import ComfyClient
 from comfyui_gradio.errors import ServerError
-from comfyui_gradio.pool import ComfyPool
-from comfyui_gradio.schema import TabSpec, load_tab
+from comfyui_gradio.comfy.pool import ComfyPool
+from comfyui_gradio.forms.loader import load_tab
+from comfyui_gradio.forms.schema import TabSpec
 from tests.paths import WORKFLOWS
 from tests.fake_comfyui import FakeComfyUI
 from tests.harness import free_port, wait_for

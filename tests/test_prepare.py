@@ -6,10 +6,10 @@ import random
 
 import pytest
 
-from comfyui_gradio.catalog import Catalog
+from comfyui_gradio.forms.catalog import Catalog
 from comfyui_gradio.errors import InputError
-from comfyui_gradio.prepare import prepare
-from comfyui_gradio.schema import load_tab
+from comfyui_gradio.forms.prepare import prepare
+from comfyui_gradio.forms.loader import load_tab
 from tests.paths import WORKFLOWS
 
 

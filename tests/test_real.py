@@ -12,9 +12,9 @@ import pytest
 from gradio_client import handle_file
 from PIL import Image
 
-from comfyui_gradio.client import ComfyClient
+from comfyui_gradio.comfy.client import ComfyClient
 from comfyui_gradio.errors import PromptRejected
-from comfyui_gradio.events import NodeStarted, Progress
+from comfyui_gradio.comfy.events import NodeStarted, Progress
 from tests.paths import WORKFLOWS
 from tests.harness import RunningApp, only_image, picture, widget_props
 
@@ -88,8 +88,8 @@ def test_python_api_events_and_server_validation(comfyui_url: str, tmp_path: Pat
 def test_a_ui_format_workflow_is_typed_by_the_server_and_runs(comfyui_url: str, tmp_path: Path) -> None:
     import shutil
 
-    from comfyui_gradio.catalog import Catalog
-    from comfyui_gradio.convert import ui_to_api
+    from comfyui_gradio.forms.catalog import Catalog
+    from comfyui_gradio.forms.convert import ui_to_api
     from tests.paths import ROOT
 
     source = ROOT / "tests" / "data" / "ui_invert_resize.json"

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from comfyui_gradio.catalog import Catalog
+from comfyui_gradio.forms.catalog import Catalog
 from comfyui_gradio.errors import ConfigError
-from comfyui_gradio.schema import load_tab
+from comfyui_gradio.forms.loader import load_tab
 from tests.paths import WORKFLOWS
 
 

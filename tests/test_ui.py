@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-import dataclasses
 import shutil
 from pathlib import Path
 
-from comfyui_gradio.catalog import Catalog
-from comfyui_gradio.client import ComfyClient
-from comfyui_gradio.config import Settings
-from comfyui_gradio.events import NodeStarted, Progress, Queued
-from comfyui_gradio.pool import ComfyPool, Durations
-from comfyui_gradio.schema import load_tab
-from comfyui_gradio.ui import servers_panel, with_limits
-from comfyui_gradio.widgets import describe
+from comfyui_gradio.forms.catalog import Catalog
+from comfyui_gradio.comfy.client import ComfyClient
+from comfyui_gradio.comfy.events import NodeStarted, Progress, Queued
+from comfyui_gradio.comfy.pool import ComfyPool, Durations
+from comfyui_gradio.forms.loader import Limits, load_tab
+from comfyui_gradio.web.ui import servers_panel
+from comfyui_gradio.web.widgets import describe
 from tests.paths import WORKFLOWS
 from tests.fake_comfyui import FakeComfyUI
 from tests.harness import free_port
@@ -52,13 +50,15 @@ def test_the_servers_panel_shows_each_server_and_says_when_one_is_down(tmp_path:
 
 def test_batch_size_inputs_are_capped(tmp_path: Path, catalog: Catalog) -> None:
     shutil.copy(WORKFLOWS / "txt2img.json", tmp_path / "plain.json")  # no schema: batch_size is inferred
-    spec = with_limits(load_tab(tmp_path / "plain.json", catalog), Settings(max_batch_size=2))
+    assert load_tab(tmp_path / "plain.json", catalog).param("batch_size").maximum == 4096  # the server's
+    spec = load_tab(tmp_path / "plain.json", catalog, limits=Limits(max_batch_size=2))
     assert spec.param("batch_size").maximum == 2 and spec.param("steps").maximum == 10000
-    assert dataclasses.replace(spec.param("batch_size"), maximum=None).maximum is None
+    (tmp_path / "plain.yaml").write_text("inputs:\n  batch: {node: '5', input: batch_size, maximum: 1}\n")
+    assert load_tab(tmp_path / "plain.json", catalog, limits=Limits(3)).param("batch").maximum == 1  # lower kept
 
 
 def test_ticking_randomize_draws_a_seed_even_when_the_schema_does_not_randomize(tmp_path: Path) -> None:
-    from comfyui_gradio.widgets import form_values
+    from comfyui_gradio.web.widgets import form_values
 
     shutil.copy(WORKFLOWS / "txt2img.json", tmp_path / "t.json")
     (tmp_path / "t.yaml").write_text("inputs:\n  seed: {node: '3', input: seed}\n")  # randomize: false

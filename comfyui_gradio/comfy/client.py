@@ -22,12 +22,14 @@ from urllib.parse import unquote
 import httpx
 from PIL import Image, UnidentifiedImageError
 
-from .catalog import Catalog
-from .errors import InputError, PromptRejected, ProtocolError, ServerError, ServerUnavailable
+from ..forms.catalog import Catalog
+from ..errors import InputError, PromptRejected, ProtocolError, ServerError, ServerUnavailable
 from .job import Job, JobHooks
-from .prepare import PreparedPrompt, flat_target, prepare
+from ..forms.prepare import PreparedPrompt, flat_target, prepare
 from .results import RunResult
-from .schema import UPLOAD_CLASSES, Param, TabSpec, load_tab
+from ..forms.loader import load_tab
+from ..forms.schema import Param, TabSpec
+from ..forms.vocabulary import UPLOAD_CLASSES
 from .transport import WebSocketConnector, connect_websocket
 
 __all__ = ["ComfyClient", "LocalFile", "local_uploads"]

@@ -49,7 +49,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from comfyui_gradio.errors import ConfigError, Problem
+from ..errors import ConfigError, Problem
+from .vocabulary import SEED_INPUTS
 
 __all__ = ["is_ui_format", "linear_data", "ui_to_api"]
 
@@ -61,7 +62,6 @@ WIDGET_TYPES = frozenset(
     {"INT", "FLOAT", "STRING", "BOOLEAN", "COMBO", "MARKDOWN", "WEBCAM", "LOAD_3D", "LOAD_3D_ANIMATION"}
 )
 CONTROL_VALUES = frozenset({"fixed", "increment", "decrement", "randomize"})
-LEGACY_SEED_NAMES = frozenset({"seed", "noise_seed"})
 UPLOAD_OPTIONS = ("image_upload", "video_upload", "animated_image_upload", "audio_upload")
 PRIMITIVE_CLASS = "PrimitiveNode"
 PASSTHROUGH_CLASSES = frozenset({"Reroute", "Reroute (rgthree)"})
@@ -364,7 +364,7 @@ def _slots_for(name: str, spec: tuple[Any, dict[str, Any]]) -> list[_Slot]:
         return [_Slot(name, "forced", spec)]
     slots = [_Slot(name, "widget", spec)]
     if kind == "INT":
-        control = options.get("control_after_generate", name in LEGACY_SEED_NAMES)
+        control = options.get("control_after_generate", name in SEED_INPUTS)
         slots.append(_Slot(None, "control" if control else "maybe_control"))
     elif is_combo and options.get("control_after_generate"):
         slots += [_Slot(None, "control"), _Slot(None, "filter")]

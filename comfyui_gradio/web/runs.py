@@ -18,9 +18,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .errors import JobCancelled
-from .job import Job
-from .schema import TabSpec
+from ..errors import JobCancelled
+from ..comfy.job import Job
+from ..forms.schema import TabSpec
 
 __all__ = ["RunBook", "RunRecord", "owner_folder"]
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any, Union
 
-from .errors import ProtocolError
+from ..errors import ProtocolError
 
 __all__ = [
     "Cached",

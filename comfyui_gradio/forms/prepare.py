@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass
 from typing import Any, Mapping
 
-from .errors import InputError
+from ..errors import InputError
 from .schema import Param, TabSpec
 
 __all__ = ["PreparedPrompt", "flat_target", "prepare", "random_seed"]

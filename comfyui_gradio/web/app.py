@@ -11,12 +11,13 @@ from typing import Any, Sequence
 
 import gradio as gr
 
-from .catalog import Catalog, load_cached, save_cached
-from .client import ComfyClient
+from ..forms.catalog import Catalog, load_cached, save_cached
+from ..forms.loader import Limits, discover_tabs
+from ..comfy.client import ComfyClient
 from .config import Settings, load_settings
-from .errors import ConfigError, Problem
-from .pool import ComfyPool
-from .ui import build_app, discover_tabs
+from ..errors import ConfigError, Problem
+from ..comfy.pool import ComfyPool
+from .ui import build_app
 
 __all__ = ["create_app", "main"]
 
@@ -48,7 +49,7 @@ def create_app(settings: Settings, pool: ComfyPool | None = None) -> tuple[gr.Bl
     """Build the app; its queue runs up to CONCURRENCY jobs, and at least 4 per server, at once."""
     pool = pool or make_pool(settings)
     catalog = pick_catalog(pool, settings.cache_dir / "object_info.json")
-    tabs = discover_tabs(settings.workflows_dir, catalog)
+    tabs = discover_tabs(settings.workflows_dir, catalog, Limits(max_batch_size=settings.max_batch_size))
     app = build_app(settings, pool, tabs)
     app.queue(default_concurrency_limit=max(settings.concurrency, 4 * len(pool.clients)))
     return app, pool

@@ -21,13 +21,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
-from .catalog import Catalog
+from ..forms.catalog import Catalog
 from .client import ComfyClient
 from .job import Job, JobHooks
-from .errors import ServerError, ServerUnavailable
-from .prepare import prepare
+from ..errors import ServerError, ServerUnavailable
+from ..forms.prepare import prepare
 from .results import RunResult
-from .schema import TabSpec
+from ..forms.schema import TabSpec
 
 __all__ = ["ComfyPool", "Durations", "ServerStatus"]
 
@@ -147,7 +147,7 @@ class ComfyPool:
 
     # ---- routing --------------------------------------------------------------------------
 
-    def estimated_wait(self, server: _Server, now: float | None = None) -> float:
+    def _estimated_wait(self, server: _Server, now: float | None = None) -> float:
         """Seconds before a new job would start on ``server`` (see the module docstring)."""
         now = now or time.monotonic()
         wait = 0.0
@@ -176,7 +176,7 @@ class ComfyPool:
         # validation answers, which names the form field.
         able = [s for s in healthy if not s.catalog or not missing_requirements(prompt, s.catalog)] or healthy
         with self._lock:
-            best = min(able, key=self.estimated_wait)
+            best = min(able, key=self._estimated_wait)
             if reserve:
                 best.jobs[reserve] = (tab.name, time.monotonic())
             return best.client

@@ -14,17 +14,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .vocabulary import OUTPUT_CLASSES, UPLOAD_KINDS, WIDGET_TYPES
+
 __all__ = ["Catalog", "InputSpec", "load_cached", "save_cached"]
 
 log = logging.getLogger(__name__)
 
-WIDGET_TYPES = {"INT", "FLOAT", "STRING", "BOOLEAN", "COMBO"}
-# Output node classes known without a catalogue (ComfyUI core + the common video nodes).
-KNOWN_OUTPUT_CLASSES = {
-    "SaveImage", "PreviewImage", "SaveAnimatedWEBP", "SaveAnimatedPNG", "SaveWEBM", "SaveVideo",
-    "SaveAudio", "SaveAudioMP3", "SaveAudioOpus", "PreviewAudio", "PreviewAny", "SaveGLB",
-    "SaveImageWebsocket", "VHS_VideoCombine", "SaveLatent",
-}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -49,7 +44,7 @@ class InputSpec:
     @property
     def upload_kind(self) -> str:
         """"image", "video" or "audio" for an upload input, else ""."""
-        for kind in ("image", "video", "audio"):
+        for kind in UPLOAD_KINDS:
             if self.options.get(f"{kind}_upload"):
                 return kind
         return ""
@@ -71,7 +66,7 @@ class Catalog:
 
     def is_output_node(self, class_type: str) -> bool:
         info = self.raw.get(class_type)
-        return bool(info.get("output_node")) if info else class_type in KNOWN_OUTPUT_CLASSES
+        return bool(info.get("output_node")) if info else class_type in OUTPUT_CLASSES
 
     def inputs(self, class_type: str) -> dict[str, InputSpec]:
         """Every input of the class in catalogue order (required first), or {} if unknown."""
@@ -98,7 +93,7 @@ def _input_spec(name: str, entry: Any, required: bool) -> InputSpec:
 
 
 def is_output_class(catalog: Catalog | None, class_type: str) -> bool:
-    return catalog.is_output_node(class_type) if catalog else class_type in KNOWN_OUTPUT_CLASSES
+    return catalog.is_output_node(class_type) if catalog else class_type in OUTPUT_CLASSES
 
 
 def load_cached(path: Path) -> Catalog | None:

@@ -6,9 +6,9 @@ from typing import Any
 
 import gradio as gr
 
-from .events import Cached, JobEvent, NodeStarted, Progress, Queued, Started
-from .prepare import random_seed
-from .schema import Param, TabSpec
+from ..comfy.events import Cached, JobEvent, NodeStarted, Progress, Queued, Started
+from ..forms.prepare import random_seed
+from ..forms.schema import Param, TabSpec
 
 __all__ = ["describe", "form_values", "widget_for"]
 

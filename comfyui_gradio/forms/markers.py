@@ -30,7 +30,8 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from .catalog import Catalog
-from .errors import ConfigError, Problem
+from ..errors import ConfigError, Problem
+from .vocabulary import SEED_INPUTS, UPLOAD_KINDS
 from .workflow import Workflow, is_link
 
 __all__ = ["Marker", "MarkerError", "has_markers", "markers_schema", "parse_marker", "parse_title",
@@ -41,8 +42,6 @@ _MARKER = re.compile(
     r"(?P<required>!)?(?::(?P<description>.*))?",
     re.DOTALL,
 )
-_SEED_INPUTS = ("seed", "noise_seed")
-_UPLOAD_INPUTS = ("image", "video", "audio")
 _GRAMMAR_HINT = "write $name, $name.input, $~name (upload), $name! (required) or $name:description"
 
 
@@ -243,7 +242,7 @@ class _SchemaBuilder:
         return entry
 
     def _is_seed(self, node_id: str, input_name: str) -> bool:
-        if input_name in _SEED_INPUTS:
+        if input_name in SEED_INPUTS:
             return True
         class_type = self.workflow.nodes[node_id]["class_type"]
         spec = self.catalog.input(class_type, input_name) if self.catalog else None
@@ -292,7 +291,7 @@ class _SchemaBuilder:
 
     def _is_upload(self, node: dict[str, Any], input_name: str) -> bool:
         spec = self.catalog.input(node["class_type"], input_name) if self.catalog else None
-        return spec.is_upload if spec else input_name in _UPLOAD_INPUTS
+        return spec.is_upload if spec else input_name in UPLOAD_KINDS
 
 
 def _inputs_hint(node: dict[str, Any]) -> str:

@@ -3,7 +3,7 @@
 ``check_workflow(path, catalog)`` returns every ``Finding`` about one workflow file (and its YAML):
 
 - the file cannot be read or converted from UI format, or its schema or title markers are wrong
-  (each ``ConfigError`` problem of ``load_workflow`` / ``load_tab`` becomes an error);
+  (each ``ConfigError`` problem of ``load_workflow`` / ``build_tab`` becomes an error);
 - a node class the server does not have (a custom node that is not installed);
 - a model file the server does not list (a COMBO input whose value, or the form's default, is
   not among the server's choices, where the choices are file names: ``ckpt_name``, ``lora_name``...);
@@ -24,8 +24,8 @@ from typing import Any, Literal
 
 from .catalog import Catalog, InputSpec
 from .convert import is_ui_format
-from .errors import ConfigError, Problem
-from .schema import TabSpec, load_tab
+from ..errors import ConfigError, Problem
+from .schema import TabSpec, build_tab
 from .workflow import Workflow, is_link, load_workflow
 
 __all__ = ["Finding", "Report", "check_folder", "check_workflow", "node_findings", "tab_findings"]
@@ -132,7 +132,7 @@ def check_workflow(path: Path, catalog: Catalog | None) -> list[Finding]:
     except ConfigError as exc:
         return _problem_findings(source, exc.problems)
     try:
-        tab: TabSpec | None = load_tab(path, catalog)
+        tab: TabSpec | None = build_tab(path, catalog)
         findings = [Finding("warning", source, "", note) for note in tab.notes]
     except ConfigError as exc:
         tab, findings = None, _problem_findings(source, exc.problems)

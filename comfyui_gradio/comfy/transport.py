@@ -10,7 +10,7 @@ from typing import Protocol
 
 import websocket
 
-from .errors import ServerUnavailable
+from ..errors import ServerUnavailable
 
 __all__ = ["WebSocketClosed", "WebSocketConnection", "WebSocketConnector", "connect_websocket"]
 

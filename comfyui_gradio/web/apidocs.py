@@ -11,8 +11,9 @@ import json
 from pathlib import Path
 from typing import Any
 
-from .errors import ConfigError, Problem
-from .schema import Param, TabSpec, load_tab
+from ..errors import ConfigError, Problem
+from ..forms.loader import load_tab
+from ..forms.schema import Param, TabSpec
 
 __all__ = ["api_docs", "endpoint_values", "with_api_docs"]
 

@@ -22,13 +22,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterator
 
-from .errors import (ComfyGradioError, ExecutionFailed, JobCancelled, JobTimeout, ProtocolError, ServerError,
+from ..errors import (ComfyGradioError, ExecutionFailed, JobCancelled, JobTimeout, ProtocolError, ServerError,
                      ServerUnavailable)
 from .events import (Cached, JobEvent, MessageType, NodeStarted, OutputReady, Preview, PreviewFrame, Progress,
                      Queued, Started, TextFrame, WireMessage, parse_binary, parse_text)
-from .prepare import PreparedPrompt
+from ..forms.prepare import PreparedPrompt
 from .results import OutputFile, RunResult, kind_of
-from .schema import TabSpec
+from ..forms.schema import TabSpec
 from .transport import WebSocketClosed, WebSocketConnection
 
 if TYPE_CHECKING:

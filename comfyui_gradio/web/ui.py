@@ -28,20 +28,21 @@ from typing import Any, Iterator
 import gradio as gr
 from PIL import Image
 
-from .catalog import Catalog
-from .check import tab_findings
+from ..forms.catalog import Catalog
 from .config import Settings
-from .errors import ComfyGradioError, ConfigError, JobCancelled
-from .events import Preview, Progress
-from .job import Job
-from .pool import ComfyPool
-from .prepare import random_seed
-from .results import RunResult
+from ..errors import ComfyGradioError, ConfigError, JobCancelled
+from ..comfy.events import Preview, Progress
+from ..comfy.job import Job
+from ..comfy.pool import ComfyPool
+from ..forms.prepare import random_seed
+from ..comfy.results import RunResult
 from .runs import RunBook, RunRecord, owner_folder
-from .schema import Param, TabSpec, load_tab
+from ..forms.loader import TabLoad
+from ..forms.schema import Param, TabSpec
+from ..forms.vocabulary import OUTPUT_CLASSES_BY_KIND
 from .widgets import describe, form_values, widget_for
 
-__all__ = ["TabLoad", "build_app", "discover_tabs", "servers_panel"]
+__all__ = ["build_app", "servers_panel"]
 
 log = logging.getLogger(__name__)
 
@@ -51,55 +52,7 @@ STATUS_INTERVAL = 0.5  # seconds between status lines sent to the browser
 FIRST_STATUS = 1.0  # seconds into a job before its first status line
 PROGRESS_INTERVAL = 0.25  # seconds between progress-bar updates
 PANEL_REFRESH = 5.0  # seconds between refreshes of the servers panel (reads the pool's state only)
-VIDEO_CLASSES = ("SaveVideo", "SaveWEBM", "VHS_VideoCombine", "SaveAnimatedWEBP", "SaveAnimatedPNG")
-AUDIO_CLASSES = ("SaveAudio", "SaveAudioMP3", "SaveAudioOpus", "PreviewAudio")
-TEXT_CLASSES = ("PreviewAny",)
-MODEL3D_CLASSES = ("SaveGLB", "Preview3D", "Preview3DAnimation")
 OWNER_KEY = "comfyui-gradio-owner"
-
-
-@dataclass(frozen=True)
-class TabLoad:
-    """A workflow file found in the folder: its spec, or why it could not be loaded."""
-
-    name: str
-    path: Path
-    spec: TabSpec | None = None
-    error: ConfigError | None = None
-
-
-def _tab_order(load: "TabLoad") -> tuple[int, str]:
-    return (load.spec.order if load.spec else 1_000, load.name)
-
-
-def discover_tabs(folder: Path, catalog: Catalog | None) -> list[TabLoad]:
-    """Load every ``*.json`` in ``folder``; a broken one is kept with its error, never raised.
-
-    A loaded tab carries notes: what its server lacks (``check``), and whether its form was
-    built from a stale or missing node catalogue.
-    """
-    loads = []
-    for path in sorted(folder.glob("*.json")):
-        try:
-            spec = load_tab(path, catalog)
-        except ConfigError as exc:
-            log.error("Workflow %s cannot be used:\n%s", path, exc)
-            loads.append(TabLoad(path.stem, path, error=exc))
-            continue
-        notes = tuple(f"On this ComfyUI server: {line}. Pick another under *Advanced*, or add it to ComfyUI."
-                      for line in tab_findings(spec, catalog)) + _catalog_notes(catalog)
-        loads.append(TabLoad(path.stem, path, spec=dataclasses.replace(spec, notes=notes)))
-    return sorted(loads, key=_tab_order)
-
-
-def _catalog_notes(catalog: Catalog | None) -> tuple[str, ...]:
-    if catalog is None:
-        return ("ComfyUI was not reachable when the app started, so this form was built from the workflow "
-                "alone: choices and limits are missing. Restart the app once ComfyUI is up.",)
-    if catalog.stale:
-        return ("ComfyUI was not reachable when the app started, so this form uses the node list saved "
-                "earlier: choices (models, samplers) may be out of date.",)
-    return ()
 
 
 def servers_panel(pool: ComfyPool) -> str:
@@ -115,15 +68,6 @@ def servers_panel(pool: ComfyPool) -> str:
                      for s in statuses)
     note = "⚠️ **Some ComfyUI servers are down**; jobs go to the others.\n\n" if down else ""
     return f"{note}| ComfyUI server | state | queue | jobs from here |\n|---|---|---|---|\n{rows}"
-
-
-def with_limits(spec: TabSpec, settings: Settings) -> TabSpec:
-    """Cap every ``batch_size`` input at MAX_BATCH_SIZE (a guardrail for public links)."""
-    params = tuple(
-        dataclasses.replace(p, maximum=min(p.maximum or settings.max_batch_size, settings.max_batch_size))
-        if p.kind == "int" and any(t[1] == "batch_size" for t in p.targets) else p
-        for p in spec.params)
-    return dataclasses.replace(spec, params=params)
 
 
 class _Active:
@@ -259,13 +203,13 @@ class TabView:
                              elem_id=f"{self.spec.name}-gallery", interactive=False)
         classes = {n["class_type"] for n in self.spec.workflow.nodes.values()}
         outputs = _Outputs(status, gallery, gr.JSON(visible=False))  # replaced below, inside its accordion
-        if classes & set(VIDEO_CLASSES):
+        if classes & set(OUTPUT_CLASSES_BY_KIND["video"]):
             outputs.video = gr.Video(label="Video", interactive=False)
-        if classes & set(AUDIO_CLASSES):
+        if classes & set(OUTPUT_CLASSES_BY_KIND["audio"]):
             outputs.audio = gr.Audio(label="Audio", interactive=False, type="filepath")
-        if classes & set(TEXT_CLASSES):
+        if classes & set(OUTPUT_CLASSES_BY_KIND["text"]):
             outputs.text = gr.Textbox(label="Text", interactive=False, lines=4)
-        if classes & set(MODEL3D_CLASSES):
+        if classes & set(OUTPUT_CLASSES_BY_KIND["model3d"]):
             outputs.model3d = gr.Model3D(label="3D model", interactive=False)
         with gr.Accordion("Run details", open=False):
             outputs.info = gr.JSON(label="run details", show_label=False)
@@ -564,7 +508,7 @@ def build_app(settings: Settings, backend: ComfyPool, tabs: list[TabLoad], runs:
                     if load.spec is None:
                         _render_broken(load)
                         continue
-                    view = TabView(with_limits(load.spec, settings), shared, owner)
+                    view = TabView(load.spec, shared, owner)
                     view.render()
                     views.append(view)
             if not tabs:

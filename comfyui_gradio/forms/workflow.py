@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from .catalog import Catalog, is_output_class
-from .errors import ConfigError, Problem
+from ..errors import ConfigError, Problem
 
 __all__ = ["Workflow", "find_node", "is_link", "load_workflow"]
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping, Sequence
 
-from .errors import ConfigError, Problem
+from ..errors import ConfigError, Problem
 
 __all__ = ["Settings", "load_settings", "parser"]
 

@@ -1,6 +1,6 @@
 """Workflow schemas: the small YAML beside a workflow that turns it into a form.
 
-``load_tab(path, catalog)`` reads ``workflows/NAME.json`` and its optional ``NAME.yaml``, checks
+``build_tab(path, catalog)`` reads ``workflows/NAME.json`` and its optional ``NAME.yaml``, checks
 the whole schema against the workflow (and the server's catalogue when there is one) and returns
 a ``TabSpec``: a pure description of the tab that the UI renders and the client runs. Every
 problem is collected and reported together as ``ConfigError`` with file, key and reason::
@@ -21,23 +21,19 @@ from typing import Any
 import yaml
 
 from .catalog import Catalog, InputSpec
-from .errors import ConfigError, Problem
+from ..errors import ConfigError, Problem
 from .infer import infer_schema
+from .vocabulary import ENDPOINT_EXTRAS, RANDOMIZE_SUFFIX, SEED_INPUTS, UPLOAD_CLASSES, UPLOAD_KINDS
 from .workflow import Workflow, find_node, is_link, load_workflow
 
-__all__ = ["KINDS", "UPLOAD_KINDS", "Output", "Param", "TabSpec", "load_tab", "schema_path", "tab_from_schema"]
+__all__ = ["KINDS", "Output", "Param", "TabSpec", "build_tab", "schema_path", "tab_from_schema"]
 
 TOP_KEYS = ("title", "description", "order", "inputs", "outputs")
 INPUT_KEYS = ("node", "input", "label", "info", "lines", "minimum", "maximum", "step", "choices",
               "default", "randomize", "advanced", "required", "widget")  # fmt: skip
 OUTPUT_KEYS = ("node", "label")
 KINDS = ("text", "int", "float", "bool", "choice", "image", "video", "audio")
-UPLOAD_KINDS = ("image", "video", "audio")  # file inputs, uploaded to the server before a run
 WIDGETS = ("textbox", "number", "slider", "dropdown", "checkbox", "image", "video", "audio")
-_SEED_NAMES = ("seed", "noise_seed")
-RESERVED_NAMES = ("runs", "seed_mode")  # added to every tab's API by the app
-UPLOAD_CLASSES = {("LoadImage", "image"): "image", ("LoadImageMask", "image"): "image",
-                  ("LoadVideo", "file"): "video", ("LoadAudio", "audio"): "audio"}  # known without a catalogue
 
 
 @dataclass(frozen=True)
@@ -67,7 +63,7 @@ class Param:
 
     @property
     def is_seed(self) -> bool:
-        return self.kind == "int" and (self.randomize or self.targets[0][1] in _SEED_NAMES)
+        return self.kind == "int" and (self.randomize or self.targets[0][1] in SEED_INPUTS)
 
 
 @dataclass(frozen=True)
@@ -104,8 +100,9 @@ def schema_path(workflow_path: Path) -> Path | None:
     return None
 
 
-def load_tab(workflow_path: Path, catalog: Catalog | None = None) -> TabSpec:
-    """Read a workflow and its schema; raise ``ConfigError`` listing every problem found."""
+def build_tab(workflow_path: Path, catalog: Catalog | None = None) -> TabSpec:
+    """Read a workflow and its schema (or its markers, or an inferred form); raise ``ConfigError``
+    listing every problem found. ``loader.load_tab`` adds the checks and limits."""
     workflow = load_workflow(workflow_path, catalog)
     yaml_path = schema_path(workflow_path)
     raw = infer_schema(workflow, catalog) if yaml_path is None else _read_yaml(yaml_path)
@@ -202,7 +199,7 @@ class _SchemaChecker:
             self.problem(key, "the name must be a Python identifier (letters, digits and _, not starting "
                               "with a digit) because it is the parameter name in the API")
             return None
-        if name in RESERVED_NAMES or name.startswith("_") or name.endswith("_randomize"):
+        if name in ENDPOINT_EXTRAS or name.startswith("_") or name.endswith(RANDOMIZE_SUFFIX):
             self.problem(key, f"the name {name!r} is reserved by the app; choose another")
             return None
         if not isinstance(entry, dict):

@@ -1,0 +1,79 @@
+"""The one place a tab spec is built: file -> conversion -> schema, markers or an inferred form ->
+checks against the server's catalogue -> limits.
+
+``load_tab`` builds one tab (the client and the CLI use it); ``discover_tabs`` builds every tab of a
+folder for the app, keeping a broken file as a ``TabLoad`` with its error so the other tabs start.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from ..errors import ConfigError
+from .catalog import Catalog
+from .check import tab_findings
+from .schema import Param, TabSpec, build_tab
+
+__all__ = ["Limits", "TabLoad", "discover_tabs", "load_tab"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Guardrails an app puts on every form (for public links)."""
+
+    max_batch_size: int | None = None  # cap on every ``batch_size`` input
+
+
+@dataclass(frozen=True)
+class TabLoad:
+    """A workflow file found in the folder: its spec, or why it could not be loaded."""
+
+    name: str
+    path: Path
+    spec: TabSpec | None = None
+    error: ConfigError | None = None
+
+
+def load_tab(workflow_path: Path, catalog: Catalog | None = None, *, limits: Limits | None = None) -> TabSpec:
+    """Read a workflow and its schema; raise ``ConfigError`` listing every problem found.
+
+    The tab's notes say what the server lacks (``check``) and whether the form was built from a
+    stale or missing node catalogue.
+    """
+    tab = build_tab(workflow_path, catalog)
+    notes = tuple(f"On this ComfyUI server: {line}. Pick another under *Advanced*, or add it to ComfyUI."
+                  for line in tab_findings(tab, catalog)) + _catalog_notes(catalog)
+    return replace(tab, notes=notes, params=tuple(_limited(p, limits or Limits()) for p in tab.params))
+
+
+def discover_tabs(folder: Path, catalog: Catalog | None, limits: Limits | None = None) -> list[TabLoad]:
+    """Load every ``*.json`` in ``folder``, by order then name; a broken one is kept with its error."""
+    loads = []
+    for path in sorted(folder.glob("*.json")):
+        try:
+            loads.append(TabLoad(path.stem, path, spec=load_tab(path, catalog, limits=limits)))
+        except ConfigError as exc:
+            log.error("Workflow %s cannot be used:\n%s", path, exc)
+            loads.append(TabLoad(path.stem, path, error=exc))
+    return sorted(loads, key=lambda load: (load.spec.order if load.spec else 1_000, load.name))
+
+
+def _catalog_notes(catalog: Catalog | None) -> tuple[str, ...]:
+    if catalog is None:
+        return ("ComfyUI was not reachable when the app started, so this form was built from the workflow "
+                "alone: choices and limits are missing. Restart the app once ComfyUI is up.",)
+    if catalog.stale:
+        return ("ComfyUI was not reachable when the app started, so this form uses the node list saved "
+                "earlier: choices (models, samplers) may be out of date.",)
+    return ()
+
+
+def _limited(param: Param, limits: Limits) -> Param:
+    cap = limits.max_batch_size
+    if cap is None or param.kind != "int" or not any(t[1] == "batch_size" for t in param.targets):
+        return param
+    return replace(param, maximum=min(param.maximum or cap, cap))
