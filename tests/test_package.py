@@ -222,9 +222,11 @@ def test_pip_installs_the_wheel_with_its_dependencies_and_the_app_serves(opted_i
 
 
 def serve_once(script: Path, cwd: Path) -> dict:
-    """Start the app with no ComfyUI listening, wait for its page, and return its ``/config``."""
+    """Start the app from ``cwd`` with no ComfyUI listening and its port in ``cwd/.env``, wait for its page,
+    and return its ``/config``."""
     port = free_port()
-    command = [str(script), "--port", str(port), "--comfyui-url", f"http://127.0.0.1:{free_port()}",
+    (cwd / ".env").write_text(f"GRADIO_SERVER_PORT={port}\n", encoding="utf-8")  # read from the current folder
+    command = [str(script), "--comfyui-url", f"http://127.0.0.1:{free_port()}",
                "--workflows", str(WORKFLOWS), "--outputs", str(cwd / "outputs")]
     log = cwd / "app.log"
     with log.open("w") as out:
