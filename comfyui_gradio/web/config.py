@@ -70,9 +70,11 @@ def parser() -> argparse.ArgumentParser:
 def load_settings(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None) -> Settings:
     """Settings from ``env`` (default: os.environ after reading ``.env``) and ``argv``."""
     if env is None:
-        from dotenv import load_dotenv
+        from dotenv import find_dotenv, load_dotenv
 
-        load_dotenv(override=False)
+        # From the current folder up (python-dotenv's default starts from this file's folder, which for an
+        # installed package is site-packages, so the comfyui-gradio console script would never find .env).
+        load_dotenv(find_dotenv(usecwd=True), override=False)
         env = os.environ
     args = parser().parse_args(argv)
     problems: list[Problem] = []
