@@ -13,7 +13,7 @@ import pytest
 from comfyui_gradio.web.app import make_pool
 from comfyui_gradio.forms.catalog import Catalog
 from comfyui_gradio.comfy.client import ComfyClient
-from comfyui_gradio.web.config import load_settings
+from comfyui_gradio.web.config import Settings, load_settings
 from comfyui_gradio.errors import ConfigError, ServerUnavailable
 from comfyui_gradio.forms.loader import load_tab
 from tests.paths import WORKFLOWS
@@ -152,3 +152,11 @@ def test_env_example_is_valid_and_names_every_setting() -> None:
     readme = (ROOT / "README.md").read_text()
     for name in re.findall(r"^\| `([A-Z_]+)(?:<n>)?`", readme, re.M):
         assert name in text, f".env.example does not mention {name}"
+
+
+def test_what_is_not_set_keeps_the_defaults_of_settings() -> None:
+    assert load_settings([], env={}) == Settings()
+    assert load_settings([], env={"MAX_RUNS": "", "GRADIO_SHARE": ""}) == Settings()
+    given = load_settings([], env={"JOB_TIMEOUT": "30", "MAX_RUNS": "2", "GRADIO_SHARE": "no", "CACHE_DIR": "c"})
+    assert given == Settings(job_timeout=30.0, max_runs=2, share=False, cache_dir=Path("c"))
+    assert type(given.job_timeout) is float
