@@ -10,7 +10,7 @@ from comfyui_gradio.comfy.client import ComfyClient
 from comfyui_gradio.comfy.events import NodeStarted, Progress, Queued
 from comfyui_gradio.comfy.pool import ComfyPool, Durations
 from comfyui_gradio.forms.loader import Limits, load_tab
-from comfyui_gradio.web.ui import servers_panel
+from comfyui_gradio.web.page import servers_panel
 from comfyui_gradio.web.widgets import describe
 from tests.paths import WORKFLOWS
 from tests.fake_comfyui import FakeComfyUI
