@@ -132,8 +132,11 @@ def test_the_page_needs_a_login_when_auth_is_set(how: str, tmp_path: Path) -> No
         launch(app, settings, prevent_thread_lock=True, quiet=True, **extra)
         try:
             assert httpx.get(app.local_url + "config").status_code == 401
-            with pytest.raises(Exception):
+            refused = httpx.post(app.local_url + "login", data={"username": "ann", "password": "wrong"})
+            assert (refused.status_code, refused.json()) == (400, {"detail": "Incorrect credentials."})
+            with pytest.raises(ValueError) as caught:
                 Client(app.local_url, auth=("ann", "wrong"), verbose=False)
+            assert str(caught.value) == f"Could not login to {app.local_url}."  # gradio_client's word for a 400
             endpoints = Client(app.local_url, auth=("ann", "pw"), verbose=False).view_api(
                 return_format="dict", print_info=False)["named_endpoints"]
             assert "/invert" in endpoints
