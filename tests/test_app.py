@@ -1,4 +1,9 @@
-"""The app in-process, called through gradio_client, against the ComfyUI test double."""
+"""The app in-process, called through gradio_client, against the ComfyUI test double.
+
+The tests share one double and one app (``module_app``): each gets the double idle with its knobs put
+back after, and a client of its own (its own session, runs and limits). A test that needs other
+workflows or settings starts its own app on the double.
+"""
 
 from __future__ import annotations
 
@@ -15,7 +20,18 @@ from gradio_client.exceptions import AppError
 
 from tests.paths import ROOT, WORKFLOWS
 from tests.fake_comfyui import FakeComfyUI
+from comfyui_gradio.web.runs import owner_folder
 from tests.harness import RunningApp, fake_history_status, free_port, only_image, picture, wait_for, widget_props
+
+
+@pytest.fixture()
+def fake(shared_fake: FakeComfyUI) -> FakeComfyUI:
+    return shared_fake
+
+
+@pytest.fixture()
+def running(shared_running: RunningApp) -> RunningApp:
+    return shared_running
 
 
 def test_every_shipped_workflow_is_an_endpoint_with_named_parameters(running: RunningApp) -> None:
@@ -178,7 +194,7 @@ def test_runs_with_incrementing_seeds_fill_the_gallery_and_leave_records(running
         seed_mode="increment", checkpoint="tiny-random-sd15.safetensors", api_name="/txt2img")
     assert [d["seeds"]["seed"] for d in details] == [100, 101, 102]
     assert len(gallery) == 3 and status.endswith("seed 100, seed 101, seed 102")
-    records = sorted(running.settings.output_dir.glob("*/*/record.json"))
+    records = sorted((running.settings.output_dir / owner_folder(running.client.session_hash)).glob("*/record.json"))
     assert len(records) == 3
     record = json.loads(records[0].read_text())
     assert record["status"] == "done" and record["tab"] == "txt2img"
@@ -243,8 +259,8 @@ def test_twenty_concurrent_jobs_each_get_their_own_result(running: RunningApp, t
         pixel = only_image(gallery).getpixel((5, 5))
         expected = tuple(255 - c for c in color) if api == "/invert" else color
         assert pixel == expected, (api, color, pixel)
-    folders = {p.parent.parent for p in running.settings.output_dir.glob("*/*/record.json")}
-    assert len(folders) == 4  # one folder per caller
+    for client in clients:  # one folder per caller, with its five runs
+        assert len(list((running.settings.output_dir / owner_folder(client.session_hash)).glob("*/record.json"))) == 5
 
 
 def test_a_ui_format_workflow_without_schema_becomes_a_typed_tab(fake: FakeComfyUI, tmp_path: Path) -> None:
