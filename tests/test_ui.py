@@ -12,6 +12,8 @@ from comfyui_gradio.comfy.client import ComfyClient
 from comfyui_gradio.comfy.events import NodeStarted, Progress, Queued
 from comfyui_gradio.comfy.pool import ComfyPool, Durations
 from comfyui_gradio.forms.loader import Limits, load_tab
+from comfyui_gradio.web.apidocs import endpoint_values
+from comfyui_gradio.web.endpoint import endpoint_fields, split_values, tool_docstring
 from comfyui_gradio.web.history import record_text
 from comfyui_gradio.web.page import servers_panel
 from comfyui_gradio.web.runs import RunBook, RunStatus
@@ -105,3 +107,26 @@ def test_only_the_newest_runs_of_each_owner_are_kept(tmp_path: Path) -> None:
     assert [r.run_id for r in book.recent("ann")] == [f"r{index:02}" for index in range(21, 1, -1)]  # 20 kept
     assert [r.run_id for r in book.recent("bob")] == ["b0"]
     assert [r.run_id for r in RunBook(tmp_path, keep=3).load().recent("ann")] == ["r21", "r20", "r19"]
+
+
+def test_a_tab_endpoint_is_one_ordered_list_of_named_fields() -> None:
+    txt2img = load_tab(WORKFLOWS / "txt2img.json")
+    fields = endpoint_fields(txt2img, max_runs=4)
+    assert [(f.name, f.kind) for f in fields] == [
+        ("prompt", "param"), ("negative_prompt", "param"), ("seed", "param"), ("seed_randomize", "randomize"),
+        ("steps", "param"), ("cfg", "param"), ("width", "param"), ("height", "param"), ("sampler", "param"),
+        ("checkpoint", "param"), ("runs", "runs"), ("seed_mode", "seed_mode")]
+    assert endpoint_values(txt2img, {"prompt": "a fox", "seed_randomize": False}) == [
+        "a fox", "blurry, low quality, watermark", 156680208700286, False, 20, 8.0, 512, 512, "euler",
+        "v1-5-pruned-emaonly-fp16.safetensors", 1, "random"]
+    invert = load_tab(WORKFLOWS / "invert.json")
+    assert endpoint_values(invert, {}) == [None, 1]  # an upload has no default; no seed, so no seed_mode
+    assert tool_docstring(invert, endpoint_fields(invert, max_runs=2)) == (
+        "Invert colors. Turns every colour into its opposite. Needs no model files, so it works on any ComfyUI.\n\n"
+        "Args:\n    image: Picture (an image file).\n    runs: how many times to run the workflow, 1 to 2; results add up."
+        "\n\nReturns:\n    A status line, the result images, and the run details (seeds used, timing).")
+    form, runs, seed_mode = split_values(fields, {"prompt": "x", "seed": 3, "seed_randomize": False, "runs": 2.0,
+                                                  "seed_mode": None, "steps": 5})
+    assert (form["prompt"], form["seed"], form["seed_randomize"], form["steps"], runs, seed_mode) == (
+        "x", 3, False, 5, 2, "random")
+    assert "runs" not in form and "seed_mode" not in form
