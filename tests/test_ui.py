@@ -130,3 +130,4 @@ def test_a_tab_endpoint_is_one_ordered_list_of_named_fields() -> None:
     assert (form["prompt"], form["seed"], form["seed_randomize"], form["steps"], runs, seed_mode) == (
         "x", 3, False, 5, 2, "random")
     assert "runs" not in form and "seed_mode" not in form
+    assert split_values(fields, {})[1:] == (1, "random")  # left out: the defaults
