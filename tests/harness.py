@@ -44,7 +44,7 @@ class RunningApp:
         self.backend.close()
 
 
-KNOBS = ("step_delay", "node_delay", "drop_ws_after", "refuse_ws", "ws_before_response", "max_pixels", "checkpoints")
+KNOBS = ("step_delay", "node_delay", "max_pixels", "checkpoints")
 
 
 def one_test_on(fake: FakeComfyUI) -> Iterator[FakeComfyUI]:
