@@ -6,7 +6,6 @@ out the components from a ``TabSpec``; ``TabView.listen`` wires the events. The 
 from __future__ import annotations
 
 import inspect
-import logging
 import time
 from dataclasses import dataclass, field
 from typing import Any, Iterator
@@ -26,8 +25,6 @@ from .stream import Outputs, RunStream
 from .widgets import form_values, widget_for
 
 __all__ = ["TabView"]
-
-log = logging.getLogger(__name__)
 
 
 @dataclass
