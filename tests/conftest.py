@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-from typing import Iterator
+import os
 
-import pytest
+# Tests never phone home: Gradio's usage reports (a thread per launch that the interpreter waits for at
+# exit) and the Hugging Face hub's telemetry are off before gradio is first imported.
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
-from comfyui_gradio.forms.catalog import Catalog
-from tests.fake_comfyui import FakeComfyUI
-from tests.harness import RunningApp
-from tests.paths import OBJECT_INFO, WORKFLOWS
+import json  # noqa: E402
+from pathlib import Path  # noqa: E402
+from typing import Iterator  # noqa: E402
+
+import pytest  # noqa: E402
+
+from comfyui_gradio.forms.catalog import Catalog  # noqa: E402
+from tests.fake_comfyui import FakeComfyUI  # noqa: E402
+from tests.harness import RunningApp, one_test_on  # noqa: E402
+from tests.paths import OBJECT_INFO, WORKFLOWS  # noqa: E402
 
 
 
@@ -38,3 +45,25 @@ def running(fake: FakeComfyUI, tmp_path: Path) -> Iterator[RunningApp]:
     app = RunningApp(fake.url, WORKFLOWS, tmp_path)
     yield app
     app.close()
+
+
+@pytest.fixture(scope="module")
+def module_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[FakeComfyUI, RunningApp]]:
+    """One test double and one app (shipped workflows) for a whole module: a module opts in by
+    overriding ``fake`` and ``running`` with ``shared_fake`` and ``shared_running``."""
+    with FakeComfyUI() as server:
+        app = RunningApp(server.url, WORKFLOWS, tmp_path_factory.mktemp("app"))
+        yield server, app
+        app.close()
+
+
+@pytest.fixture()
+def shared_fake(module_app: tuple[FakeComfyUI, RunningApp]) -> Iterator[FakeComfyUI]:
+    """The module's test double, idle and with empty request lists; its knobs are put back after."""
+    yield from one_test_on(module_app[0])
+
+
+@pytest.fixture()
+def shared_running(module_app: tuple[FakeComfyUI, RunningApp], shared_fake: FakeComfyUI) -> RunningApp:
+    """The module's app, called by a new client: its own session, so its own runs and limits."""
+    return module_app[1].with_new_client()

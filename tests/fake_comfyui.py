@@ -34,13 +34,13 @@ Faithful (checked against the transcripts, or mirrored from ComfyUI's own logic)
 - /upload/image renaming ("name (1).png"), hash dedup, subfolder escape -> 400, /view 400/403/404 rules,
   ``preview=`` and ``channel=`` parameters, content-disposition.
 - Execution messages can reach a socket before the HTTP response of POST /prompt: the handler yields 2 ms
-  after enqueuing (a fast prompt then often streams first); ``ws_before_response=True`` guarantees that all
-  of a prompt's messages are sent before the response (it waits up to 30 s for the prompt to finish).
+  after enqueuing (a fast prompt then often streams first).
 
 Knobs (attributes, read at use time): step_delay (KSampler seconds per step), node_delay (seconds per node,
-cut short by an interrupt), refuse_ws (handshake answered 403), drop_ws_after (abort each socket after N sent
-messages), ws_before_response, max_pixels (EmptyImage allocation limit), checkpoints. Inspection: uploads,
-prompts, requests, ws_connections, queue_remaining, base_dir / input_dir / output_dir / temp_dir.
+cut short by an interrupt), max_pixels (EmptyImage allocation limit), checkpoints; ``crash()`` stops answering.
+Inspection: uploads, prompts, requests, ws_connections, queue_remaining, base_dir / input_dir / output_dir /
+temp_dir. Only the routes the client uses are served (plus ``/history`` and ``/object_info/<class>``).
+Dropped or refused sockets are exercised by replaying recordings through the client's transport, not here.
 
 Simplified (known gaps):
 
@@ -55,7 +55,6 @@ Simplified (known gaps):
 - Sets in ComfyUI (validation order of inputs, output order, ``executed`` lists) are random per process;
   here inputs are validated in alphabetical order (matches the recording) and lists follow prompt/execution order.
 - GetImageSize's text frame goes to the prompt's client (broadcast when there is none).
-- ``drop_websockets()`` / ``drop_ws_after`` abort the TCP connection without a close frame.
 - Hidden inputs are not listed in ``current_inputs``; tracebacks of other errors are the fake's own.
 """
 
@@ -102,7 +101,6 @@ WS_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 SENSITIVE_EXTRA_DATA_KEYS = ("auth_token_comfy_org", "api_key_comfy_org")
 PREVIEW_SIZE = 512
 BIN_PREVIEW, BIN_TEXT, BIN_PREVIEW_META = 1, 3, 4
-_DONE = "__prompt_done__"
 
 SYSTEM_STATS: dict[str, Any] = {
     "system": {
@@ -117,10 +115,6 @@ SYSTEM_STATS: dict[str, Any] = {
     "devices": [{"name": "cpu", "type": "cpu", "index": None, "vram_total": 25276502016,
                  "vram_free": 24479645696, "torch_vram_total": 25276502016, "torch_vram_free": 24479645696}],
 }
-MODEL_FOLDERS = ["checkpoints", "configs", "loras", "vae", "text_encoders", "diffusion_models", "clip_vision",
-                 "style_models", "embeddings", "diffusers", "vae_approx", "controlnet", "gligen", "upscale_models",
-                 "custom_nodes", "hypernetworks", "photomaker", "classifiers", "model_patches", "audio_encoders"]
-EXTENSIONS = ["/extensions/core/groupNode.js", "/extensions/core/clipspace.js", "/extensions/core/widgetInputs.js"]
 
 KEYERROR_TRACEBACK = [
     '  File "ComfyUI/execution.py", line 1010, in validate_prompt\n    m = await validate_inputs(prompt_id, prompt, o, validated)\n        ^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^\n',
@@ -264,7 +258,6 @@ class _WebSocket:
 
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, sid: str) -> None:
         self.reader, self.writer, self.sid = reader, writer, sid
-        self.sent = 0
         self.closed = False
         self.feature_flags: dict[str, Any] = {}
 
@@ -277,7 +270,6 @@ class _WebSocket:
         except (ConnectionError, RuntimeError):
             self.abort()
             return False
-        self.sent += 1
         return True
 
     async def read_message(self) -> tuple[int, bytes] | None:
@@ -1104,13 +1096,11 @@ class FakeComfyUI:
     """A ComfyUI 0.3.64 look-alike on a background thread. See the module docstring."""
 
     def __init__(self, *, object_info_path: str | Path = DEFAULT_OBJECT_INFO, step_delay: float = 0.0,
-                 node_delay: float = 0.0, drop_ws_after: int | None = None, refuse_ws: bool = False,
-                 checkpoints: list[str] | None = None, host: str = "127.0.0.1", port: int = 0,
-                 ws_before_response: bool = False, max_pixels: int = 2**26) -> None:
+                 node_delay: float = 0.0, checkpoints: list[str] | None = None, host: str = "127.0.0.1",
+                 port: int = 0, max_pixels: int = 2**26) -> None:
         self._object_info = _load_object_info(str(object_info_path))
         self.step_delay, self.node_delay = step_delay, node_delay
-        self.drop_ws_after, self.refuse_ws = drop_ws_after, refuse_ws
-        self.ws_before_response, self.max_pixels = ws_before_response, max_pixels
+        self.max_pixels = max_pixels
         self.checkpoints = list(checkpoints) if checkpoints is not None else ["tiny-random-sd15.safetensors"]
         self.host, self.port = host, port
         self.url = ""
@@ -1137,7 +1127,6 @@ class FakeComfyUI:
         self._sockets: dict[str, _WebSocket] = {}
         self._all_ws: set[_WebSocket] = set()
         self._writers: set[asyncio.StreamWriter] = set()
-        self._done_events: dict[str, asyncio.Event] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._worker: threading.Thread | None = None
@@ -1220,21 +1209,7 @@ class FakeComfyUI:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
 
-    # -- public knobs -----------------------------------------------------------------------------
-    def drop_websockets(self) -> None:
-        """Abort every open websocket now (a dropped connection: no close frame)."""
-        if self._loop is None:
-            return
-        done = threading.Event()
-
-        def _drop() -> None:
-            for ws in list(self._all_ws):
-                ws.abort()
-            done.set()
-
-        self._loop.call_soon_threadsafe(_drop)
-        done.wait(5)
-
+    # -- inspection -------------------------------------------------------------------------------
     @property
     def queue_remaining(self) -> int:
         with self._cv:
@@ -1260,11 +1235,6 @@ class FakeComfyUI:
     async def _publisher(self) -> None:
         while True:
             event, data, sid = await self._msgq.get()
-            if event == _DONE:
-                done = self._done_events.pop(data, None)
-                if done is not None:
-                    done.set()
-                continue
             if self._crashed:
                 continue
             targets = list(self._sockets.values()) if sid is None else [self._sockets.get(sid)]
@@ -1274,12 +1244,9 @@ class FakeComfyUI:
 
     async def _ws_send(self, ws: _WebSocket, event: str | int, data: Any) -> None:
         if isinstance(event, str):
-            ok = await ws.send(1, json.dumps({"type": event, "data": data}).encode())
+            await ws.send(1, json.dumps({"type": event, "data": data}).encode())
         else:
-            ok = await ws.send(2, struct.pack(">I", event) + data)
-        limit = self.drop_ws_after
-        if ok and limit is not None and ws.sent >= limit:
-            ws.abort()
+            await ws.send(2, struct.pack(">I", event) + data)
 
     def _supports_metadata(self, sid: str) -> bool:
         ws = self._sockets.get(sid)
@@ -1352,7 +1319,6 @@ class FakeComfyUI:
         self._task_done(run.prompt_id, entry)
         if run.client_id is not None:
             self._post("executing", {"node": None, "prompt_id": run.prompt_id}, run.client_id)
-        self._post(_DONE, run.prompt_id, None)
 
     # -- cache ----------------------------------------------------------------------------------------
     def _prepare_cache(self, prompt: dict[str, Any]) -> dict[str, str]:
@@ -1488,25 +1454,20 @@ class FakeComfyUI:
     def _routes(self) -> dict[tuple[str, str], Callable[[Request], Any]]:
         return {
             ("GET", "/system_stats"): self._get_system_stats, ("GET", "/object_info"): self._get_object_info,
-            ("GET", "/features"): self._get_features, ("GET", "/embeddings"): self._get_embeddings,
-            ("GET", "/extensions"): self._get_extensions, ("GET", "/models"): self._get_models,
-            ("GET", "/prompt"): self._get_prompt, ("GET", "/queue"): self._get_queue,
+            ("GET", "/features"): self._get_features, ("GET", "/queue"): self._get_queue,
             ("GET", "/history"): self._get_history, ("GET", "/view"): self._get_view,
             ("POST", "/prompt"): self.post_prompt, ("POST", "/queue"): self._post_queue,
-            ("POST", "/interrupt"): self._post_interrupt, ("POST", "/history"): self._post_history,
-            ("POST", "/free"): self._post_free, ("POST", "/upload/image"): self._post_upload,
+            ("POST", "/interrupt"): self._post_interrupt, ("POST", "/upload/image"): self._post_upload,
         }
 
     def _prefix_routes(self) -> dict[tuple[str, str], Callable[[Request, str], Any]]:
-        return {("GET", "/object_info/"): self._get_object_info_class, ("GET", "/history/"): self._get_history_item,
-                ("GET", "/models/"): self._get_model_folder}
+        return {("GET", "/object_info/"): self._get_object_info_class, ("GET", "/history/"): self._get_history_item}
 
     # -- WebSocket --------------------------------------------------------------------------------------
     async def _handle_ws(self, req: Request, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         key = req.headers.get("sec-websocket-key")
-        if req.path != "/ws" or self.refuse_ws or not key:
-            status = 404 if req.path != "/ws" else 403
-            writer.write(_encode_response(Response(status), keep_alive=False))
+        if req.path != "/ws" or not key:
+            writer.write(_encode_response(Response(404 if req.path != "/ws" else 403), keep_alive=False))
             await writer.drain()
             return
         accept = base64.b64encode(hashlib.sha1((key + WS_GUID).encode()).digest()).decode()
@@ -1560,23 +1521,6 @@ class FakeComfyUI:
 
     async def _get_features(self, req: Request) -> Response:
         return json_response(FEATURES)
-
-    async def _get_embeddings(self, req: Request) -> Response:
-        return json_response([])
-
-    async def _get_extensions(self, req: Request) -> Response:
-        return json_response(EXTENSIONS)
-
-    async def _get_models(self, req: Request) -> Response:
-        return json_response(MODEL_FOLDERS)
-
-    async def _get_model_folder(self, req: Request, folder: str) -> Response:
-        if folder not in MODEL_FOLDERS:
-            return empty_response(404)
-        return json_response(sorted(self.checkpoints) if folder == "checkpoints" else [])
-
-    async def _get_prompt(self, req: Request) -> Response:
-        return json_response({"exec_info": self._queue_info()["exec_info"]})
 
     async def _get_queue(self, req: Request) -> Response:
         with self._cv:
@@ -1677,16 +1621,8 @@ class FakeComfyUI:
 
     async def _enqueue(self, number: Any, prompt_id: str, prompt: dict[str, Any], extra: dict[str, Any],
                        outputs: list[str]) -> None:
-        done = asyncio.Event() if self.ws_before_response else None
-        if done is not None:
-            self._done_events[prompt_id] = done
         self._put((number, prompt_id, prompt, extra, outputs))
         await asyncio.sleep(0.002)  # let the worker start: ws messages may beat the HTTP response (b3/b4/b5)
-        if done is not None:
-            try:
-                await asyncio.wait_for(done.wait(), timeout=30)
-            except asyncio.TimeoutError:
-                self._done_events.pop(prompt_id, None)
 
     async def _post_queue(self, req: Request) -> Response:
         body = req.json()
@@ -1709,19 +1645,6 @@ class FakeComfyUI:
             running = prompt_id in self._running
         if running:
             self._interrupt.set()
-        return empty_response()
-
-    async def _post_history(self, req: Request) -> Response:
-        body = req.json()
-        with self._cv:
-            if body.get("clear"):
-                self._history.clear()
-            for prompt_id in body.get("delete", []) if "delete" in body else []:
-                self._history.pop(prompt_id, None)
-        return empty_response()
-
-    async def _post_free(self, req: Request) -> Response:
-        req.json()
         return empty_response()
 
     async def _post_upload(self, req: Request) -> Response:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import copy
 import socket
 import time
 from pathlib import Path
+from typing import Iterator
 
 import httpx
 from gradio_client import Client
@@ -31,9 +33,31 @@ class RunningApp:
         self.url = f"http://127.0.0.1:{self.settings.server_port}/"
         self.client = Client(self.url, verbose=False)
 
+    def with_new_client(self) -> RunningApp:
+        """The same app seen by a new caller (a new Gradio session: its own runs and in-flight count)."""
+        view = copy.copy(self)
+        view.client = Client(self.url, verbose=False)
+        return view
+
     def close(self) -> None:
         self.app.close()
         self.backend.close()
+
+
+KNOBS = ("step_delay", "node_delay", "max_pixels", "checkpoints")
+
+
+def one_test_on(fake: FakeComfyUI) -> Iterator[FakeComfyUI]:
+    """``fake`` for one test of several sharing it: it starts idle with empty request lists, and its
+    knobs are put back afterwards (and what the test left queued is let run out quickly)."""
+    knobs = {name: copy.copy(getattr(fake, name)) for name in KNOBS}
+    wait_for(lambda: fake.queue_remaining == 0, timeout=30)
+    for seen in (fake.prompts, fake.requests, fake.uploads):
+        seen.clear()
+    yield fake
+    for name, value in knobs.items():
+        setattr(fake, name, value)
+    wait_for(lambda: fake.queue_remaining == 0, timeout=30)
 
 
 def picture(tmp_path: Path, color: tuple[int, int, int], size: tuple[int, int] = (24, 16)) -> str:

@@ -18,6 +18,11 @@ from tests.paths import ROOT, WORKFLOWS
 from tests.harness import RunningApp, picture
 
 
+@pytest.fixture()
+def running(shared_running: RunningApp) -> RunningApp:
+    return shared_running  # one app for the module (conftest's module_app)
+
+
 def test_readme_shows_the_calls_of_every_shipped_workflow() -> None:
     readme = (ROOT / "README.md").read_text()
     block = readme.split(BEGIN, 1)[1].split(END, 1)[0]

@@ -1,20 +1,36 @@
-"""The app in-process, called through gradio_client, against the ComfyUI test double."""
+"""The app in-process, called through gradio_client, against the ComfyUI test double.
+
+The tests share one double and one app (``module_app``): each gets the double idle with its knobs put
+back after, and a client of its own (its own session, runs and limits). A test that needs other
+workflows or settings starts its own app on the double.
+"""
 
 from __future__ import annotations
 
 import json
 import shutil
 import threading
-import time
 from pathlib import Path
 
 import httpx
 import pytest
 from gradio_client import Client, handle_file
+from gradio_client.exceptions import AppError
 
 from tests.paths import ROOT, WORKFLOWS
 from tests.fake_comfyui import FakeComfyUI
+from comfyui_gradio.web.runs import owner_folder
 from tests.harness import RunningApp, fake_history_status, free_port, only_image, picture, wait_for, widget_props
+
+
+@pytest.fixture()
+def fake(shared_fake: FakeComfyUI) -> FakeComfyUI:
+    return shared_fake
+
+
+@pytest.fixture()
+def running(shared_running: RunningApp) -> RunningApp:
+    return shared_running
 
 
 def test_every_shipped_workflow_is_an_endpoint_with_named_parameters(running: RunningApp) -> None:
@@ -61,9 +77,9 @@ def test_img2img_and_zero_config_blur(running: RunningApp, tmp_path: Path) -> No
 
 
 def test_out_of_range_value_is_refused_before_reaching_comfyui(running: RunningApp, fake: FakeComfyUI) -> None:
-    with pytest.raises(Exception) as caught:
+    with pytest.raises(AppError) as caught:
         running.client.predict(prompt="x", steps=500, api_name="/txt2img")
-    assert "Value 500 is greater than maximum value 50" in str(caught.value)  # Gradio's Slider check
+    assert caught.value.message == "Value 500 is greater than maximum value 50."  # Gradio's Slider check
     assert fake.prompts == []
 
 
@@ -72,9 +88,11 @@ def test_rejected_prompt_names_the_field(fake: FakeComfyUI, tmp_path: Path) -> N
     app = RunningApp(fake.url, WORKFLOWS, tmp_path)
     try:
         fake.checkpoints = ["tiny-random-sd15.safetensors"]  # the model was deleted after the app started
-        with pytest.raises(Exception) as caught:
+        with pytest.raises(AppError) as caught:
             app.client.predict(prompt="x", steps=2, checkpoint="gone.safetensors", api_name="/txt2img")
-        assert "Checkpoint: value not in list: ckpt_name: 'gone.safetensors' not in" in str(caught.value)
+        assert (caught.value.title, caught.value.message) == (
+            "Could not start", "Checkpoint: value not in list: ckpt_name: 'gone.safetensors' not in "
+                               "['tiny-random-sd15.safetensors']")
     finally:
         app.close()
 
@@ -103,9 +121,13 @@ def test_app_starts_without_comfyui_and_works_once_it_is_up(tmp_path: Path) -> N
     app = RunningApp(f"http://127.0.0.1:{port}", WORKFLOWS, tmp_path)
     try:
         assert "ComfyUI is not reachable" in httpx.get(app.url + "config").text
-        with pytest.raises(Exception) as caught:
+        with pytest.raises(AppError) as caught:
             app.client.predict(image=handle_file(picture(tmp_path, (1, 2, 3))), api_name="/invert")
-        assert f"Cannot reach ComfyUI at http://127.0.0.1:{port}" in str(caught.value)
+        assert caught.value.title == "Could not start"
+        # The pool wraps the client's whole message in a second one (comfy/pool.py): hence no == here.
+        assert caught.value.message.startswith(f"Cannot reach ComfyUI at http://127.0.0.1:{port} (")
+        assert caught.value.message.endswith(". Start ComfyUI (python main.py --listen) or set COMFYUI_URL / "
+                                             "--comfyui-url to its address.")
         with FakeComfyUI(port=port):
             _, gallery, _ = app.client.predict(image=handle_file(picture(tmp_path, (1, 2, 3))), api_name="/invert")
             assert only_image(gallery).getpixel((0, 0)) == (254, 253, 252)
@@ -130,15 +152,24 @@ def test_users_are_not_serialised_behind_one_job(running: RunningApp, fake: Fake
 
 
 def test_cancel_from_gradio_client_interrupts_only_that_job(running: RunningApp, fake: FakeComfyUI) -> None:
-    fake.step_delay = 0.3
-    job = running.client.submit(prompt="long", steps=30, width=64, height=64,
-                                checkpoint="tiny-random-sd15.safetensors", api_name="/txt2img")
+    fake.step_delay = 0.1
+    cancelled = running.client.submit(prompt="long", seed=1, seed_randomize=False, steps=30, width=64, height=64,
+                                      checkpoint="tiny-random-sd15.safetensors", api_name="/txt2img")
     wait_for(lambda: len(fake.prompts) == 1)
-    prompt_id = fake.prompts[0]["prompt_id"]
-    time.sleep(0.5)
-    job.cancel()
-    wait_for(lambda: ("POST", "/interrupt") in fake.requests)
-    wait_for(lambda: fake_history_status(fake, prompt_id) == "error", timeout=15)
+    other = Client(running.url, verbose=False).submit(prompt="other", seed=2, seed_randomize=False, steps=2,
+                                                      width=64, height=64, checkpoint="tiny-random-sd15.safetensors",
+                                                      api_name="/txt2img")
+    wait_for(lambda: len(fake.prompts) == 2)  # another person's job, waiting behind the first on the double
+    cancelled_id, other_id = (p["prompt_id"] for p in fake.prompts)
+    wait_for(lambda: [item[1] for item in httpx.get(f"{fake.url}/queue").json()["queue_running"]] == [cancelled_id])
+    cancelled.cancel()
+    status, gallery, details = other.result(timeout=30)  # the other job keeps going, with its own result
+    assert status.startswith("✅"), status
+    assert (status, details["prompt_id"]) == (f"✅ Done in {details['duration_s']:.1f} s · seed 2", other_id)
+    assert only_image(gallery).size == (64, 64)
+    assert ("POST", "/interrupt") in fake.requests
+    assert fake_history_status(fake, cancelled_id) == "error"  # stopped, not finished
+    assert fake_history_status(fake, other_id) == "success"
 
 
 def test_tabs_say_what_the_server_lacks_and_when_the_catalogue_is_stale(tmp_path: Path, object_info: dict) -> None:
@@ -162,7 +193,7 @@ def test_runs_with_incrementing_seeds_fill_the_gallery_and_leave_records(running
         seed_mode="increment", checkpoint="tiny-random-sd15.safetensors", api_name="/txt2img")
     assert [d["seeds"]["seed"] for d in details] == [100, 101, 102]
     assert len(gallery) == 3 and status.endswith("seed 100, seed 101, seed 102")
-    records = sorted(running.settings.output_dir.glob("*/*/record.json"))
+    records = sorted((running.settings.output_dir / owner_folder(running.client.session_hash)).glob("*/record.json"))
     assert len(records) == 3
     record = json.loads(records[0].read_text())
     assert record["status"] == "done" and record["tab"] == "txt2img"
@@ -183,13 +214,17 @@ def test_runs_in_flight_are_limited_per_person(running: RunningApp, fake: FakeCo
     first = running.client.submit(prompt="a", steps=30, width=64, height=64, runs=4,
                                   checkpoint="tiny-random-sd15.safetensors", api_name="/txt2img")
     wait_for(lambda: len(fake.prompts) == 4)
-    with pytest.raises(Exception) as caught:
+    with pytest.raises(AppError) as caught:
         running.client.predict(image=handle_file(picture(Path(fake.base_dir), (1, 1, 1))), api_name="/invert")
-    assert "You already have 4 run(s) going and may have at most 4 at once" in str(caught.value)
+    assert (caught.value.title, caught.value.message) == (
+        "Too many runs", "You already have 4 run(s) going and may have at most 4 at once. Wait for one to finish, "
+                         "or cancel it.")
     other = Client(running.url, verbose=False)  # another person is not affected
-    _, gallery, _ = other.predict(image=handle_file(picture(Path(fake.base_dir), (1, 1, 1))), api_name="/invert")
+    inverted = other.submit(image=handle_file(picture(Path(fake.base_dir), (1, 1, 1))), api_name="/invert")
+    wait_for(lambda: len(fake.prompts) == 5)  # accepted while the first person's four are going
+    first.cancel()  # the double runs one prompt at a time: the other person's waits behind the four
+    _, gallery, _ = inverted.result(timeout=30)
     assert only_image(gallery).getpixel((0, 0)) == (254, 254, 254)
-    first.cancel()
 
 
 def test_cancelling_a_waiting_job_removes_it_from_the_queue(running: RunningApp, fake: FakeComfyUI) -> None:
@@ -203,6 +238,7 @@ def test_cancelling_a_waiting_job_removes_it_from_the_queue(running: RunningApp,
     waiting_id = fake.prompts[1]["prompt_id"]
     waiting.cancel()
     wait_for(lambda: any(r == ("POST", "/queue") for r in fake.requests))
+    fake.step_delay = 0.0  # the rest of the busy job need not take its time
     status, gallery, _ = busy.result(timeout=30)  # the other person's job finishes normally
     assert status.startswith("✅") and len(gallery) == 1
     assert fake_history_status(fake, waiting_id) is None  # never ran
@@ -222,8 +258,8 @@ def test_twenty_concurrent_jobs_each_get_their_own_result(running: RunningApp, t
         pixel = only_image(gallery).getpixel((5, 5))
         expected = tuple(255 - c for c in color) if api == "/invert" else color
         assert pixel == expected, (api, color, pixel)
-    folders = {p.parent.parent for p in running.settings.output_dir.glob("*/*/record.json")}
-    assert len(folders) == 4  # one folder per caller
+    for client in clients:  # one folder per caller, with its five runs
+        assert len(list((running.settings.output_dir / owner_folder(client.session_hash)).glob("*/record.json"))) == 5
 
 
 def test_a_ui_format_workflow_without_schema_becomes_a_typed_tab(fake: FakeComfyUI, tmp_path: Path) -> None:

@@ -13,7 +13,7 @@ import pytest
 from comfyui_gradio.web.app import make_pool
 from comfyui_gradio.forms.catalog import Catalog
 from comfyui_gradio.comfy.client import ComfyClient
-from comfyui_gradio.web.config import load_settings
+from comfyui_gradio.web.config import Settings, load_settings
 from comfyui_gradio.errors import ConfigError, ServerUnavailable
 from comfyui_gradio.forms.loader import load_tab
 from tests.paths import WORKFLOWS
@@ -132,8 +132,11 @@ def test_the_page_needs_a_login_when_auth_is_set(how: str, tmp_path: Path) -> No
         launch(app, settings, prevent_thread_lock=True, quiet=True, **extra)
         try:
             assert httpx.get(app.local_url + "config").status_code == 401
-            with pytest.raises(Exception):
+            refused = httpx.post(app.local_url + "login", data={"username": "ann", "password": "wrong"})
+            assert (refused.status_code, refused.json()) == (400, {"detail": "Incorrect credentials."})
+            with pytest.raises(ValueError) as caught:
                 Client(app.local_url, auth=("ann", "wrong"), verbose=False)
+            assert str(caught.value) == f"Could not login to {app.local_url}."  # gradio_client's word for a 400
             endpoints = Client(app.local_url, auth=("ann", "pw"), verbose=False).view_api(
                 return_format="dict", print_info=False)["named_endpoints"]
             assert "/invert" in endpoints
@@ -152,3 +155,11 @@ def test_env_example_is_valid_and_names_every_setting() -> None:
     readme = (ROOT / "README.md").read_text()
     for name in re.findall(r"^\| `([A-Z_]+)(?:<n>)?`", readme, re.M):
         assert name in text, f".env.example does not mention {name}"
+
+
+def test_what_is_not_set_keeps_the_defaults_of_settings() -> None:
+    assert load_settings([], env={}) == Settings()
+    assert load_settings([], env={"MAX_RUNS": "", "GRADIO_SHARE": ""}) == Settings()
+    given = load_settings([], env={"JOB_TIMEOUT": "30", "MAX_RUNS": "2", "GRADIO_SHARE": "no", "CACHE_DIR": "c"})
+    assert given == Settings(job_timeout=30.0, max_runs=2, share=False, cache_dir=Path("c"))
+    assert type(given.job_timeout) is float

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import os
 import shutil
 from pathlib import Path
 
@@ -10,7 +12,11 @@ from comfyui_gradio.comfy.client import ComfyClient
 from comfyui_gradio.comfy.events import NodeStarted, Progress, Queued
 from comfyui_gradio.comfy.pool import ComfyPool, Durations
 from comfyui_gradio.forms.loader import Limits, load_tab
-from comfyui_gradio.web.ui import servers_panel
+from comfyui_gradio.web.apidocs import endpoint_values
+from comfyui_gradio.web.endpoint import endpoint_fields, split_values, tool_docstring
+from comfyui_gradio.web.history import record_text
+from comfyui_gradio.web.page import servers_panel
+from comfyui_gradio.web.runs import RunBook, RunStatus
 from comfyui_gradio.web.widgets import describe
 from tests.paths import WORKFLOWS
 from tests.fake_comfyui import FakeComfyUI
@@ -67,3 +73,61 @@ def test_ticking_randomize_draws_a_seed_even_when_the_schema_does_not_randomize(
     drawn = {form_values(spec, {"seed": 7, "seed_randomize": True})["seed"] for _ in range(5)}
     assert 7 not in drawn and len(drawn) > 1
     assert form_values(spec, {"seed": 7, "seed_randomize": False})["seed"] == 7
+
+
+def _write_record(root: Path, owner: str, run_id: str, status: str, mtime: float, **extra: object) -> None:
+    """A record.json as an earlier app process left it (statuses were plain strings)."""
+    folder = root / owner / run_id
+    folder.mkdir(parents=True)
+    record = {"run_id": run_id, "owner": owner, "tab": "txt2img", "status": status, "form": {"prompt": "a fox"},
+              "started": mtime - 5, **extra}
+    (folder / "record.json").write_text(json.dumps(record))
+    os.utime(folder / "record.json", (mtime, mtime))
+
+
+def test_runs_left_running_by_an_earlier_app_are_read_back_as_failed(tmp_path: Path) -> None:
+    _write_record(tmp_path, "ann", "r1", "running", 1000.0)
+    _write_record(tmp_path, "ann", "r2", "done", 2000.0, finished=1998.0, seeds={"seed": 7})
+    _write_record(tmp_path, "ann", "r3", "cancelled", 3000.0, error="Cancelled.")
+    (tmp_path / "ann" / "r4").mkdir()
+    (tmp_path / "ann" / "r4" / "record.json").write_text("{not json")  # skipped with a warning
+    runs = RunBook(tmp_path).load().recent("ann")
+    assert [(r.run_id, r.status, r.error) for r in runs] == [
+        ("r3", RunStatus.CANCELLED, "Cancelled."), ("r2", RunStatus.DONE, ""),
+        ("r1", RunStatus.FAILED, "the app restarted while this run was going")]
+    assert record_text(runs[2]) == "**failed**\n\nthe app restarted while this run was going\n\nprompt: a fox"
+    assert record_text(runs[1]) == "**done** in 3.0 s\n\nprompt: a fox, seed: 7"
+
+
+def test_only_the_newest_runs_of_each_owner_are_kept(tmp_path: Path) -> None:
+    for index in range(22):
+        _write_record(tmp_path, "ann", f"r{index:02}", "done", 1000.0 + index)
+    _write_record(tmp_path, "bob", "b0", "done", 900.0)
+    book = RunBook(tmp_path).load()
+    assert [r.run_id for r in book.recent("ann")] == [f"r{index:02}" for index in range(21, 1, -1)]  # 20 kept
+    assert [r.run_id for r in book.recent("bob")] == ["b0"]
+    assert [r.run_id for r in RunBook(tmp_path, keep=3).load().recent("ann")] == ["r21", "r20", "r19"]
+
+
+def test_a_tab_endpoint_is_one_ordered_list_of_named_fields() -> None:
+    txt2img = load_tab(WORKFLOWS / "txt2img.json")
+    fields = endpoint_fields(txt2img, max_runs=4)
+    assert [(f.name, f.kind) for f in fields] == [
+        ("prompt", "param"), ("negative_prompt", "param"), ("seed", "param"), ("seed_randomize", "randomize"),
+        ("steps", "param"), ("cfg", "param"), ("width", "param"), ("height", "param"), ("sampler", "param"),
+        ("checkpoint", "param"), ("runs", "runs"), ("seed_mode", "seed_mode")]
+    assert endpoint_values(txt2img, {"prompt": "a fox", "seed_randomize": False}) == [
+        "a fox", "blurry, low quality, watermark", 156680208700286, False, 20, 8.0, 512, 512, "euler",
+        "v1-5-pruned-emaonly-fp16.safetensors", 1, "random"]
+    invert = load_tab(WORKFLOWS / "invert.json")
+    assert endpoint_values(invert, {}) == [None, 1]  # an upload has no default; no seed, so no seed_mode
+    assert tool_docstring(invert, endpoint_fields(invert, max_runs=2)) == (
+        "Invert colors. Turns every colour into its opposite. Needs no model files, so it works on any ComfyUI.\n\n"
+        "Args:\n    image: Picture (an image file).\n    runs: how many times to run the workflow, 1 to 2; results add up."
+        "\n\nReturns:\n    A status line, the result images, and the run details (seeds used, timing).")
+    form, runs, seed_mode = split_values(fields, {"prompt": "x", "seed": 3, "seed_randomize": False, "runs": 2.0,
+                                                  "seed_mode": None, "steps": 5})
+    assert (form["prompt"], form["seed"], form["seed_randomize"], form["steps"], runs, seed_mode) == (
+        "x", 3, False, 5, 2, "random")
+    assert "runs" not in form and "seed_mode" not in form
+    assert split_values(fields, {})[1:] == (1, "random")  # left out: the defaults

@@ -14,6 +14,8 @@ from typing import Any
 from ..errors import ConfigError, Problem
 from ..forms.loader import load_tab
 from ..forms.schema import Param, TabSpec
+from .config import Settings
+from .endpoint import RUNS, endpoint_fields, randomize_name
 
 __all__ = ["api_docs", "endpoint_values", "with_api_docs"]
 
@@ -22,21 +24,9 @@ EXAMPLE_FILE = {"image": "photo.png", "video": "clip.mp4", "audio": "voice.wav"}
 
 
 def endpoint_values(tab: TabSpec, given: dict[str, Any]) -> list[Any]:
-    """The positional ``data`` list of a tab's endpoint: each parameter (a seed is followed by its
-    ``_randomize`` flag), then ``runs`` and, for tabs with a seed, ``seed_mode``."""
-    data: list[Any] = []
-    for param in tab.params:
-        data.append(given.get(param.name, _default(param)))
-        if param.is_seed:
-            data.append(given.get(f"{param.name}_randomize", param.randomize))
-    data.append(given.get("runs", 1))
-    if any(p.is_seed for p in tab.params):
-        data.append(given.get("seed_mode", "random"))
-    return data
-
-
-def _default(param: Param) -> Any:
-    return None if param.is_upload else param.default
+    """The positional ``data`` list of a tab's endpoint: ``given`` values by field name, the rest
+    their defaults, in the order of ``endpoint.endpoint_fields``."""
+    return [given.get(f.name, f.default) for f in endpoint_fields(tab, Settings.max_runs)]
 
 
 def api_docs(folder: Path, url: str = "http://127.0.0.1:7860") -> str:
@@ -64,10 +54,10 @@ def _section(tab: TabSpec, url: str) -> str:
     example = {p.name: _example(p) for p in main}
     for param in main:
         if param.is_seed:  # a seed is used only with its randomize flag off
-            example[f"{param.name}_randomize"] = "False"
+            example[randomize_name(param)] = "False"
     args = "".join(f"{name}={value}, " for name, value in example.items())
     other = [p.name for p in tab.params if p.advanced]
-    more = f"Other parameters: {', '.join(other)}, runs." if other else "Other parameters: runs."
+    more = f"Other parameters: {', '.join([*other, RUNS])}."
     description = f"{tab.description}\n\n" if tab.description else ""
     return (f"#### {tab.title}: `/{tab.name}`\n\n{description}"
             f"```python\nstatus, gallery, details = client.predict({args}api_name=\"/{tab.name}\")\n```\n\n"

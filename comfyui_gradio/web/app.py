@@ -17,7 +17,7 @@ from ..comfy.client import ComfyClient
 from .config import Settings, load_settings
 from ..errors import ConfigError, Problem
 from ..comfy.pool import ComfyPool
-from .ui import build_app
+from .page import build_app
 
 __all__ = ["create_app", "main"]
 

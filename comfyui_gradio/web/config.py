@@ -14,7 +14,9 @@ from typing import Mapping, Sequence
 
 from ..errors import ConfigError, Problem
 
-__all__ = ["Settings", "load_settings", "parser"]
+__all__ = ["TRACKERS", "Settings", "load_settings", "parser"]
+
+TRACKERS = ("websocket", "http")  # how the client follows jobs; the first is the default
 
 
 @dataclass(frozen=True)
@@ -27,7 +29,7 @@ class Settings:
     server_port: int = 7860
     share: bool = False
     auth: tuple[tuple[str, str], ...] = ()
-    tracker: str = "websocket"
+    tracker: str = TRACKERS[0]
     concurrency: int = 16
     job_timeout: float = 600.0
     max_upload_mb: int = 20  # per image
@@ -53,22 +55,25 @@ class Settings:
 
 
 def parser() -> argparse.ArgumentParser:
+    d = Settings
     p = argparse.ArgumentParser(prog="python app.py", description="Serve ComfyUI workflows as a Gradio app.")
-    p.add_argument("--comfyui-url", help="ComfyUI server URL (env COMFYUI_URL; default http://127.0.0.1:8188)")
-    p.add_argument("--workflows", help="folder of workflow .json/.yaml files (env WORKFLOWS_DIR; default workflows)")
-    p.add_argument("--outputs", help="folder for downloaded results (env OUTPUT_DIR; default outputs)")
-    p.add_argument("--host", help="address to listen on (env GRADIO_SERVER_NAME; default 127.0.0.1)")
-    p.add_argument("--port", type=int, help="port to listen on (env GRADIO_SERVER_PORT; default 7860)")
+    p.add_argument("--comfyui-url", help=f"ComfyUI server URL (env COMFYUI_URL; default {d.comfyui_url})")
+    p.add_argument("--workflows", help=f"folder of workflow .json/.yaml files (env WORKFLOWS_DIR; default "
+                                       f"{d.workflows_dir})")
+    p.add_argument("--outputs", help=f"folder for downloaded results (env OUTPUT_DIR; default {d.output_dir})")
+    p.add_argument("--host", help=f"address to listen on (env GRADIO_SERVER_NAME; default {d.server_name})")
+    p.add_argument("--port", type=int, help=f"port to listen on (env GRADIO_SERVER_PORT; default {d.server_port})")
     p.add_argument("--share", action="store_true", default=None, help="create a public share link (env GRADIO_SHARE)")
     p.add_argument("--auth", help="'user:password[,user2:password2]' required to open the page (env GRADIO_AUTH)")
-    p.add_argument("--tracker", choices=["websocket", "http"], help="how to follow jobs (env COMFYUI_TRACKER)")
+    p.add_argument("--tracker", choices=TRACKERS, help="how to follow jobs (env COMFYUI_TRACKER)")
     p.add_argument("--mcp", action="store_true", default=None,
                    help="serve every workflow as an MCP tool (env GRADIO_MCP_SERVER; needs requirements-mcp.txt)")
     return p
 
 
 def load_settings(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None) -> Settings:
-    """Settings from ``env`` (default: os.environ after reading ``.env``) and ``argv``."""
+    """Settings from ``env`` (default: os.environ after reading ``.env``) and ``argv``; what neither
+    gives keeps the default of ``Settings``."""
     if env is None:
         from dotenv import find_dotenv, load_dotenv
 
@@ -78,30 +83,37 @@ def load_settings(argv: Sequence[str] | None = None, env: Mapping[str, str] | No
         env = os.environ
     args = parser().parse_args(argv)
     problems: list[Problem] = []
-    settings = Settings(
-        comfyui_url=_url(args.comfyui_url or env.get("COMFYUI_URL") or Settings.comfyui_url, problems),
-        workflows_dir=Path(args.workflows or env.get("WORKFLOWS_DIR") or "workflows"),
-        output_dir=Path(args.outputs or env.get("OUTPUT_DIR") or "outputs"),
-        cache_dir=Path(env.get("CACHE_DIR") or ".cache"),
-        server_name=args.host or env.get("GRADIO_SERVER_NAME") or "127.0.0.1",
-        server_port=args.port or _int(env, "GRADIO_SERVER_PORT", 7860, problems),
+    url = args.comfyui_url or env.get("COMFYUI_URL")
+    given = dict(
+        comfyui_url=_url(url, problems) if url else None,
+        workflows_dir=_path(args.workflows or env.get("WORKFLOWS_DIR")),
+        output_dir=_path(args.outputs or env.get("OUTPUT_DIR")),
+        cache_dir=_path(env.get("CACHE_DIR")),
+        server_name=args.host or env.get("GRADIO_SERVER_NAME") or None,
+        server_port=args.port or _int(env, "GRADIO_SERVER_PORT", problems),
         share=args.share if args.share is not None else _bool(env, "GRADIO_SHARE", problems),
         auth=_auth(args.auth or env.get("GRADIO_AUTH", ""), problems),
-        tracker=args.tracker or _choice(env, "COMFYUI_TRACKER", ("websocket", "http"), problems),
-        concurrency=_int(env, "CONCURRENCY", 16, problems),
-        job_timeout=float(_int(env, "JOB_TIMEOUT", 600, problems)),
-        max_upload_mb=_int(env, "MAX_UPLOAD_MB", 20, problems),
-        max_upload_pixels=_int(env, "MAX_UPLOAD_PIXELS", 16_000_000, problems),
-        max_runs=_int(env, "MAX_RUNS", 4, problems),
-        max_in_flight=_int(env, "MAX_RUNS_IN_FLIGHT", 4, problems),
-        max_batch_size=_int(env, "MAX_BATCH_SIZE", 4, problems),
+        tracker=args.tracker or _choice(env, "COMFYUI_TRACKER", TRACKERS, problems),
+        concurrency=_int(env, "CONCURRENCY", problems),
+        job_timeout=_int(env, "JOB_TIMEOUT", problems),
+        max_upload_mb=_int(env, "MAX_UPLOAD_MB", problems),
+        max_upload_pixels=_int(env, "MAX_UPLOAD_PIXELS", problems),
+        max_runs=_int(env, "MAX_RUNS", problems),
+        max_in_flight=_int(env, "MAX_RUNS_IN_FLIGHT", problems),
+        max_batch_size=_int(env, "MAX_BATCH_SIZE", problems),
         mcp=args.mcp if args.mcp is not None else _bool(env, "GRADIO_MCP_SERVER", problems),
         comfyui_headers=_headers(env, problems),
         comfyui_tokens=_tokens(env, problems),
     )
     if problems:
         raise ConfigError(problems)
-    return settings
+    if given["job_timeout"] is not None:
+        given["job_timeout"] = float(given["job_timeout"])
+    return Settings(**{key: value for key, value in given.items() if value is not None})
+
+
+def _path(value: str | None) -> Path | None:
+    return Path(value) if value else None
 
 
 def _url(value: str, problems: list[Problem]) -> str:
@@ -113,10 +125,11 @@ def _url(value: str, problems: list[Problem]) -> str:
     return ",".join(u.rstrip("/") for u in urls)
 
 
-def _int(env: Mapping[str, str], key: str, default: int, problems: list[Problem]) -> int:
+def _int(env: Mapping[str, str], key: str, problems: list[Problem]) -> int | None:
+    """A positive whole number, or None when unset (or wrong: then noted in ``problems``)."""
     raw = env.get(key, "")
     if not raw:
-        return default
+        return None
     try:
         value = int(raw)
         if value <= 0:
@@ -124,25 +137,27 @@ def _int(env: Mapping[str, str], key: str, default: int, problems: list[Problem]
         return value
     except ValueError:
         problems.append(Problem("settings", key, f"{raw!r} must be a positive whole number"))
-        return default
+        return None
 
 
-def _bool(env: Mapping[str, str], key: str, problems: list[Problem]) -> bool:
+def _bool(env: Mapping[str, str], key: str, problems: list[Problem]) -> bool | None:
     raw = env.get(key, "").strip().lower()
-    if raw in ("", "0", "false", "no", "off"):
+    if not raw:
+        return None
+    if raw in ("0", "false", "no", "off"):
         return False
     if raw in ("1", "true", "yes", "on"):
         return True
     problems.append(Problem("settings", key, f"{raw!r} must be true or false"))
-    return False
+    return None
 
 
-def _choice(env: Mapping[str, str], key: str, choices: tuple[str, ...], problems: list[Problem]) -> str:
-    raw = env.get(key, "") or choices[0]
-    if raw not in choices:
+def _choice(env: Mapping[str, str], key: str, choices: tuple[str, ...], problems: list[Problem]) -> str | None:
+    raw = env.get(key, "")
+    if raw and raw not in choices:
         problems.append(Problem("settings", key, f"{raw!r} must be one of: {', '.join(choices)}"))
-        return choices[0]
-    return raw
+        return None
+    return raw or None
 
 
 def _auth(raw: str, problems: list[Problem]) -> tuple[tuple[str, str], ...]:

@@ -15,6 +15,7 @@ import logging
 import threading
 import time
 from dataclasses import asdict, dataclass, field
+from enum import Enum
 from pathlib import Path
 from typing import Any
 
@@ -22,11 +23,21 @@ from ..errors import JobCancelled
 from ..comfy.job import Job
 from ..forms.schema import TabSpec
 
-__all__ = ["RunBook", "RunRecord", "owner_folder"]
+__all__ = ["RunBook", "RunRecord", "RunStatus", "input_copies", "owner_folder"]
 
 log = logging.getLogger(__name__)
 
 RECORD = "record.json"
+RESTARTED = "the app restarted while this run was going"
+
+
+class RunStatus(str, Enum):
+    """Where a run is; the value is what ``record.json`` holds."""
+
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
 
 
 def owner_folder(owner: str) -> str:
@@ -39,7 +50,7 @@ class RunRecord:
     run_id: str
     owner: str
     tab: str
-    status: str  # running, done, failed, cancelled
+    status: RunStatus
     form: dict[str, Any]  # the form as filled in, by parameter name (images: local copies)
     started: float  # epoch seconds
     finished: float | None = None
@@ -47,6 +58,9 @@ class RunRecord:
     outputs: list[dict[str, Any]] = field(default_factory=list)  # {"path", "kind", "output_name"}
     error: str = ""
     record: dict[str, Any] = field(default_factory=dict)  # what was sent, for reproducing the run
+
+    def __post_init__(self) -> None:
+        self.status = RunStatus(self.status)  # a record read back from JSON holds the value
 
     @property
     def duration(self) -> float | None:
@@ -57,7 +71,7 @@ class RunRecord:
         seeds = ", ".join(f"seed {v}" for v in self.seeds.values())
         prompt = next((str(v) for k, v in self.form.items() if "prompt" in k and isinstance(v, str)), "")
         text = f" · “{prompt[:40]}”" if prompt else ""
-        return f"{when} · {self.status}{' · ' + seeds if seeds else ''}{text}"
+        return f"{when} · {self.status.value}{' · ' + seeds if seeds else ''}{text}"
 
 
 class RunBook:
@@ -80,14 +94,14 @@ class RunBook:
             except (OSError, ValueError, TypeError) as exc:
                 log.warning("Ignoring unreadable run record %s: %s", path, exc)
                 continue
-            if record.status == "running":
-                record.status, record.error = "failed", "the app restarted while this run was going"
+            if record.status is RunStatus.RUNNING:
+                record.status, record.error = RunStatus.FAILED, RESTARTED
             self._add(record)
         return self
 
     def start(self, owner: str, tab: TabSpec, form: dict[str, Any], job: Job) -> RunRecord:
         """Record a submitted job; the record is completed when the job ends."""
-        record = RunRecord(run_id=job.prompt_id, owner=owner, tab=tab.name, status="running",
+        record = RunRecord(run_id=job.prompt_id, owner=owner, tab=tab.name, status=RunStatus.RUNNING,
                            form=_jsonable(form), started=time.time(), seeds=dict(job.prepared.seeds),
                            record=_provenance(tab, job))
         with self._lock:
@@ -115,13 +129,13 @@ class RunBook:
         error = job.error
         if error is None:
             result = job.result(0)
-            record.status = "done"
+            record.status = RunStatus.DONE
             record.outputs = [{"path": str(o.path), "kind": o.kind, "output_name": o.output_name}
                               for o in result.outputs]
             record.record.update(server=result.server, queued_s=round(result.queued_for, 3),
                                  total_s=round(result.duration, 3))
         else:
-            record.status = "cancelled" if isinstance(error, JobCancelled) else "failed"
+            record.status = RunStatus.CANCELLED if isinstance(error, JobCancelled) else RunStatus.FAILED
             record.error = str(error)
         record.record["server"] = job.client.url
         self._write(record)
@@ -135,6 +149,20 @@ class RunBook:
             log.warning("Could not write the run record in %s: %s", folder, exc)
 
 
+def input_copies(job: Job) -> dict[str, str]:
+    """A copy of each of the job's input files, for "Run again", by parameter: one per content in the
+    person's ``inputs/`` folder, so the runs of one click (or a reused picture) share it."""
+    folder = job.job_dir.parent / "inputs"
+    paths = {}
+    for key, local in job.uploads.items():
+        path = folder / f"{hashlib.sha256(local.data).hexdigest()[:24]}{Path(local.filename).suffix or '.png'}"
+        if not path.exists():
+            folder.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(local.data)
+        paths[key] = str(path)
+    return paths
+
+
 def _provenance(tab: TabSpec, job: Job) -> dict[str, Any]:
     return {
         "prompt": job.prepared.prompt,
@@ -144,7 +172,6 @@ def _provenance(tab: TabSpec, job: Job) -> dict[str, Any]:
         **tab.versions,  # of the files the tab was built from, not as they may be on disk now
         "server": job.client.url,
     }
-
 
 
 def _jsonable(form: dict[str, Any]) -> dict[str, Any]:

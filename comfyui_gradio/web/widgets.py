@@ -9,6 +9,7 @@ import gradio as gr
 from ..comfy.events import Cached, JobEvent, NodeStarted, Progress, Queued, Started
 from ..forms.prepare import random_seed
 from ..forms.schema import Param, TabSpec
+from .endpoint import randomize_name
 
 __all__ = ["describe", "form_values", "widget_for"]
 
@@ -66,11 +67,12 @@ def _number(param: Param, common: dict[str, Any]) -> gr.components.Component:
 
 
 def form_values(spec: TabSpec, form: dict[str, Any]) -> dict[str, Any]:
-    """Form values by parameter name: a ticked "Randomize" draws a new seed; no upload means the default."""
+    """Parameter values by name from the form (parameters and randomize flags, by field name): a ticked
+    "Randomize" draws a new seed; no upload means the workflow's own."""
     values: dict[str, Any] = {}
     for param in spec.params:
         value = form.get(param.name)
-        if param.is_seed and form.get(f"{param.name}_randomize"):
+        if param.is_seed and form.get(randomize_name(param)):
             value = random_seed(param)
         if param.is_upload and not value:
             continue

@@ -1,0 +1,221 @@
+"""One tab per workflow, built in two steps (facefusion's render/listen): ``TabView.render`` lays
+out the components from a ``TabSpec``; ``TabView.listen`` wires the events. The endpoint's fields
+(``endpoint.endpoint_fields``) name the inputs; values travel as a dict by those names.
+"""
+
+from __future__ import annotations
+
+import inspect
+import time
+from dataclasses import dataclass, field
+from typing import Any, Iterator
+
+import gradio as gr
+
+from ..comfy.job import Job
+from ..errors import ComfyGradioError, JobCancelled
+from ..forms.prepare import random_seed
+from ..forms.schema import Param, TabSpec
+from ..forms.vocabulary import OUTPUT_CLASSES_BY_KIND
+from .endpoint import SEED_MODES, EndpointField, endpoint_fields, split_values, tool_docstring
+from .history import HistoryView
+from .runs import input_copies, owner_folder
+from .shared import Shared
+from .stream import Outputs, RunStream
+from .widgets import form_values, widget_for
+
+__all__ = ["TabView"]
+
+
+@dataclass
+class TabView:
+    spec: TabSpec
+    shared: Shared
+    owner: gr.BrowserState
+    fields: list[EndpointField] = field(default_factory=list)
+    inputs: dict[str, gr.components.Component] = field(default_factory=dict)  # by field name, in field order
+    outputs: Outputs | None = None
+    history: HistoryView | None = None
+    generate: gr.Button | None = None
+    cancel: gr.Button | None = None
+
+    def __post_init__(self) -> None:
+        self.fields = endpoint_fields(self.spec, self.shared.settings.max_runs)
+
+    # ---- render -----------------------------------------------------------------------------
+
+    def render(self) -> None:
+        if self.spec.description:
+            gr.Markdown(self.spec.description)
+        if self.spec.notes:
+            gr.Markdown("\n".join(f"- ⚠️ {note}" for note in self.spec.notes), elem_id=f"{self.spec.name}-notes")
+        with gr.Row(equal_height=False):
+            with gr.Column(scale=1):
+                self._render_form()
+            with gr.Column(scale=1):
+                self.outputs = self._render_outputs()
+        self.history = HistoryView(self.spec.name, self.shared.runs, self.owner)
+        self.history.render()
+
+    def _render_form(self) -> None:
+        rendered: dict[str, gr.components.Component] = {}
+        for f in self.fields:
+            if not f.advanced:
+                rendered |= self._render_field(f)
+        with gr.Accordion("Advanced", open=False, elem_id=f"{self.spec.name}-advanced"):
+            for f in self.fields:
+                if f.advanced:
+                    rendered |= self._render_field(f)
+        self.inputs = {f.name: rendered[f.name] for f in self.fields}  # the endpoint's order, not the page's
+        with gr.Row():
+            self.generate = gr.Button("Generate", variant="primary", elem_id=f"{self.spec.name}-generate")
+            self.cancel = gr.Button("Cancel", variant="secondary", elem_id=f"{self.spec.name}-cancel")
+
+    def _render_field(self, f: EndpointField) -> dict[str, gr.components.Component]:
+        """The component(s) of one field by name: a seed comes with its flag's checkbox beside it
+        (so a "randomize" field renders nothing itself)."""
+        tab = self.spec.name
+        if f.kind == "param" and f.param is not None:
+            return self._render_param(f.param)
+        if f.kind == "runs":
+            limit = self.shared.settings.max_runs
+            return {f.name: gr.Slider(1, limit, value=f.default, step=1, label="Runs", elem_id=f"{tab}-{f.name}",
+                                      info=f"Run the workflow up to {limit} times; results add to the gallery")}
+        if f.kind == "seed_mode":
+            return {f.name: gr.Radio(list(SEED_MODES), value=f.default, label="Seeds of the runs",
+                                     elem_id=f"{tab}-{f.name}",
+                                     info="random: a new seed each run; increment: seed, seed+1, ...")}
+        return {}
+
+    def _render_param(self, param: Param) -> dict[str, gr.components.Component]:
+        if not param.is_seed:
+            return {param.name: widget_for(param, self.spec.name)}
+        flag = next(f for f in self.fields if f.kind == "randomize" and f.param is param)
+        with gr.Row():
+            seed = widget_for(param, self.spec.name)
+            randomize = gr.Checkbox(value=flag.default, label="Randomize", min_width=80, scale=0,
+                                    elem_id=f"{self.spec.name}-{param.name}-randomize")
+        return {param.name: seed, flag.name: randomize}
+
+    def _render_outputs(self) -> Outputs:
+        status = gr.Markdown("", label="status", elem_id=f"{self.spec.name}-status")
+        gallery = gr.Gallery(label=self._output_label(), columns=2, height="auto", format="png", object_fit="contain",
+                             elem_id=f"{self.spec.name}-gallery", interactive=False)
+        classes = {n["class_type"] for n in self.spec.workflow.nodes.values()}
+        outputs = Outputs(status, gallery, gr.JSON(visible=False))  # replaced below, inside its accordion
+        if classes & set(OUTPUT_CLASSES_BY_KIND["video"]):
+            outputs.video = gr.Video(label="Video", interactive=False)
+        if classes & set(OUTPUT_CLASSES_BY_KIND["audio"]):
+            outputs.audio = gr.Audio(label="Audio", interactive=False, type="filepath")
+        if classes & set(OUTPUT_CLASSES_BY_KIND["text"]):
+            outputs.text = gr.Textbox(label="Text", interactive=False, lines=4)
+        if classes & set(OUTPUT_CLASSES_BY_KIND["model3d"]):
+            outputs.model3d = gr.Model3D(label="3D model", interactive=False)
+        with gr.Accordion("Run details", open=False):
+            outputs.info = gr.JSON(label="run details", show_label=False)
+        return outputs
+
+    def _output_label(self) -> str:
+        return self.spec.outputs[0].label if len(self.spec.outputs) == 1 else "Results"
+
+    # ---- listen -----------------------------------------------------------------------------
+
+    def listen(self, page_load: Any) -> None:
+        assert self.generate and self.cancel and self.outputs and self.history
+        run = self.generate.click(self._endpoint(), inputs_kwargs=self.inputs,
+                                  outputs=self.outputs.components(), api_name=self.spec.name,
+                                  api_description=self.spec.description or None,
+                                  show_progress_on=[self.outputs.status])  # keeps live previews visible
+        # Cancel stops this person's jobs on ComfyUI and ends the streaming run at once.
+        self.cancel.click(self._cancel, outputs=[self.outputs.status], api_name=f"{self.spec.name}_cancel",
+                          queue=False, cancels=[run], api_visibility="undocumented")  # not an MCP tool
+        for f in self.fields:
+            if f.kind == "randomize" and f.param is not None:
+                randomize = self.inputs[f.name]
+                randomize.change(lambda on: gr.update(interactive=not on), inputs=[randomize],
+                                 outputs=[self.inputs[f.param.name]], api_visibility="private", queue=False)
+        self.history.listen([page_load.then, self.generate.click, run.then], self.inputs)
+
+    def _endpoint(self) -> Any:
+        """``_run`` under the tab's name, with a parameter and a docstring line per field: Gradio's
+        MCP server turns the docstring into the tool's parameter descriptions."""
+
+        def endpoint(request: gr.Request, progress: gr.Progress = gr.Progress(), **values: Any) -> Iterator[dict]:
+            yield from self._run(request, progress, values)
+
+        endpoint.__name__ = endpoint.__qualname__ = self.spec.name
+        endpoint.__doc__ = tool_docstring(self.spec, self.fields)
+        fixed = list(inspect.signature(endpoint).parameters.values())[:2]  # request, progress
+        named = [inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, default=None) for f in self.fields]
+        endpoint.__signature__ = inspect.Signature(fixed + named)  # type: ignore[attr-defined]
+        return endpoint
+
+    # ---- generate ---------------------------------------------------------------------------
+
+    def _run(self, request: gr.Request, progress: gr.Progress, values: dict[str, Any]) -> Iterator[dict]:
+        caller, owner = self.shared.caller(request)
+        form, runs, seed_mode = split_values(self.fields, values)
+        jobs = self._submit(caller, runs, seed_mode, form)
+        assert self.outputs is not None
+        stream = RunStream(self.outputs, self._eta, previews=owner is not None)
+        finished = False
+        try:
+            results = yield from stream.all(jobs, progress)
+            finished = True
+        except JobCancelled as exc:
+            yield {self.outputs.status: f"⏹️ {exc}"}
+            return
+        except ComfyGradioError as exc:
+            raise gr.Error(str(exc), title="The run failed") from exc
+        finally:
+            if not finished and not owner:  # an API caller cancelled or went away: stop the work too
+                for job in jobs:
+                    job.cancel()
+        yield stream.final(results)
+
+    def _submit(self, caller: str, runs: int, seed_mode: str, form: dict[str, Any]) -> list[Job]:
+        settings = self.shared.settings
+        if not 1 <= runs <= settings.max_runs:
+            raise gr.Error(f"Runs: choose between 1 and {settings.max_runs}.", title="Could not start")
+        going = self.shared.active.count(caller)
+        if going + runs > settings.max_in_flight:
+            raise gr.Error(f"You already have {going} run(s) going and may have at most {settings.max_in_flight} "
+                           "at once. Wait for one to finish, or cancel it.", title="Too many runs")
+        jobs: list[Job] = []
+        for values in self._batch(form_values(self.spec, form), runs, seed_mode):
+            try:
+                job = self.shared.backend.submit(self.spec, values, timeout=settings.job_timeout,
+                                                 output_dir=self.shared.runs.root / owner_folder(caller))
+            except ComfyGradioError as exc:
+                for started in jobs:
+                    started.cancel()
+                raise gr.Error(str(exc), title="Could not start") from exc
+            self.shared.active.add(caller, self.spec.name, job)
+            self.shared.runs.start(caller, self.spec, {**form, **input_copies(job)}, job)
+            jobs.append(job)
+        return jobs
+
+    def _batch(self, values: dict[str, Any], runs: int, seed_mode: str) -> Iterator[dict[str, Any]]:
+        """The values of each run: the form's seed first, then a new random seed for each further run
+        ("random"), or seed+1, seed+2, ... ("increment")."""
+        seeds = [p for p in self.spec.params if p.is_seed]
+        for index in range(runs):
+            run_values = dict(values)
+            for param in seeds:
+                if index and seed_mode == SEED_MODES[1]:  # increment
+                    run_values[param.name] = int(values[param.name]) + index
+                elif index:
+                    run_values[param.name] = random_seed(param)
+            yield run_values
+
+    def _eta(self, job: Job) -> float | None:
+        if job.started_at is None:
+            return None
+        return self.shared.backend.durations.remaining(self.spec.name, time.monotonic() - job.started_at)
+
+    def _cancel(self, request: gr.Request) -> str:
+        caller, _ = self.shared.caller(request)
+        jobs = self.shared.active.of(caller, self.spec.name)
+        for job in jobs:
+            job.cancel()
+        return "⏹️ Cancelled: the run was stopped on ComfyUI." if jobs else "Nothing to cancel."
