@@ -1,4 +1,5 @@
-"""UI-format -> API-format conversion, checked against the real /object_info of ComfyUI 0.3.64.
+"""UI-format -> API-format conversion, checked against the real /object_info of ComfyUI 0.3.64
+(the ``catalog`` fixture).
 
 Each expected prompt is what ComfyUI's frontend (graphToPrompt) sends for the same graph.
 """
@@ -12,15 +13,11 @@ from typing import Any
 
 import pytest
 
+from comfyui_gradio.forms.catalog import Catalog
 from comfyui_gradio.forms.convert import is_ui_format, linear_data, ui_to_api
 from comfyui_gradio.errors import ConfigError, Problem
-from tests.paths import OBJECT_INFO, UI_WORKFLOWS
+from tests.paths import UI_WORKFLOWS
 
-
-
-@pytest.fixture(scope="module")
-def object_info() -> dict:
-    return json.loads(OBJECT_INFO.read_text())
 
 
 def load(name: str) -> dict:
@@ -114,29 +111,29 @@ def test_linear_data_fills_missing_lists() -> None:
 # ---------------------------------------------------------------------------- whole workflows
 
 
-def test_default_txt2img_matches_frontend_prompt(object_info: dict) -> None:
+def test_default_txt2img_matches_frontend_prompt(catalog: Catalog) -> None:
     """The control value after the seed is skipped; SaveImage without widgets_values gets its default."""
-    assert ui_to_api(load("default_txt2img.json"), object_info) == DEFAULT_TXT2IMG_API
+    assert ui_to_api(load("default_txt2img.json"), catalog) == DEFAULT_TXT2IMG_API
 
 
-def test_legacy_boolean_control_value_is_skipped_too(object_info: dict) -> None:
+def test_legacy_boolean_control_value_is_skipped_too(catalog: Catalog) -> None:
     """The frontend's own old default graph saved the control widget as ``true``."""
     wf = load("default_txt2img.json")
     sampler = next(n for n in wf["nodes"] if n["id"] == 3)
     sampler["widgets_values"] = [156680208700286, True, 20, 8, "euler", "normal", 1]
-    assert ui_to_api(wf, object_info) == DEFAULT_TXT2IMG_API
+    assert ui_to_api(wf, catalog) == DEFAULT_TXT2IMG_API
 
 
-def test_conversion_does_not_modify_the_workflow(object_info: dict) -> None:
+def test_conversion_does_not_modify_the_workflow(catalog: Catalog) -> None:
     wf = load("primitive_seed_reroutes.json")
     before = copy.deepcopy(wf)
-    ui_to_api(wf, object_info)
+    ui_to_api(wf, catalog)
     assert wf == before
 
 
-def test_primitive_reroutes_and_notes(object_info: dict) -> None:
+def test_primitive_reroutes_and_notes(catalog: Catalog) -> None:
     """A PrimitiveNode feeds both seeds; two chained Reroutes carry the VAE; notes vanish; titles kept."""
-    assert ui_to_api(load("primitive_seed_reroutes.json"), object_info) == {
+    assert ui_to_api(load("primitive_seed_reroutes.json"), catalog) == {
         "4": {"inputs": {"ckpt_name": "tiny-random-sd15.safetensors"}, "class_type": "CheckpointLoaderSimple",
               "_meta": {"title": "Load Checkpoint"}},
         "6": {"inputs": {"text": "a glass bottle on a beach", "clip": ["4", 1]}, "class_type": "CLIPTextEncode",
@@ -164,10 +161,10 @@ def test_primitive_reroutes_and_notes(object_info: dict) -> None:
     }
 
 
-def test_load_image_bypass_and_mute(object_info: dict) -> None:
+def test_load_image_bypass_and_mute(catalog: Catalog) -> None:
     """The "upload" button value is not sent; the bypassed blur passes the image through; the muted
     ImageScale is dropped and the PreviewImage that read from it loses that input, as in the frontend."""
-    assert ui_to_api(load("load_bypass_mute.json"), object_info) == {
+    assert ui_to_api(load("load_bypass_mute.json"), catalog) == {
         "1": {"inputs": {"image": "photo of me.png"}, "class_type": "LoadImage", "_meta": {"title": "Load Image"}},
         "3": {"inputs": {"image": ["1", 0]}, "class_type": "ImageInvert", "_meta": {"title": "Invert Image"}},
         "4": {"inputs": {"filename_prefix": "inverted/%date:yyyy-MM-dd%", "images": ["3", 0]},
@@ -179,53 +176,53 @@ def test_load_image_bypass_and_mute(object_info: dict) -> None:
 # ---------------------------------------------------------------------------- widgets
 
 
-def test_load_image_without_upload_value(object_info: dict) -> None:
+def test_load_image_without_upload_value(catalog: Catalog) -> None:
     wf = workflow([node(1, "LoadImage", outputs=[out("IMAGE", "IMAGE"), out("MASK", "MASK")],
                         widgets=["example.png"])], [])
-    assert ui_to_api(wf, object_info) == {
+    assert ui_to_api(wf, catalog) == {
         "1": {"inputs": {"image": "example.png"}, "class_type": "LoadImage", "_meta": {"title": "Load Image"}}
     }
 
 
-def test_widgets_values_as_dict_maps_by_name_and_defaults_the_rest(object_info: dict) -> None:
+def test_widgets_values_as_dict_maps_by_name_and_defaults_the_rest(catalog: Catalog) -> None:
     wf = workflow([node(5, "EmptyLatentImage", widgets={"width": 768, "height": 640, "videopreview": {"x": 1}})], [])
-    assert ui_to_api(wf, object_info)["5"]["inputs"] == {"width": 768, "height": 640, "batch_size": 1}
+    assert ui_to_api(wf, catalog)["5"]["inputs"] == {"width": 768, "height": 640, "batch_size": 1}
 
 
-def test_missing_widgets_values_take_class_defaults(object_info: dict) -> None:
+def test_missing_widgets_values_take_class_defaults(catalog: Catalog) -> None:
     wf = workflow([node(3, "KSampler", widgets=[5])], [])
-    assert ui_to_api(wf, object_info)["3"]["inputs"] == {
+    assert ui_to_api(wf, catalog)["3"]["inputs"] == {
         "seed": 5, "steps": 20, "cfg": 8.0, "sampler_name": "euler", "scheduler": "simple", "denoise": 1.0}
 
 
-def test_control_value_missing_from_an_old_save_does_not_shift_widgets(object_info: dict) -> None:
+def test_control_value_missing_from_an_old_save_does_not_shift_widgets(catalog: Catalog) -> None:
     """A file saved before the seed had a control widget: the next value is steps, not a control word."""
     wf = workflow([node(3, "KSampler", widgets=[7, 20, 8, "euler", "normal", 1])], [])
-    assert ui_to_api(wf, object_info)["3"]["inputs"] == {
+    assert ui_to_api(wf, catalog)["3"]["inputs"] == {
         "seed": 7, "steps": 20, "cfg": 8, "sampler_name": "euler", "scheduler": "normal", "denoise": 1}
 
 
-def test_extra_control_word_after_an_undeclared_int_is_skipped(object_info: dict) -> None:
+def test_extra_control_word_after_an_undeclared_int_is_skipped(catalog: Catalog) -> None:
     wf = workflow([node(2, "ImageBlur", widgets=[3, "increment", 1.5])], [])
-    assert ui_to_api(wf, object_info)["2"] == {
+    assert ui_to_api(wf, catalog)["2"] == {
         "inputs": {"blur_radius": 3, "sigma": 1.5}, "class_type": "ImageBlur", "_meta": {"title": "ImageBlur"}}
 
 
-def test_widget_converted_to_input_takes_the_link(object_info: dict) -> None:
+def test_widget_converted_to_input_takes_the_link(catalog: Catalog) -> None:
     """New frontend: the width socket is linked from a real PrimitiveInt node; its widget value is overridden."""
     wf = workflow(
         [node(1, "PrimitiveInt", outputs=[out("INT", "INT", [1])], widgets=[1024, "fixed"], title="Width"),
          node(2, "EmptyImage", inputs=[slot("width", "INT", 1, widget=True), slot("height", "INT", widget=True)],
               outputs=[out("IMAGE", "IMAGE")], widgets=[512, 256, 1, 0])],
         [[1, 1, 0, 2, 0, "INT"]])
-    assert ui_to_api(wf, object_info) == {
+    assert ui_to_api(wf, catalog) == {
         "1": {"inputs": {"value": 1024}, "class_type": "PrimitiveInt", "_meta": {"title": "Width"}},
         "2": {"inputs": {"width": ["1", 0], "height": 256, "batch_size": 1, "color": 0},
               "class_type": "EmptyImage", "_meta": {"title": "EmptyImage"}},
     }
 
 
-def test_old_style_converted_widget_fed_by_primitive_node(object_info: dict) -> None:
+def test_old_style_converted_widget_fed_by_primitive_node(catalog: Catalog) -> None:
     """Old frontend: a converted widget is an extra input with a widget config; its value slot stays."""
     converted = {"name": "text", "type": "STRING", "link": 2,
                  "widget": {"name": "text", "config": ["STRING", {"multiline": True, "dynamicPrompts": True}]}}
@@ -237,19 +234,19 @@ def test_old_style_converted_widget_fed_by_primitive_node(object_info: dict) -> 
          node(6, "CLIPTextEncode", inputs=[slot("clip", "CLIP", 1), converted],
               outputs=[out("CONDITIONING", "CONDITIONING")], widgets=["stale text"])],
         [[1, 4, 1, 6, 0, "CLIP"], [2, 1, 0, 6, 1, "STRING"]])
-    assert ui_to_api(wf, object_info)["6"]["inputs"] == {"text": "a red fox", "clip": ["4", 1]}
+    assert ui_to_api(wf, catalog)["6"]["inputs"] == {"text": "a red fox", "clip": ["4", 1]}
 
 
-def test_list_widget_values_are_boxed(object_info: dict) -> None:
+def test_list_widget_values_are_boxed(catalog: Catalog) -> None:
     wf = workflow([node(1, "StringConcatenate", widgets=[["not", "a", "link"], "b", ", "])], [])
-    assert ui_to_api(wf, object_info)["1"]["inputs"] == {
+    assert ui_to_api(wf, catalog)["1"]["inputs"] == {
         "string_a": {"__value__": ["not", "a", "link"]}, "string_b": "b", "delimiter": ", "}
 
 
 # ---------------------------------------------------------------------------- links
 
 
-def test_bypassed_sampler_passes_its_latent_through(object_info: dict) -> None:
+def test_bypassed_sampler_passes_its_latent_through(catalog: Catalog) -> None:
     """Output 0 (LATENT) of a bypassed KSampler continues from its first LATENT input, not input 0 (MODEL)."""
     wf = workflow(
         [node(4, "CheckpointLoaderSimple", outputs=[out("MODEL", "MODEL", [1]), out("CLIP", "CLIP"),
@@ -261,11 +258,11 @@ def test_bypassed_sampler_passes_its_latent_through(object_info: dict) -> None:
          node(8, "VAEDecode", inputs=[slot("samples", "LATENT", 3), slot("vae", "VAE", 4)],
               outputs=[out("IMAGE", "IMAGE")])],
         [[1, 4, 0, 3, 0, "MODEL"], [2, 5, 0, 3, 3, "LATENT"], [3, 3, 0, 8, 0, "LATENT"], [4, 4, 2, 8, 1, "VAE"]])
-    assert ui_to_api(wf, object_info)["8"]["inputs"] == {"samples": ["5", 0], "vae": ["4", 2]}
-    assert "3" not in ui_to_api(wf, object_info)
+    assert ui_to_api(wf, catalog)["8"]["inputs"] == {"samples": ["5", 0], "vae": ["4", 2]}
+    assert "3" not in ui_to_api(wf, catalog)
 
 
-def test_bypassed_lora_loader_passes_model_and_clip_by_slot(object_info: dict) -> None:
+def test_bypassed_lora_loader_passes_model_and_clip_by_slot(catalog: Catalog) -> None:
     wf = workflow(
         [node(4, "CheckpointLoaderSimple", outputs=[out("MODEL", "MODEL", [1]), out("CLIP", "CLIP", [2]),
                                                      out("VAE", "VAE")], widgets=["tiny-random-sd15.safetensors"]),
@@ -276,53 +273,53 @@ def test_bypassed_lora_loader_passes_model_and_clip_by_slot(object_info: dict) -
          node(3, "KSampler", inputs=[slot("model", "MODEL", 3)], outputs=[out("LATENT", "LATENT")],
               widgets=[1, "fixed", 20, 8, "euler", "normal", 1])],
         [[1, 4, 0, 10, 0, "MODEL"], [2, 4, 1, 10, 1, "CLIP"], [3, 10, 0, 3, 0, "MODEL"], [4, 10, 1, 6, 0, "CLIP"]])
-    prompt = ui_to_api(wf, object_info)
+    prompt = ui_to_api(wf, catalog)
     assert prompt["6"]["inputs"]["clip"] == ["4", 1]
     assert prompt["3"]["inputs"]["model"] == ["4", 0]
     assert set(prompt) == {"4", "6", "3"}
 
 
-def test_bypassed_node_without_a_matching_input_leaves_the_input_out(object_info: dict) -> None:
+def test_bypassed_node_without_a_matching_input_leaves_the_input_out(catalog: Catalog) -> None:
     wf = workflow(
         [node(5, "EmptyLatentImage", outputs=[out("LATENT", "LATENT", [1])], widgets=[512, 512, 1]),
          node(8, "VAEDecode", mode=4, inputs=[slot("samples", "LATENT", 1), slot("vae", "VAE")],
               outputs=[out("IMAGE", "IMAGE", [2])]),
          node(9, "SaveImage", inputs=[slot("images", "IMAGE", 2)], widgets=["x"])],
         [[1, 5, 0, 8, 0, "LATENT"], [2, 8, 0, 9, 0, "IMAGE"]])
-    assert ui_to_api(wf, object_info)["9"]["inputs"] == {"filename_prefix": "x"}
+    assert ui_to_api(wf, catalog)["9"]["inputs"] == {"filename_prefix": "x"}
 
 
-def test_widget_input_linked_from_a_muted_node_is_removed(object_info: dict) -> None:
+def test_widget_input_linked_from_a_muted_node_is_removed(catalog: Catalog) -> None:
     wf = workflow(
         [node(1, "PrimitiveInt", mode=2, outputs=[out("INT", "INT", [1])], widgets=[1024, "fixed"]),
          node(2, "EmptyImage", inputs=[slot("width", "INT", 1, widget=True)], widgets=[512, 256, 1, 0])],
         [[1, 1, 0, 2, 0, "INT"]])
-    assert ui_to_api(wf, object_info) == {
+    assert ui_to_api(wf, catalog) == {
         "2": {"inputs": {"height": 256, "batch_size": 1, "color": 0}, "class_type": "EmptyImage",
               "_meta": {"title": "EmptyImage"}}}
 
 
-def test_deleted_link_holes_are_skipped(object_info: dict) -> None:
+def test_deleted_link_holes_are_skipped(catalog: Catalog) -> None:
     wf = load("default_txt2img.json")
     wf["links"].insert(3, None)
-    assert ui_to_api(wf, object_info) == DEFAULT_TXT2IMG_API
+    assert ui_to_api(wf, catalog) == DEFAULT_TXT2IMG_API
 
 
-def test_links_in_object_form_are_read(object_info: dict) -> None:
+def test_links_in_object_form_are_read(catalog: Catalog) -> None:
     wf = load("default_txt2img.json")
     wf["links"] = [{"id": l[0], "origin_id": l[1], "origin_slot": l[2], "target_id": l[3], "target_slot": l[4],
                     "type": l[5]} for l in wf["links"]]
-    assert ui_to_api(wf, object_info) == DEFAULT_TXT2IMG_API
+    assert ui_to_api(wf, catalog) == DEFAULT_TXT2IMG_API
 
 
-def test_reroute_loop_is_reported(object_info: dict) -> None:
+def test_reroute_loop_is_reported(catalog: Catalog) -> None:
     wf = workflow(
         [node(1, "Reroute", inputs=[slot("", "*", 2)], outputs=[out("", "IMAGE", [1])]),
          node(2, "Reroute", inputs=[slot("", "*", 1)], outputs=[out("", "IMAGE", [2, 3])]),
          node(3, "PreviewImage", inputs=[slot("images", "IMAGE", 3)])],
         [[1, 1, 0, 2, 0, "IMAGE"], [2, 2, 0, 1, 0, "IMAGE"], [3, 2, 0, 3, 0, "IMAGE"]])
     with pytest.raises(ConfigError) as caught:
-        ui_to_api(wf, object_info, source="loop.json")
+        ui_to_api(wf, catalog, source="loop.json")
     assert str(caught.value) == (
         "loop.json: nodes.2: links form a loop through reroutes or bypassed nodes; "
         "open the workflow in ComfyUI and save it with Export (API)")
@@ -331,13 +328,13 @@ def test_reroute_loop_is_reported(object_info: dict) -> None:
 # ---------------------------------------------------------------------------- refusals
 
 
-def test_missing_custom_node_class_is_reported_with_every_node(object_info: dict) -> None:
+def test_missing_custom_node_class_is_reported_with_every_node(catalog: Catalog) -> None:
     wf = load("default_txt2img.json")
     wf["nodes"].append(node(20, "IPAdapterAdvanced", title="Face style"))
     wf["nodes"].append(node(21, "UltimateSDUpscale"))
     wf["nodes"].append(node(22, "ImpactWildcardProcessor", mode=4))  # bypassed: never sent, so no problem
     with pytest.raises(ConfigError) as caught:
-        ui_to_api(wf, object_info, source="workflows/faces.json")
+        ui_to_api(wf, catalog, source="workflows/faces.json")
     assert caught.value.problems == [
         Problem("workflows/faces.json", "nodes.20",
                 "'Face style' uses node class 'IPAdapterAdvanced', which this ComfyUI server does not have "
@@ -350,45 +347,45 @@ def test_missing_custom_node_class_is_reported_with_every_node(object_info: dict
     ]
 
 
-def test_subgraph_is_refused_with_a_way_out(object_info: dict) -> None:
+def test_subgraph_is_refused_with_a_way_out(catalog: Catalog) -> None:
     subgraph_id = "a1b2c3d4-0000-4000-8000-000000000001"
     wf = load("default_txt2img.json")
     wf["nodes"].append(node(12, subgraph_id, title="My group"))
     wf["definitions"] = {"subgraphs": [{"id": subgraph_id, "name": "My group", "nodes": [], "links": [],
                                         "inputs": [], "outputs": [], "widgets": []}]}
     with pytest.raises(ConfigError) as caught:
-        ui_to_api(wf, object_info, source="sub.json")
+        ui_to_api(wf, catalog, source="sub.json")
     assert str(caught.value) == (
         "sub.json: nodes.12: 'My group' is a subgraph, which cannot be converted here; open the workflow in "
         "ComfyUI and save it with Export (API), or unpack the subgraph (right-click > Unpack Subgraph) and "
         "save the workflow again")
 
 
-def test_legacy_group_node_is_refused(object_info: dict) -> None:
+def test_legacy_group_node_is_refused(catalog: Catalog) -> None:
     wf = load("default_txt2img.json")
     wf["nodes"].append(node(30, "workflow>Upscaler"))
     wf["extra"]["groupNodes"] = {"Upscaler": {"nodes": [], "links": [], "external": []}}
     with pytest.raises(ConfigError) as caught:
-        ui_to_api(wf, object_info, source="g.json")
+        ui_to_api(wf, catalog, source="g.json")
     assert str(caught.value) == (
         "g.json: nodes.30: 'workflow>Upscaler' is a group node ('Upscaler'), which cannot be converted "
         "here; open the workflow in ComfyUI and save it with Export (API), or convert the group node back to "
         "nodes and save the workflow again")
 
 
-def test_api_format_input_is_refused(object_info: dict) -> None:
+def test_api_format_input_is_refused(catalog: Catalog) -> None:
     with pytest.raises(ConfigError) as caught:
-        ui_to_api(DEFAULT_TXT2IMG_API, object_info, source="api.json")
+        ui_to_api(DEFAULT_TXT2IMG_API, catalog, source="api.json")
     assert str(caught.value) == (
         "api.json: nodes: not a ComfyUI UI-format workflow (no 'nodes' list); "
         "open the workflow in ComfyUI and save it with Export (API)")
 
 
-def test_malformed_link_is_refused(object_info: dict) -> None:
+def test_malformed_link_is_refused(catalog: Catalog) -> None:
     wf = load("default_txt2img.json")
     wf["links"][0] = [1, 4]
     with pytest.raises(ConfigError) as caught:
-        ui_to_api(wf, object_info, source="bad.json")
+        ui_to_api(wf, catalog, source="bad.json")
     assert str(caught.value) == (
         "bad.json: links[0]: cannot read link [1, 4]; open the workflow in ComfyUI and save it with Export (API)")
 
@@ -403,14 +400,14 @@ def test_malformed_link_is_refused(object_info: dict) -> None:
         ["a cat", "sd3.5-large", "1:1", "None", 4, 123, "fixed", "", 0.5],  # old frontend: a converted widget
     ],
 )
-def test_force_input_widgets_in_old_and_new_saves(object_info: dict, saved: list) -> None:
+def test_force_input_widgets_in_old_and_new_saves(catalog: Catalog, saved: list) -> None:
     wf = workflow([node(1, "StabilityStableImageSD_3_5Node", outputs=[out("IMAGE", "IMAGE")], widgets=saved)], [])
-    assert ui_to_api(wf, object_info)["1"]["inputs"] == {
+    assert ui_to_api(wf, catalog)["1"]["inputs"] == {
         "prompt": "a cat", "model": "sd3.5-large", "aspect_ratio": "1:1", "style_preset": "None", "cfg_scale": 4,
         "seed": 123, "image_denoise": 0.5}
 
 
-def test_kjnodes_get_node_reads_its_set_node(object_info: dict) -> None:
+def test_kjnodes_get_node_reads_its_set_node(catalog: Catalog) -> None:
     wf = workflow(
         [node(1, "LoadImage", outputs=[out("IMAGE", "IMAGE", [1]), out("MASK", "MASK")],
               widgets=["example.png", "image"]),
@@ -419,20 +416,20 @@ def test_kjnodes_get_node_reads_its_set_node(object_info: dict) -> None:
          node(3, "GetNode", outputs=[out("IMAGE", "IMAGE", [2])], widgets=["source"], title="Get_source"),
          node(4, "ImageInvert", inputs=[slot("image", "IMAGE", 2)], outputs=[out("IMAGE", "IMAGE")])],
         [[1, 1, 0, 2, 0, "IMAGE"], [2, 3, 0, 4, 0, "IMAGE"]])
-    prompt = ui_to_api(wf, object_info)
+    prompt = ui_to_api(wf, catalog)
     assert set(prompt) == {"1", "4"}
     assert prompt["4"]["inputs"] == {"image": ["1", 0]}
 
 
 def test_link_missing_from_the_table_leaves_the_input_unconnected(
-    object_info: dict, caplog: pytest.LogCaptureFixture
+    catalog: Catalog, caplog: pytest.LogCaptureFixture
 ) -> None:
     wf = workflow([node(9, "SaveImage", inputs=[slot("images", "IMAGE", 77)], widgets=["x"])], [])
     with caplog.at_level("WARNING", logger="comfyui_gradio.forms.convert"):
-        assert ui_to_api(wf, object_info, source="damaged.json")["9"]["inputs"] == {"filename_prefix": "x"}
+        assert ui_to_api(wf, catalog, source="damaged.json")["9"]["inputs"] == {"filename_prefix": "x"}
     assert caplog.messages == ["damaged.json: link 77 is missing from 'links'; the input is left unconnected"]
 
 
-def test_muted_or_bypassed_missing_class_is_not_an_error(object_info: dict) -> None:
+def test_muted_or_bypassed_missing_class_is_not_an_error(catalog: Catalog) -> None:
     wf = workflow([node(1, "SomeCustomNode", mode=2), node(2, "OtherCustomNode", mode=4)], [])
-    assert ui_to_api(wf, object_info) == {}
+    assert ui_to_api(wf, catalog) == {}
