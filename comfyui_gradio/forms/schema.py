@@ -23,7 +23,8 @@ import yaml
 from .catalog import Catalog, InputSpec
 from ..errors import ConfigError, Problem
 from .infer import infer_schema
-from .vocabulary import ENDPOINT_EXTRAS, RANDOMIZE_SUFFIX, SEED_INPUTS, UPLOAD_CLASSES, UPLOAD_KINDS
+from .vocabulary import (ENDPOINT_EXTRAS, KIND_BY_WIDGET_TYPE, RANDOMIZE_SUFFIX, SEED_INPUTS, UPLOAD_CLASSES,
+                         UPLOAD_KINDS)
 from .workflow import Workflow, find_node, is_link, load_workflow
 
 __all__ = ["KINDS", "Output", "Param", "TabSpec", "build_tab", "schema_path", "tab_from_schema"]
@@ -32,8 +33,10 @@ TOP_KEYS = ("title", "description", "order", "inputs", "outputs")
 INPUT_KEYS = ("node", "input", "label", "info", "lines", "minimum", "maximum", "step", "choices",
               "default", "randomize", "advanced", "required", "widget")  # fmt: skip
 OUTPUT_KEYS = ("node", "label")
-KINDS = ("text", "int", "float", "bool", "choice", "image", "video", "audio")
-WIDGETS = ("textbox", "number", "slider", "dropdown", "checkbox", "image", "video", "audio")
+KINDS = ("text", "int", "float", "bool", "choice", *UPLOAD_KINDS)
+WIDGETS = ("textbox", "number", "slider", "dropdown", "checkbox", *UPLOAD_KINDS)  # a schema's ``widget:``
+# The kind a ``widget:`` fixes; "number" and "slider" keep the kind the catalogue or the value gives.
+KIND_BY_WIDGET = {"textbox": "text", "dropdown": "choice", "checkbox": "bool", **{k: k for k in UPLOAD_KINDS}}
 
 
 @dataclass(frozen=True)
@@ -330,16 +333,13 @@ def _gt(a: Any, b: Any) -> bool:
 def _kind(spec: InputSpec | None, current: Any, entry: dict[str, Any], class_type: str) -> str:
     """The value kind of an input: from the schema's widget, else the catalogue, else the value."""
     widget = entry.get("widget")
-    by_widget = {"checkbox": "bool", "dropdown": "choice", "image": "image", "video": "video", "audio": "audio",
-                 "textbox": "text"}
-    if widget in by_widget:
-        return by_widget[widget]
+    if widget in KIND_BY_WIDGET:
+        return KIND_BY_WIDGET[widget]
     if spec is not None:
         if spec.is_upload:
             return spec.upload_kind
-        by_type = {"INT": "int", "FLOAT": "float", "BOOLEAN": "bool", "STRING": "text", "COMBO": "choice"}
-        if spec.type in by_type:
-            return by_type[spec.type]
+        if spec.type in KIND_BY_WIDGET_TYPE:
+            return KIND_BY_WIDGET_TYPE[spec.type]
     if entry.get("choices"):
         return "choice"
     if spec is None and (class_type, entry.get("input")) in UPLOAD_CLASSES:
