@@ -15,21 +15,31 @@ API format (the body of ``POST /prompt``)::
     {"3": {"class_type": "KSampler", "inputs": {"model": ["4", 0], "seed": 156680208700286, ...},
            "_meta": {"title": "KSampler"}}}
 
-The rules follow the ComfyUI frontend (``graphToPrompt`` in ``src/utils/executionUtil.ts`` and
-``ExecutableNodeDTO.resolveInput/resolveOutput`` in litegraph):
+What a node's class looks like comes from the server's catalogue, read by ``catalog.Catalog`` (the
+one reader of ``/object_info``): its inputs in ``input_order``, required then optional, with their
+options. The rules follow the ComfyUI frontend (``graphToPrompt`` in ``src/utils/executionUtil.ts``
+and ``ExecutableNodeDTO.resolveInput/resolveOutput`` in litegraph):
 
 - ``widgets_values`` is positional: entry *i* belongs to the node's *i*-th widget. Widgets are the
-  class's widget inputs (INT, FLOAT, STRING, BOOLEAN, COMBO, a list of choices) in ``input_order``,
-  required then optional, without ``forceInput`` ones. UI-only widgets take a slot but are not sent:
-  the ``control_after_generate`` value after a seed-like INT (``"fixed"``/``"increment"``/
-  ``"decrement"``/``"randomize"``, ``true`` in old files), the control and filter after a COMBO with
-  ``control_after_generate``, and the ``"upload"`` button (value ``"image"``) added after the required
-  inputs of a node with an ``image_upload``/``video_upload`` combo. A dict ``widgets_values`` maps by name.
-  A widget with no saved value gets the class default. List values are sent as ``{"__value__": [...]}``.
+  class's inputs the editor draws as widgets (``vocabulary.EDITOR_WIDGET_TYPES``: INT, FLOAT, STRING,
+  BOOLEAN, COMBO, and the editor's MARKDOWN, WEBCAM, LOAD_3D...), without ``forceInput`` ones (a file
+  from a frontend that drew those as widgets holds a value for each, recognised by its length).
+  UI-only widgets take a slot but are not sent: the control value after an INT with
+  ``control_after_generate`` (or, in older catalogues, named like a seed: ``"fixed"``/``"increment"``/
+  ``"decrement"``/``"randomize"``, ``true`` in old files; after any other INT a control word is
+  skipped only where the next widget could not hold it), the control and filter after a COMBO with
+  ``control_after_generate``, and the upload button (saved as ``"image"``) added after the required
+  inputs of a node with an upload combo (``vocabulary.UPLOAD_OPTIONS``). A value that plainly is not
+  a UI-only widget's (a file saved before the class had it) is not skipped. A dict ``widgets_values``
+  maps by name. A widget with no saved value gets the class default (a COMBO its first choice, a
+  multiselect ``[]``, others 0, ``""`` or false), and is left out when that is None. List values are
+  sent as ``{"__value__": [...]}``.
 - A linked input (``inputs[].link``) becomes ``[origin_id, origin_slot]``, overriding a widget value
   of the same name. Links are followed through Reroutes (and other pass-through virtual nodes) and
   through bypassed nodes (mode 4: output *n* continues from the input of the same slot if its type
-  fits, else the first input of the target's type); a link that ends nowhere leaves the input out.
+  fits, else the first input of exactly the target's type, else the first compatible one), and from
+  a KJNodes GetNode to the input of the SetNode saved with the same name; a link that ends nowhere
+  (or is missing from ``links``, with a warning) leaves the input out.
 - PrimitiveNode feeds its ``widgets_values[0]`` into the widget of every input it is linked to.
 - Muted nodes (mode 2), bypassed nodes and UI-only nodes (Note, MarkdownNote, PrimitiveNode,
   Reroute, ...) are not sent, and inputs linked to a node that is not sent are removed.
