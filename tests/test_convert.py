@@ -433,3 +433,95 @@ def test_link_missing_from_the_table_leaves_the_input_unconnected(
 def test_muted_or_bypassed_missing_class_is_not_an_error(catalog: Catalog) -> None:
     wf = workflow([node(1, "SomeCustomNode", mode=2), node(2, "OtherCustomNode", mode=4)], [])
     assert ui_to_api(wf, catalog) == {}
+
+
+# ---------------------------------------------------------------------------- the rules on a small catalogue
+
+TOY = Catalog({
+    "Toy": {
+        "input": {"required": {"count": ["INT", {"default": 3}], "pick": [["a", "b"], {"control_after_generate": True}],
+                               "word": ["STRING", {}], "image": ["IMAGE", {}]},
+                  "optional": {"many": ["COMBO", {"options": ["x", "y"], "multiselect": True}],
+                               "flag": ["BOOLEAN", {}], "note": ["MARKDOWN", {}]}},
+        "input_order": {"required": ["word", "count", "pick", "image"], "optional": ["flag", "many"]},
+        "display_name": "Toy node",
+    },
+    "Bare": {"input": {"required": {"choice": ["COMBO", {}], "ratio": ["FLOAT", {}], "seed": ["INT", {}],
+                                    "fixed_seed": ["INT", {"control_after_generate": False}]}}},
+    "Upload": {"input": {"required": {"file": [["a.mp4"], {"video_upload": True}]},
+                         "optional": {"fps": ["FLOAT", {"default": 8.0}]}}},
+})
+
+
+def toy(widgets: Any, class_type: str = "Toy", **settings: Any) -> dict:
+    """The API inputs of one ``class_type`` node saved with ``widgets``."""
+    return ui_to_api(workflow([node(1, class_type, widgets=widgets, **settings)], []), TOY)["1"]
+
+
+def test_widgets_follow_input_order_and_skip_every_ui_only_value() -> None:
+    """word, count, [control after count?], pick, [control], [filter], flag, many, note."""
+    assert toy(["hi", 5, "b", "fixed", "", True, ["x"], "# notes"]) == {
+        "inputs": {"word": "hi", "count": 5, "pick": "b", "flag": True, "many": {"__value__": ["x"]},
+                   "note": "# notes"},
+        "class_type": "Toy", "_meta": {"title": "Toy node"}}
+
+
+def test_a_control_word_after_an_int_without_control_is_skipped_unless_the_next_widget_can_hold_it() -> None:
+    assert toy(["hi", 5, "increment", "b", "fixed", "", True])["inputs"]["pick"] == "b"
+    fixed_is_a_word = Catalog({"T": {"input": {"required": {"n": ["INT", {}], "s": ["STRING", {}]}}}})
+    wf = workflow([node(1, "T", widgets=[2, "fixed"])], [])
+    assert ui_to_api(wf, fixed_is_a_word)["1"]["inputs"] == {"n": 2, "s": "fixed"}
+    choice_word = Catalog({"T": {"input": {"required": {"n": ["INT", {}], "c": [["fixed", "other"], {}]}}}})
+    assert ui_to_api(wf, choice_word)["1"]["inputs"] == {"n": 2, "c": "fixed"}
+    other_choice = Catalog({"T": {"input": {"required": {"n": ["INT", {}], "c": [["other"], {}]}}}})
+    assert ui_to_api(workflow([node(1, "T", widgets=[2, "fixed", "other"])], []), other_choice)["1"]["inputs"] == {
+        "n": 2, "c": "other"}
+    at_the_end = Catalog({"T": {"input": {"required": {"n": ["INT", {}]}}}})
+    assert ui_to_api(wf, at_the_end)["1"]["inputs"] == {"n": 2}
+
+
+def test_the_control_and_filter_of_a_combo_are_skipped_only_when_they_look_like_theirs() -> None:
+    assert toy(["hi", 5, "b", None, None, True])["inputs"]["flag"] is True
+    assert toy(["hi", 5, "b", True, "a*", False])["inputs"]["flag"] is False
+    assert toy(["hi", 5, "b", "fixed", 7, True])["inputs"]["flag"] == 7  # a number is no filter
+    assert toy(["hi", 5, "b", 7, True])["inputs"]["flag"] == 7  # nor a control: a save from before them
+
+
+def test_widgets_without_saved_values_take_the_frontends_defaults() -> None:
+    assert toy([])["inputs"] == {"word": "", "count": 3, "pick": "a", "flag": False, "many": {"__value__": []}}
+    assert toy(None)["inputs"] == toy([])["inputs"]
+    assert toy("junk")["inputs"] == toy([])["inputs"]
+    bare = toy([], "Bare")
+    assert bare == {"inputs": {"ratio": 0, "seed": 0, "fixed_seed": 0}, "class_type": "Bare",
+                    "_meta": {"title": "Bare"}}  # a COMBO with no choices has no value to send
+
+
+def test_a_saved_none_is_sent_as_none() -> None:
+    assert toy([None, None])["inputs"]["word"] is None and toy([None, None])["inputs"]["count"] is None
+
+
+def test_seed_named_ints_have_a_control_unless_the_catalogue_says_not() -> None:
+    """``seed`` with no option: a control follows; ``fixed_seed`` says False: only a control word is skipped."""
+    expected = {"choice": "a", "ratio": 1.5, "seed": 7, "fixed_seed": 9}
+    assert toy(["a", 1.5, 7, "randomize", 9, 3], "Bare")["inputs"] == expected
+    assert toy(["a", 1.5, 7, 9, 3], "Bare")["inputs"] == expected  # saved before seeds had a control
+    assert toy(["a", 1.5, 7, None, 9, True], "Bare")["inputs"] == expected
+    assert toy(["a", 1.5, 7, "fixed", 9, "fixed"], "Bare")["inputs"] == expected
+
+
+def test_the_upload_button_follows_the_required_widgets_of_a_video_loader() -> None:
+    assert toy(["a.mp4", "image", 12.0], "Upload")["inputs"] == {"file": "a.mp4", "fps": 12.0}
+    assert toy(["a.mp4", None, 12.0], "Upload")["inputs"] == {"file": "a.mp4", "fps": 12.0}
+    assert toy(["a.mp4", 12.0], "Upload")["inputs"] == {"file": "a.mp4", "fps": 12.0}  # saved without the button
+    assert toy(["a.mp4"], "Upload")["inputs"] == {"file": "a.mp4", "fps": 8.0}
+
+
+def test_a_dict_of_widget_values_ignores_names_that_are_not_widgets() -> None:
+    assert toy({"word": "w", "image": "not a widget", "many": ["y"]})["inputs"] == {
+        "word": "w", "count": 3, "pick": "a", "flag": False, "many": {"__value__": ["y"]}}
+
+
+def test_titles_come_from_the_node_then_the_catalogue() -> None:
+    assert toy([], title="Mine")["_meta"] == {"title": "Mine"}
+    assert toy([], title="")["_meta"] == {"title": "Toy node"}
+    assert toy([], "Bare")["_meta"] == {"title": "Bare"}
