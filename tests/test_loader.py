@@ -124,6 +124,7 @@ def test_discover_tabs_orders_by_order_then_name_and_keeps_broken_files(
         ("a_blur", tmp_path / "a_blur.json"), ("b_blur", tmp_path / "b_blur.json"),
         ("aa_broken", tmp_path / "aa_broken.json")]  # a broken file goes last, whatever its name
     assert [load.spec.title for load in loads[:4]] == ["Text to image", "Invert colors", "A blur", "B blur"]
+    assert loads[0].spec.notes == (MISSING_MODEL,)  # checked against the catalogue given
     assert all(load.error is None for load in loads[:4])
     broken = loads[4]
     assert broken.spec is None and isinstance(broken.error, ConfigError)
@@ -155,3 +156,12 @@ def test_a_schema_problem_is_kept_with_every_problem(tmp_path: Path) -> None:
 
 def test_an_empty_folder_has_no_tabs(tmp_path: Path) -> None:
     assert discover_tabs(tmp_path, None) == []
+
+
+def test_broken_files_come_after_every_tab_whatever_its_order(tmp_path: Path) -> None:
+    copy_workflow(tmp_path, "invert", "late", yaml_text="order: 5000\n")
+    copy_workflow(tmp_path, "invert", "early", yaml_text="order: -1\n")
+    (tmp_path / "b_broken.json").write_text("[]")
+    (tmp_path / "a_broken.json").write_text("{}")
+    assert [(load.name, load.spec is None) for load in discover_tabs(tmp_path, None)] == [
+        ("early", False), ("late", False), ("a_broken", True), ("b_broken", True)]

@@ -145,6 +145,8 @@ def test_a_parameter_named_like_a_flat_key_is_the_parameter() -> None:
     with pytest.raises(InputError) as caught:
         prepare(tab_of(odd), {"2-inputs-sigma": 9})  # checked as the parameter, not set raw
     assert str(caught.value) == "2-inputs-sigma: value 9.0 bigger than max of 3"
+    prepared = prepare(tab_of(odd), {"2-inputs-sigma": "0.5"})
+    assert prepared.prompt["2"]["inputs"]["sigma"] == 0.5 and prepared.values == {"2-inputs-sigma": 0.5}
 
 
 def test_flat_target_splits_at_the_first_inputs() -> None:

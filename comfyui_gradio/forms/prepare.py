@@ -67,7 +67,7 @@ def prepare(tab: TabSpec, values: Mapping[str, Any], rng: random.Random | None =
 def _required_reason(param: Param) -> str:
     if not param.is_upload:
         return "is required; give a value"
-    return f"is required; upload {'an' if param.kind[0] in 'aeiou' else 'a'} {param.kind}"
+    return f"is required; upload {'an' if param.kind in ('image', 'audio') else 'a'} {param.kind}"
 
 
 def _check_names(tab: TabSpec, values: Mapping[str, Any]) -> None:
@@ -123,10 +123,10 @@ def _convert(param: Param, value: Any) -> Any:
 
 def _to_int(value: Any) -> int:
     if isinstance(value, bool):
-        raise ValueError(value)
+        raise ValueError
     if isinstance(value, float):
         if not value.is_integer():
-            raise ValueError(value)
+            raise ValueError
         return int(value)
     return int(str(value).strip())
 
@@ -139,7 +139,7 @@ def _to_bool(value: Any) -> bool:
         return True
     if text in ("false", "0", "no", "off"):
         return False
-    raise ValueError(value)
+    raise ValueError
 
 
 def _check_range(param: Param, value: Any) -> None:
