@@ -525,3 +525,276 @@ def test_titles_come_from_the_node_then_the_catalogue() -> None:
     assert toy([], title="Mine")["_meta"] == {"title": "Mine"}
     assert toy([], title="")["_meta"] == {"title": "Toy node"}
     assert toy([], "Bare")["_meta"] == {"title": "Bare"}
+
+
+# ---------------------------------------------------------------------------- following links
+
+CKPT = node(4, "CheckpointLoaderSimple", outputs=[out("MODEL", "MODEL", [1]), out("CLIP", "CLIP"),
+                                                  out("VAE", "VAE", [9])], widgets=["tiny-random-sd15.safetensors"])
+LATENT = node(5, "EmptyLatentImage", outputs=[out("LATENT", "LATENT", [2])], widgets=[512, 512, 1])
+
+
+def bypassed_sampler(node_id: int, model_link: int, latent_link: int, out_link: int) -> dict:
+    return node(node_id, "KSampler", mode=4, inputs=[slot("model", "MODEL", model_link),
+                                                     slot("latent_image", "LATENT", latent_link)],
+                outputs=[out("LATENT", "LATENT", [out_link])], widgets=[1, "fixed", 20, 8, "euler", "normal", 1])
+
+
+def test_a_reroute_hands_the_wanted_type_on_to_a_bypassed_node(catalog: Catalog) -> None:
+    """VAEDecode wants a LATENT; through the Reroute (typed ``*``) the bypassed sampler still picks its
+    LATENT input, not input 0 (MODEL)."""
+    wf = workflow(
+        [CKPT, LATENT, bypassed_sampler(3, 1, 2, 3),
+         node(7, "Reroute", inputs=[slot("", "*", 3)], outputs=[out("", "*", [4])]),
+         node(8, "VAEDecode", inputs=[slot("samples", "LATENT", 4), slot("vae", "VAE", 9)])],
+        [[1, 4, 0, 3, 0, "MODEL"], [2, 5, 0, 3, 3, "LATENT"], [3, 3, 0, 7, 0, "LATENT"], [4, 7, 0, 8, 0, "*"],
+         [9, 4, 2, 8, 1, "VAE"]])
+    assert ui_to_api(wf, catalog)["8"]["inputs"] == {"samples": ["5", 0], "vae": ["4", 2]}
+
+
+def test_two_bypassed_nodes_in_a_row_pass_the_type_of_the_input_taken(catalog: Catalog) -> None:
+    wf = workflow(
+        [CKPT, LATENT, bypassed_sampler(3, 1, 2, 3), bypassed_sampler(6, 5, 3, 4),
+         node(8, "VAEDecode", inputs=[slot("samples", "LATENT", 4), slot("vae", "VAE", 9)])],
+        [[1, 4, 0, 3, 0, "MODEL"], [2, 5, 0, 3, 3, "LATENT"], [3, 3, 0, 6, 3, "LATENT"], [5, 4, 0, 6, 0, "MODEL"],
+         [4, 6, 0, 8, 0, "LATENT"], [9, 4, 2, 8, 1, "VAE"]])
+    assert ui_to_api(wf, catalog) == {
+        "4": {"inputs": {"ckpt_name": "tiny-random-sd15.safetensors"}, "class_type": "CheckpointLoaderSimple",
+              "_meta": {"title": "Load Checkpoint"}},
+        "5": {"inputs": {"width": 512, "height": 512, "batch_size": 1}, "class_type": "EmptyLatentImage",
+              "_meta": {"title": "Empty Latent Image"}},
+        "8": {"inputs": {"samples": ["5", 0], "vae": ["4", 2]}, "class_type": "VAEDecode",
+              "_meta": {"title": "VAE Decode"}},
+    }
+
+
+def test_a_bypassed_node_with_no_input_of_the_type_sends_nothing_even_when_all_are_linked(catalog: Catalog) -> None:
+    wf = workflow(
+        [CKPT, LATENT,
+         node(8, "VAEDecode", mode=4, inputs=[slot("samples", "LATENT", 2), slot("vae", "VAE", 9)],
+              outputs=[out("IMAGE", "IMAGE", [3])]),
+         node(10, "SaveImage", inputs=[slot("images", "IMAGE", 3)], widgets=["x"])],
+        [[2, 5, 0, 8, 0, "LATENT"], [9, 4, 2, 8, 1, "VAE"], [3, 8, 0, 10, 0, "IMAGE"]])
+    assert ui_to_api(wf, catalog)["10"]["inputs"] == {"filename_prefix": "x"}
+
+
+@pytest.mark.parametrize("input_types, expected", [
+    (["IMAGE", "MASK"], ["1", 1]),  # same slot fits
+    (["MASK", "image,mask"], ["1", 1]),  # a comma list and another case still fit
+    (["*", "LATENT"], ["1", 0]),  # slot 1 does not fit; no exact MASK; the first compatible is a wildcard
+    (["", "LATENT"], ["1", 0]),  # a missing type takes anything too
+    (["LATENT", "MASK,IMAGE"], ["1", 1]),
+    (["MASK,LATENT", "LATENT"], ["1", 0]),
+    (["LATENT", "LATENT"], None),
+])
+def test_a_bypassed_node_passes_the_first_input_that_fits(
+    catalog: Catalog, input_types: list[str], expected: list | None
+) -> None:
+    """Output 1 (a MASK) of a bypassed two-input node feeds a MASK input."""
+    wf = workflow(
+        [node(1, "LoadImage", outputs=[out("IMAGE", "IMAGE", [1]), out("MASK", "MASK", [2])], widgets=["a.png"]),
+         node(2, "ImageCompositeMasked", mode=4,
+              inputs=[slot("a", input_types[0], 1), slot("b", input_types[1], 2)],
+              outputs=[out("IMAGE", "IMAGE"), out("MASK", "MASK", [3])]),
+         node(3, "InvertMask", inputs=[slot("mask", "MASK", 3)])],
+        [[1, 1, 0, 2, 0, "IMAGE"], [2, 1, 1, 2, 1, "MASK"], [3, 2, 1, 3, 0, "MASK"]])
+    assert ui_to_api(wf, catalog)["3"]["inputs"] == ({"mask": expected} if expected else {})
+
+
+def test_an_output_type_that_does_not_fit_rules_out_the_same_slot(catalog: Catalog) -> None:
+    """Input 0 takes a MASK, which is wanted, but not the IMAGE of output 0: the exact MASK input passes."""
+    wf = workflow(
+        [node(1, "LoadImage", outputs=[out("IMAGE", "IMAGE", [1]), out("MASK", "MASK", [2])], widgets=["a.png"]),
+         node(2, "MaskToImage", mode=4, inputs=[slot("a", "MASK,LATENT", 1), slot("b", "MASK", 2)],
+              outputs=[out("IMAGE", "IMAGE", [3])]),
+         node(3, "InvertMask", inputs=[slot("mask", "MASK", 3)])],
+        [[1, 1, 0, 2, 0, "IMAGE"], [2, 1, 1, 2, 1, "MASK"], [3, 2, 0, 3, 0, "MASK"]])
+    assert ui_to_api(wf, catalog)["3"]["inputs"] == {"mask": ["1", 1]}
+
+
+@pytest.mark.parametrize("out_slot, inputs, expected", [
+    (1, 2, ["1", 1]),  # a wildcard consumer takes the same slot
+    (1, 1, ["1", 0]),  # or input 0 when there is no such slot
+    (0, 0, None),
+])
+def test_a_wildcard_consumer_takes_the_same_slot_of_a_bypassed_node(
+    catalog: Catalog, out_slot: int, inputs: int, expected: list | None
+) -> None:
+    links = [[1, 1, 0, 2, 0, "IMAGE"], [2, 1, 1, 2, 1, "MASK"]][:inputs]
+    wf = workflow(
+        [node(1, "LoadImage", outputs=[out("IMAGE", "IMAGE", [1]), out("MASK", "MASK", [2])], widgets=["a.png"]),
+         node(2, "ImageCompositeMasked", mode=4,
+              inputs=[slot("a", "IMAGE", 1), slot("b", "MASK", 2)][:inputs],
+              outputs=[out("IMAGE", "IMAGE"), out("MASK", "MASK", [3])]),
+         node(3, "PreviewAny", inputs=[slot("source", "*", 3)])],
+        [*links, [3, 2, out_slot, 3, 0, "*"]])
+    assert ui_to_api(wf, catalog)["3"]["inputs"] == ({"source": expected} if expected else {})
+
+
+def test_links_that_end_nowhere_leave_the_input_out(catalog: Catalog) -> None:
+    wf = workflow(
+        [node(1, "Reroute", inputs=[], outputs=[out("", "IMAGE", [1])]),
+         node(2, "Reroute", inputs=[slot("", "*")], outputs=[out("", "IMAGE", [2])]),
+         node(3, "GetNode", outputs=[out("IMAGE", "IMAGE", [3])], widgets=["nobody set me"]),
+         node(4, "ImageBatch", inputs=[slot("image1", "IMAGE", 1), slot("image2", "IMAGE", 2)]),
+         node(5, "ImageBatch", inputs=[slot("image1", "IMAGE", 3), slot("image2", "IMAGE", 4)]),
+         node(6, "Note", outputs=[out("", "IMAGE", [5])]),
+         node(7, "ImageInvert", inputs=[slot("image", "IMAGE", 5)])],
+        [[1, 1, 0, 4, 0, "IMAGE"], [2, 2, 0, 4, 1, "IMAGE"], [3, 3, 0, 5, 0, "IMAGE"], [4, 99, 0, 5, 1, "IMAGE"],
+         [5, 6, 0, 7, 0, "IMAGE"]])
+    prompt = ui_to_api(wf, catalog)
+    assert {k: v["inputs"] for k, v in prompt.items()} == {"4": {}, "5": {}, "7": {}}
+
+
+def test_an_unlinked_socket_before_a_linked_one_is_skipped(catalog: Catalog) -> None:
+    wf = workflow(
+        [node(1, "LoadImage", outputs=[out("IMAGE", "IMAGE", [1])], widgets=["a.png"]),
+         node(2, "ImageBatch", inputs=[slot("image1", "IMAGE"), slot("image2", "IMAGE", 1)])],
+        [[1, 1, 0, 2, 1, "IMAGE"]])
+    assert ui_to_api(wf, catalog)["2"]["inputs"] == {"image2": ["1", 0]}
+
+
+def test_a_loop_through_bypassed_nodes_is_reported_with_the_file(catalog: Catalog) -> None:
+    wf = workflow(
+        [node(1, "ImageInvert", mode=4, inputs=[slot("image", "IMAGE", 2)], outputs=[out("IMAGE", "IMAGE", [1, 3])]),
+         node(2, "ImageInvert", mode=4, inputs=[slot("image", "IMAGE", 1)], outputs=[out("IMAGE", "IMAGE", [2])]),
+         node(3, "PreviewImage", inputs=[slot("images", "IMAGE", 3)])],
+        [[1, 1, 0, 2, 0, "IMAGE"], [2, 2, 0, 1, 0, "IMAGE"], [3, 1, 0, 3, 0, "IMAGE"]])
+    with pytest.raises(ConfigError) as caught:
+        ui_to_api(wf, catalog, source="by.json")
+    assert caught.value.problems == [Problem("by.json", "nodes.1", "links form a loop through reroutes or bypassed "
+                                             "nodes; open the workflow in ComfyUI and save it with Export (API)")]
+
+
+def test_a_set_node_with_a_missing_link_warns_with_the_file(
+    catalog: Catalog, caplog: pytest.LogCaptureFixture
+) -> None:
+    wf = workflow(
+        [node(2, "SetNode", inputs=[slot("IMAGE", "IMAGE", 8)], widgets=["source"]),
+         node(3, "GetNode", outputs=[out("IMAGE", "IMAGE", [2])], widgets=["source"]),
+         node(4, "ImageInvert", inputs=[slot("image", "IMAGE", 2)])],
+        [[2, 3, 0, 4, 0, "IMAGE"]])
+    with caplog.at_level("WARNING", logger="comfyui_gradio.forms.convert"):
+        assert ui_to_api(wf, catalog, source="kj.json")["4"]["inputs"] == {}
+    assert caplog.messages == ["kj.json: link 8 is missing from 'links'; the input is left unconnected"]
+
+
+def test_get_nodes_find_the_set_node_by_name(catalog: Catalog) -> None:
+    wf = workflow(
+        [node(1, "LoadImage", outputs=[out("IMAGE", "IMAGE", [1])], widgets=["a.png"]),
+         node(9, "LoadImage", outputs=[out("IMAGE", "IMAGE", [4])], widgets=["b.png"]),
+         node(2, "SetNode", inputs=[slot("IMAGE", "IMAGE", 1)], widgets=["first"]),
+         node(5, "ImageInvert", inputs=[slot("image", "IMAGE", 4)], widgets=["second"]),  # not a setter
+         node(6, "SetNode", inputs=[slot("IMAGE", "IMAGE", 5)], widgets=["second"]),
+         node(3, "GetNode", outputs=[out("IMAGE", "IMAGE", [2])], widgets=["second"]),
+         node(4, "ImageInvert", inputs=[slot("image", "IMAGE", 2)])],
+        [[1, 1, 0, 2, 0, "IMAGE"], [4, 9, 0, 5, 0, "IMAGE"], [5, 9, 0, 6, 0, "IMAGE"], [2, 3, 0, 4, 0, "IMAGE"]])
+    assert ui_to_api(wf, catalog)["4"]["inputs"] == {"image": ["9", 0]}
+
+
+def test_a_server_class_named_like_an_editor_node_is_a_real_node() -> None:
+    server = Catalog({"Note": {"input": {"required": {"text": ["STRING", {}]}}, "display_name": "Server note"},
+                      "Reroute": {"input": {"required": {"value": ["IMAGE", {}]}}},
+                      "Sink": {"input": {"required": {"image": ["IMAGE", {}]}}}})
+    wf = workflow([node(1, "Note", widgets=["hello"]),
+                   node(2, "Reroute", inputs=[slot("value", "IMAGE")], outputs=[out("IMAGE", "IMAGE", [1])]),
+                   node(3, "Sink", inputs=[slot("image", "IMAGE", 1)])], [[1, 2, 0, 3, 0, "IMAGE"]])
+    assert ui_to_api(wf, server) == {
+        "1": {"inputs": {"text": "hello"}, "class_type": "Note", "_meta": {"title": "Server note"}},
+        "2": {"inputs": {}, "class_type": "Reroute", "_meta": {"title": "Reroute"}},
+        "3": {"inputs": {"image": ["2", 0]}, "class_type": "Sink", "_meta": {"title": "Sink"}},
+    }
+
+
+def test_a_primitive_node_feeds_widgets_only(catalog: Catalog) -> None:
+    """Its value reaches the widget it is linked to, not a plain socket; one without a value feeds nothing."""
+    wf = workflow(
+        [node(1, "PrimitiveNode", outputs=[{"name": "INT", "type": "INT", "links": [1, 2, 3, 9]}], widgets=[64]),
+         node(2, "PrimitiveNode", outputs=[{"name": "INT", "type": "INT", "links": [4]}], widgets=[]),
+         node(3, "PrimitiveNode", outputs=[{"name": "INT", "type": "INT", "links": [5]}]),
+         node(5, "EmptyLatentImage", inputs=[slot("width", "INT", 1, widget=True), slot("height", "INT", 4,
+                                                                                       widget=True),
+                                             slot("batch_size", "INT", 5, widget=True)],
+              widgets=[512, 512, 1]),
+         node(6, "EmptyImage", inputs=[{"name": "width", "type": "INT", "link": 2}], widgets=[8, 8, 1, 0]),
+         node(7, "EmptyImage", inputs=[slot("width", "INT", 3, widget=True)], widgets=[8, 8, 1, 0])],
+        [[1, 1, 0, 5, 0, "INT"], [4, 2, 0, 5, 1, "INT"], [5, 3, 0, 5, 2, "INT"], [2, 1, 0, 6, 0, "INT"],
+         [3, 1, 0, 7, 0, "INT"]])
+    prompt = ui_to_api(wf, catalog)
+    assert prompt["5"]["inputs"] == {"width": 64, "height": 512, "batch_size": 1}
+    assert prompt["6"]["inputs"] == {"width": 8, "height": 8, "batch_size": 1, "color": 0}
+    assert prompt["7"]["inputs"] == {"width": 64, "height": 8, "batch_size": 1, "color": 0}
+    assert set(prompt) == {"5", "6", "7"}
+
+
+def test_a_primitive_node_linked_to_a_missing_node_is_ignored(catalog: Catalog) -> None:
+    wf = workflow([node(1, "PrimitiveNode", outputs=[{"name": "INT", "type": "INT", "links": [1]}], widgets=[64]),
+                   node(2, "PrimitiveNode", outputs=[{"name": "INT", "type": "INT", "links": [2]}], widgets=[64])],
+                  [[1, 1, 0, 77, 0, "INT"]])
+    assert ui_to_api(wf, catalog) == {}
+
+
+def test_a_primitive_list_value_is_boxed(catalog: Catalog) -> None:
+    wf = workflow(
+        [node(1, "PrimitiveNode", outputs=[{"name": "STRING", "type": "STRING", "links": [1]}], widgets=[["a", "b"]]),
+         node(2, "PrimitiveString", inputs=[slot("value", "STRING", 1, widget=True)], widgets=["x"])],
+        [[1, 1, 0, 2, 0, "STRING"]])
+    assert ui_to_api(wf, catalog)["2"]["inputs"] == {"value": {"__value__": ["a", "b"]}}
+
+
+# ---------------------------------------------------------------------------- more refusals
+
+
+def test_an_older_group_node_and_one_whose_table_was_lost_are_refused(catalog: Catalog) -> None:
+    wf = workflow([node(1, "workflow/Upscaler")], [])
+    with pytest.raises(ConfigError) as caught:
+        ui_to_api(wf, catalog, source="g.json")
+    assert str(caught.value) == (
+        "g.json: nodes.1: 'workflow/Upscaler' is a group node ('Upscaler'), which cannot be converted here; open the "
+        "workflow in ComfyUI and save it with Export (API), or convert the group node back to nodes and save the "
+        "workflow again")
+
+
+def test_a_workflow_class_missing_from_the_group_table_is_a_missing_custom_node(catalog: Catalog) -> None:
+    wf = workflow([node(1, "workflow>Other", title="Odd")], [], extra={"groupNodes": {"Upscaler": {}}},
+                  definitions=["not", "a", "mapping"])
+    with pytest.raises(ConfigError) as caught:
+        ui_to_api(wf, catalog, source="g.json")
+    assert [p.reason for p in caught.value.problems] == [
+        "'Odd' uses node class 'workflow>Other', which this ComfyUI server does not have (custom node not "
+        "installed?); install the custom node that provides it and restart ComfyUI, or open the workflow in "
+        "ComfyUI and save it with Export (API)"]
+
+
+@pytest.mark.parametrize("bad_node, key", [
+    ("not a node", "nodes[1]"), ({"type": "KSampler"}, "nodes[1]"), ({"id": 2, "type": 7}, "nodes[1]"),
+    ({"id": 2}, "nodes[1]"),
+])
+def test_a_malformed_node_is_refused(catalog: Catalog, bad_node: Any, key: str) -> None:
+    wf = {"nodes": [node(1, "Note"), bad_node], "links": []}
+    with pytest.raises(ConfigError) as caught:
+        ui_to_api(wf, catalog, source="n.json")
+    assert caught.value.problems == [Problem("n.json", key, "a node must be an object with an 'id' and a 'type'")]
+
+
+@pytest.mark.parametrize("bad_link", [
+    {"id": 1, "origin_id": 4, "origin_slot": 0, "target_id": 9},  # no target_slot
+    [1, 4, "0", 9, 0, "IMAGE"], [1, 4, 0, 9, None, "IMAGE"], "1,4,0,9,0",
+])
+def test_a_link_that_cannot_be_read_is_refused(catalog: Catalog, bad_link: Any) -> None:
+    wf = {"nodes": [node(9, "SaveImage")], "links": [[2, 4, 0, 9, 0, "IMAGE"], bad_link]}
+    with pytest.raises(ConfigError) as caught:
+        ui_to_api(wf, catalog, source="l.json")
+    assert caught.value.problems == [Problem("l.json", "links[1]", f"cannot read link {bad_link!r}; open the "
+                                             "workflow in ComfyUI and save it with Export (API)")]
+
+
+def test_a_workflow_without_links_converts(catalog: Catalog) -> None:
+    assert ui_to_api({"nodes": [node(9, "SaveImage", widgets=["p"])]}, catalog) == {
+        "9": {"inputs": {"filename_prefix": "p"}, "class_type": "SaveImage", "_meta": {"title": "Save Image"}}}
+
+
+def test_linear_data_of_something_that_is_not_a_workflow_is_none() -> None:
+    assert linear_data([]) is None  # type: ignore[arg-type]
+    assert linear_data({"extra": "x"}) is None
+    assert linear_data({"extra": {"linearData": {"inputs": None, "outputs": None}}}) == {"inputs": [], "outputs": []}

@@ -112,11 +112,10 @@ class _Graph:
 
 @dataclass(frozen=True)
 class _Slot:
-    """One entry of a node's widget list: a real widget (``name``) or a UI-only extra (``name`` None)."""
+    """One entry of a node's widget list: a widget that is sent (its ``spec``) or a UI-only extra."""
 
-    name: str | None
     kind: str  # "widget", "forced", "control", "filter", "upload", "maybe_control"
-    spec: InputSpec | None = None  # for "widget" and "forced"
+    spec: InputSpec | None = None  # the input of a "widget"
 
 
 # ---------------------------------------------------------------------------- public API
@@ -195,7 +194,7 @@ def _parse_links(raw_links: list, source: str) -> Iterator[tuple[Any, _Link]]:
 
 def _node_problems(node: dict, workflow: dict, graph: _Graph, source: str) -> list[Problem]:
     """Why this node cannot be converted; empty when it can (or when it would not be sent anyway)."""
-    if node.get("mode", 0) in (MODE_NEVER, MODE_BYPASS):
+    if node.get("mode") in (MODE_NEVER, MODE_BYPASS):
         return []
     class_type = node["type"]
     if graph.catalog.has_class(class_type) or class_type in VIRTUAL_CLASSES:
@@ -247,7 +246,7 @@ def _is_virtual(node: dict, graph: _Graph) -> bool:
 
 
 def _is_sent(node: dict, graph: _Graph) -> bool:
-    return node.get("mode", 0) not in (MODE_NEVER, MODE_BYPASS) and not _is_virtual(node, graph)
+    return node.get("mode") not in (MODE_NEVER, MODE_BYPASS) and not _is_virtual(node, graph)
 
 
 def _title(node: dict, catalog: Catalog) -> str:
@@ -264,7 +263,7 @@ def _api_node(node: dict, graph: _Graph, primitive_values: dict[str, Any], sourc
     for slot in node.get("inputs") or []:
         if slot.get("link") is None:
             continue
-        origin = _resolve_link(graph, slot["link"], slot.get("type", ""), set(), source)
+        origin = _resolve_link(graph, slot["link"], slot.get("type"), set(), source)
         if origin is not None:
             inputs[slot["name"]] = [origin[0], origin[1]]
     return {"inputs": inputs, "class_type": node["type"], "_meta": {"title": _title(node, graph.catalog)}}
@@ -275,7 +274,7 @@ def _widget_inputs(node: dict, specs: list[InputSpec]) -> dict[str, Any]:
     values = node.get("widgets_values")
     positional = values if isinstance(values, list) else []
     slots = _widget_slots(specs, positional)
-    widgets = [slot.spec for slot in slots if slot.kind == "widget" and slot.spec]
+    widgets = [slot.spec for slot in slots if slot.spec]
     if isinstance(values, dict):
         saved = {spec.name: values[spec.name] for spec in widgets if spec.name in values}
     else:
@@ -295,8 +294,8 @@ def _assign_positional(slots: list[_Slot], values: list) -> dict[str, Any]:
     for position, slot in enumerate(slots):
         if index >= len(values):
             break
-        if slot.kind == "widget":
-            saved[str(slot.name)] = values[index]
+        if slot.spec:
+            saved[slot.spec.name] = values[index]
             index += 1
         elif slot.kind == "forced" or _is_extra_value(slot, values[index], slots[position + 1 :]):
             index += 1
@@ -315,7 +314,7 @@ def _is_extra_value(slot: _Slot, value: Any, following: list[_Slot]) -> bool:
         return value is None or isinstance(value, str)
     if slot.kind == "upload":
         return value is None or value == UPLOAD_BUTTON_VALUE
-    next_widget = next((s.spec for s in following if s.kind == "widget" and s.spec), None)
+    next_widget = next((s.spec for s in following if s.spec), None)
     return value in CONTROL_VALUES and not (next_widget and _accepts(next_widget, value))
 
 
@@ -333,7 +332,7 @@ def _widget_slots(specs: list[InputSpec], values: list) -> list[_Slot]:
     required = [spec for spec in specs if spec.required]
     slots = [slot for spec in required for slot in _slots_for(spec)]
     if any(spec.is_upload for spec in required):
-        slots.append(_Slot(None, "upload"))
+        slots.append(_Slot("upload"))
     slots += [slot for spec in specs if not spec.required for slot in _slots_for(spec)]
     without_forced = [s for s in slots if s.kind != "forced"]
     expected_with_forced = len([s for s in slots if s.kind != "maybe_control"])
@@ -346,12 +345,12 @@ def _slots_for(spec: InputSpec) -> list[_Slot]:
     if not spec.is_editor_widget:
         return []
     if spec.force_input:
-        return [_Slot(spec.name, "forced", spec)]
-    slots = [_Slot(spec.name, "widget", spec)]
+        return [_Slot("forced")]
+    slots = [_Slot("widget", spec)]
     if spec.type == "INT":
-        slots.append(_Slot(None, "control" if spec.has_control else "maybe_control"))
+        slots.append(_Slot("control" if spec.has_control else "maybe_control"))
     elif spec.type == "COMBO" and spec.has_control:
-        slots += [_Slot(None, "control"), _Slot(None, "filter")]
+        slots += [_Slot("control"), _Slot("filter")]
     return slots
 
 
@@ -392,9 +391,9 @@ def _resolve_output(
     node = graph.nodes.get(node_id)
     if node is None:
         return None
-    if node.get("mode", 0) == MODE_BYPASS:
+    if node.get("mode") == MODE_BYPASS:
         index = _bypass_input_index(node, slot, want_type)
-        return None if index < 0 else _resolve_input(graph, node, index, None, seen, source)
+        return None if index is None else _resolve_input(graph, node, index, None, seen, source)
     if not _is_virtual(node, graph):
         return (node_id, slot)
     if node["type"] in PASSTHROUGH_CLASSES:
@@ -411,33 +410,32 @@ def _resolve_input(
     inputs = node.get("inputs") or []
     if index >= len(inputs) or inputs[index].get("link") is None:
         return None
-    slot_type = want_type if want_type is not None else inputs[index].get("type", "")
+    slot_type = want_type if want_type is not None else inputs[index].get("type")
     return _resolve_link(graph, inputs[index]["link"], slot_type, seen, source)
 
 
-def _bypass_input_index(node: dict, slot: int, want_type: Any) -> int:
+def _bypass_input_index(node: dict, slot: int, want_type: Any) -> int | None:
     """Which input a bypassed node passes to output ``slot``: same index if the types fit, else the
-    first input of exactly ``want_type``, else the first compatible one; -1 if none."""
+    first input of exactly ``want_type``, else the first compatible one; None if none. A wildcard
+    ``want_type`` takes the same index, else input 0."""
     inputs = node.get("inputs") or []
     outputs = node.get("outputs") or []
-    output_type = outputs[slot].get("type", "") if slot < len(outputs) else ""
-    if want_type in ("*", ""):
-        return slot if len(inputs) > slot else (0 if inputs else -1)
+    output_type = outputs[slot].get("type") if slot < len(outputs) else None
+    if not want_type or want_type == "*":
+        return slot if len(inputs) > slot else 0
     fits = [_compatible(i.get("type"), output_type) and _compatible(i.get("type"), want_type) for i in inputs]
     if slot < len(inputs) and fits[slot]:
         return slot
     exact = [i for i, entry in enumerate(inputs) if entry.get("type") == want_type]
-    return exact[0] if exact else next((i for i, ok in enumerate(fits) if ok), -1)
+    return exact[0] if exact else next((i for i, ok in enumerate(fits) if ok), None)
 
 
 def _compatible(a: Any, b: Any) -> bool:
-    """LiteGraph.isValidConnection: equal, wildcard, or overlapping comma-separated type lists."""
-    a = 0 if a in ("", "*") else a
-    b = 0 if b in ("", "*") else b
-    if not a or not b or a == b:
+    """LiteGraph.isValidConnection: a missing or ``*`` type takes anything; else the comma-separated
+    type lists overlap, ignoring case."""
+    if not a or not b or "*" in (a, b):
         return True
-    left, right = str(a).lower().split(","), str(b).lower().split(",")
-    return any(x == y for x in left for y in right)
+    return bool(set(str(a).lower().split(",")) & set(str(b).lower().split(",")))
 
 
 def _setter_for(getter: dict, graph: _Graph) -> dict | None:
