@@ -448,6 +448,10 @@ TOY = Catalog({
     },
     "Bare": {"input": {"required": {"choice": ["COMBO", {}], "ratio": ["FLOAT", {}], "seed": ["INT", {}],
                                     "fixed_seed": ["INT", {"control_after_generate": False}]}}},
+    "Defaults": {"input": {"required": {"pick": [["p", "q"], {"default": "q"}],
+                                        "many": [["p", "q"], {"multiselect": True, "default": ["q"]}],
+                                        "blank": [["p", "q"], {"default": ""}], "n": ["INT", {"default": 4}],
+                                        "text": ["STRING", {"default": "hi"}], "on": ["BOOLEAN", {}]}}},
     "Upload": {"input": {"required": {"file": [["a.mp4"], {"video_upload": True}]},
                          "optional": {"fps": ["FLOAT", {"default": 8.0}]}}},
 })
@@ -494,6 +498,11 @@ def test_widgets_without_saved_values_take_the_frontends_defaults() -> None:
     bare = toy([], "Bare")
     assert bare == {"inputs": {"ratio": 0, "seed": 0, "fixed_seed": 0}, "class_type": "Bare",
                     "_meta": {"title": "Bare"}}  # a COMBO with no choices has no value to send
+
+
+def test_catalogue_defaults_come_before_the_frontends(catalog: Catalog) -> None:
+    assert toy([], "Defaults")["inputs"] == {"pick": "q", "many": {"__value__": ["q"]}, "blank": "p", "n": 4,
+                                             "text": "hi", "on": False}
 
 
 def test_a_saved_none_is_sent_as_none() -> None:
