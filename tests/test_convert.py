@@ -396,15 +396,15 @@ def test_malformed_link_is_refused(catalog: Catalog) -> None:
 @pytest.mark.parametrize(
     "saved",
     [
-        ["a cat", "sd3.5-large", "1:1", "None", 4, 123, "fixed", 0.5],  # new frontend: forceInput has no widget
-        ["a cat", "sd3.5-large", "1:1", "None", 4, 123, "fixed", "", 0.5],  # old frontend: a converted widget
+        ["a cat", "sd3.5-large", "1:1", "None", 4, 123, "fixed", 0.75],  # new frontend: forceInput has no widget
+        ["a cat", "sd3.5-large", "1:1", "None", 4, 123, "fixed", "", 0.75],  # old frontend: a converted widget
     ],
 )
 def test_force_input_widgets_in_old_and_new_saves(catalog: Catalog, saved: list) -> None:
     wf = workflow([node(1, "StabilityStableImageSD_3_5Node", outputs=[out("IMAGE", "IMAGE")], widgets=saved)], [])
     assert ui_to_api(wf, catalog)["1"]["inputs"] == {
         "prompt": "a cat", "model": "sd3.5-large", "aspect_ratio": "1:1", "style_preset": "None", "cfg_scale": 4,
-        "seed": 123, "image_denoise": 0.5}
+        "seed": 123, "image_denoise": 0.75}
 
 
 def test_kjnodes_get_node_reads_its_set_node(catalog: Catalog) -> None:
@@ -452,6 +452,8 @@ TOY = Catalog({
                                         "many": [["p", "q"], {"multiselect": True, "default": ["q"]}],
                                         "blank": [["p", "q"], {"default": ""}], "n": ["INT", {"default": 4}],
                                         "text": ["STRING", {"default": "hi"}], "on": ["BOOLEAN", {}]}}},
+    "Forced": {"input": {"required": {"n": ["INT", {}], "s": ["STRING", {"forceInput": True}]},
+                         "optional": {"f": ["FLOAT", {}]}}},
     "Upload": {"input": {"required": {"file": [["a.mp4"], {"video_upload": True}]},
                          "optional": {"fps": ["FLOAT", {"default": 8.0}]}}},
 })
@@ -475,7 +477,7 @@ def test_a_control_word_after_an_int_without_control_is_skipped_unless_the_next_
     fixed_is_a_word = Catalog({"T": {"input": {"required": {"n": ["INT", {}], "s": ["STRING", {}]}}}})
     wf = workflow([node(1, "T", widgets=[2, "fixed"])], [])
     assert ui_to_api(wf, fixed_is_a_word)["1"]["inputs"] == {"n": 2, "s": "fixed"}
-    choice_word = Catalog({"T": {"input": {"required": {"n": ["INT", {}], "c": [["fixed", "other"], {}]}}}})
+    choice_word = Catalog({"T": {"input": {"required": {"n": ["INT", {}], "c": [["other", "fixed"], {}]}}}})
     assert ui_to_api(wf, choice_word)["1"]["inputs"] == {"n": 2, "c": "fixed"}
     other_choice = Catalog({"T": {"input": {"required": {"n": ["INT", {}], "c": [["other"], {}]}}}})
     assert ui_to_api(workflow([node(1, "T", widgets=[2, "fixed", "other"])], []), other_choice)["1"]["inputs"] == {
@@ -516,6 +518,12 @@ def test_seed_named_ints_have_a_control_unless_the_catalogue_says_not() -> None:
     assert toy(["a", 1.5, 7, 9, 3], "Bare")["inputs"] == expected  # saved before seeds had a control
     assert toy(["a", 1.5, 7, None, 9, True], "Bare")["inputs"] == expected
     assert toy(["a", 1.5, 7, "fixed", 9, "fixed"], "Bare")["inputs"] == expected
+
+
+def test_a_force_input_slot_is_counted_without_the_controls_an_int_may_lack() -> None:
+    """Old frontends saved a value for ``s``; the words after an INT without a control do not count."""
+    assert toy([5, "", 0.5], "Forced")["inputs"] == {"n": 5, "f": 0.5}
+    assert toy([5, 0.5], "Forced")["inputs"] == {"n": 5, "f": 0.5}
 
 
 def test_the_upload_button_follows_the_required_widgets_of_a_video_loader() -> None:
@@ -798,6 +806,19 @@ def test_a_link_that_cannot_be_read_is_refused(catalog: Catalog, bad_link: Any) 
                                              "workflow in ComfyUI and save it with Export (API)")]
 
 
+def test_problems_name_the_workflow_even_without_a_source(catalog: Catalog) -> None:
+    with pytest.raises(ConfigError) as caught:
+        ui_to_api({"nodes": [node(1, "Missing")]}, catalog)
+    assert [(p.source, p.key) for p in caught.value.problems] == [("<workflow>", "nodes.1")]
+
+
+def test_links_in_object_form_need_no_type(catalog: Catalog) -> None:
+    wf = workflow([node(1, "LoadImage", outputs=[out("IMAGE", "IMAGE", [1])], widgets=["a.png"]),
+                   node(2, "ImageInvert", inputs=[slot("image", "IMAGE", 1)])], [])
+    wf["links"] = [{"id": 1, "origin_id": 1, "origin_slot": 0, "target_id": 2, "target_slot": 0}]
+    assert ui_to_api(wf, catalog)["2"]["inputs"] == {"image": ["1", 0]}
+
+
 def test_a_workflow_without_links_converts(catalog: Catalog) -> None:
     assert ui_to_api({"nodes": [node(9, "SaveImage", widgets=["p"])]}, catalog) == {
         "9": {"inputs": {"filename_prefix": "p"}, "class_type": "SaveImage", "_meta": {"title": "Save Image"}}}
@@ -807,3 +828,54 @@ def test_linear_data_of_something_that_is_not_a_workflow_is_none() -> None:
     assert linear_data([]) is None  # type: ignore[arg-type]
     assert linear_data({"extra": "x"}) is None
     assert linear_data({"extra": {"linearData": {"inputs": None, "outputs": None}}}) == {"inputs": [], "outputs": []}
+
+
+def test_a_get_node_hands_the_wanted_type_on_through_its_set_node(catalog: Catalog) -> None:
+    wf = workflow(
+        [CKPT, LATENT, bypassed_sampler(3, 1, 2, 3),
+         node(6, "SetNode", inputs=[slot("*", "*", 3)], widgets=["latent"]),
+         node(7, "GetNode", outputs=[out("*", "*", [4])], widgets=["latent"]),
+         node(8, "VAEDecode", inputs=[slot("samples", "LATENT", 4), slot("vae", "VAE", 9)])],
+        [[1, 4, 0, 3, 0, "MODEL"], [2, 5, 0, 3, 3, "LATENT"], [3, 3, 0, 6, 0, "LATENT"], [4, 7, 0, 8, 0, "*"],
+         [9, 4, 2, 8, 1, "VAE"]])
+    assert ui_to_api(wf, catalog)["8"]["inputs"] == {"samples": ["5", 0], "vae": ["4", 2]}
+
+
+def test_a_bypassed_node_without_outputs_passes_its_input(catalog: Catalog) -> None:
+    wf = workflow([node(1, "LoadImage", outputs=[out("IMAGE", "IMAGE", [1])], widgets=["a.png"]),
+                   node(2, "ImageInvert", mode=4, inputs=[slot("image", "IMAGE", 1)]),
+                   node(3, "PreviewImage", inputs=[slot("images", "IMAGE", 2)])],
+                  [[1, 1, 0, 2, 0, "IMAGE"], [2, 2, 0, 3, 0, "IMAGE"]])
+    assert ui_to_api(wf, catalog)["3"]["inputs"] == {"images": ["1", 0]}
+
+
+@pytest.mark.parametrize("input_types, output_type, want, expected", [
+    (["IMAGE", "IMAGE"], "*", "MASK", None),  # a wildcard output does not make an IMAGE input fit a MASK
+    (["IMAGE", "MASK"], "MASK", "LATENT,MASK", ["1", 1]),  # the wanted type is a list too
+    (["MASK"], "MASK", "MASK", ["1", 0]),  # output 1 has no input 1: the exact match is input 0
+])
+def test_a_bypassed_node_checks_both_the_output_and_the_wanted_type(
+    catalog: Catalog, input_types: list[str], output_type: str, want: str, expected: list | None
+) -> None:
+    inputs = [slot("a", input_types[0], 1), *([slot("b", input_types[1], 2)] if len(input_types) > 1 else [])]
+    wf = workflow(
+        [node(1, "LoadImage", outputs=[out("IMAGE", "IMAGE", [1]), out("MASK", "MASK", [2])], widgets=["a.png"]),
+         node(2, "ImageCompositeMasked", mode=4, inputs=inputs,
+              outputs=[out("IMAGE", "IMAGE"), out("OUT", output_type, [3])]),
+         node(3, "InvertMask", inputs=[slot("mask", want, 3)])],
+        [[1, 1, 0, 2, 0, "IMAGE"], [2, 1, 1, 2, 1, "MASK"], [3, 2, 1, 3, 0, want]])
+    assert ui_to_api(wf, catalog)["3"]["inputs"] == ({"mask": expected} if expected else {})
+
+
+def test_only_primitive_nodes_write_into_widgets(catalog: Catalog) -> None:
+    """A GetNode with no SetNode linked into a widget leaves the widget's own value; a PrimitiveNode saved
+    with a dict, or linked where the target does not list the link, writes nothing."""
+    wf = workflow(
+        [node(1, "GetNode", outputs=[out("INT", "INT", [1])], widgets=["nobody"]),
+         node(2, "PrimitiveNode", outputs=[out("INT", "INT", [2])], widgets={"value": 64}),
+         node(3, "PrimitiveNode", outputs=[out("INT", "INT", [3])], widgets=[32]),
+         node(5, "EmptyLatentImage", inputs=[slot("width", "INT", 1, widget=True), slot("height", "INT", 2,
+                                                                                       widget=True)],
+              widgets=[512, 256, 1])],
+        [[1, 1, 0, 5, 0, "INT"], [2, 2, 0, 5, 1, "INT"], [3, 3, 0, 5, 2, "INT"]])
+    assert ui_to_api(wf, catalog)["5"]["inputs"] == {"width": 512, "height": 256, "batch_size": 1}

@@ -165,3 +165,9 @@ def test_broken_files_come_after_every_tab_whatever_its_order(tmp_path: Path) ->
     (tmp_path / "a_broken.json").write_text("{}")
     assert [(load.name, load.spec is None) for load in discover_tabs(tmp_path, None)] == [
         ("early", False), ("late", False), ("a_broken", True), ("b_broken", True)]
+
+
+def test_tabs_of_the_same_order_are_sorted_by_their_names(tmp_path: Path) -> None:
+    for name in ("a-b", "a", "b"):
+        copy_workflow(tmp_path, "blur", name)
+    assert [load.name for load in discover_tabs(tmp_path, None)] == ["a", "a-b", "b"]

@@ -99,8 +99,7 @@ EXPORT_HINT = "open the workflow in ComfyUI and save it with Export (API)"
 class _Link:
     origin: str
     origin_slot: int
-    target: str
-    target_slot: int
+    target: str  # the target slot is not needed: an input names its link
 
 
 @dataclass(frozen=True)
@@ -114,7 +113,7 @@ class _Graph:
 class _Slot:
     """One entry of a node's widget list: a widget that is sent (its ``spec``) or a UI-only extra."""
 
-    kind: str  # "widget", "forced", "control", "filter", "upload", "maybe_control"
+    kind: str = "widget"  # or "forced", "control", "filter", "upload", "maybe_control"
     spec: InputSpec | None = None  # the input of a "widget"
 
 
@@ -188,8 +187,8 @@ def _parse_links(raw_links: list, source: str) -> Iterator[tuple[Any, _Link]]:
             raw = [raw["id"], raw["origin_id"], raw["origin_slot"], raw["target_id"], raw["target_slot"]]
         if not (isinstance(raw, list) and len(raw) >= 5 and all(isinstance(raw[i], int) for i in (2, 4))):
             raise ConfigError([Problem(source, f"links[{index}]", f"cannot read link {raw!r}; {EXPORT_HINT}")])
-        link_id, origin, origin_slot, target, target_slot = raw[:5]
-        yield link_id, _Link(str(origin), origin_slot, str(target), target_slot)
+        link_id, origin, origin_slot, target = raw[:4]
+        yield link_id, _Link(str(origin), origin_slot, str(target))
 
 
 def _node_problems(node: dict, workflow: dict, graph: _Graph, source: str) -> list[Problem]:
@@ -346,7 +345,7 @@ def _slots_for(spec: InputSpec) -> list[_Slot]:
         return []
     if spec.force_input:
         return [_Slot("forced")]
-    slots = [_Slot("widget", spec)]
+    slots = [_Slot(spec=spec)]
     if spec.type == "INT":
         slots.append(_Slot("control" if spec.has_control else "maybe_control"))
     elif spec.type == "COMBO" and spec.has_control:
