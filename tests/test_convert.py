@@ -486,6 +486,12 @@ def test_a_control_word_after_an_int_without_control_is_skipped_unless_the_next_
     assert ui_to_api(wf, at_the_end)["1"]["inputs"] == {"n": 2}
 
 
+def test_a_list_where_a_control_word_may_be_is_a_value() -> None:
+    """A list (unhashable) after an INT, or where a combo's control is, is read as the next widget's value."""
+    assert toy(["hi", 5, ["b"]])["inputs"]["pick"] == {"__value__": ["b"]}
+    assert toy(["hi", 5, "b", [1], 2])["inputs"]["flag"] == {"__value__": [1]}
+
+
 def test_the_control_and_filter_of_a_combo_are_skipped_only_when_they_look_like_theirs() -> None:
     assert toy(["hi", 5, "b", None, None, True])["inputs"]["flag"] is True
     assert toy(["hi", 5, "b", True, "a*", False])["inputs"]["flag"] is False

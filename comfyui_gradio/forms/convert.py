@@ -308,13 +308,18 @@ def _is_extra_value(slot: _Slot, value: Any, following: list[_Slot]) -> bool:
     class had that extra widget); an INT without a declared control only skips a control word.
     """
     if slot.kind == "control":
-        return value is None or isinstance(value, bool) or value in CONTROL_VALUES
+        return value is None or isinstance(value, bool) or _is_control_word(value)
     if slot.kind == "filter":
         return value is None or isinstance(value, str)
     if slot.kind == "upload":
         return value is None or value == UPLOAD_BUTTON_VALUE
     next_widget = next((s.spec for s in following if s.spec), None)
-    return value in CONTROL_VALUES and not (next_widget and _accepts(next_widget, value))
+    return _is_control_word(value) and not (next_widget and _accepts(next_widget, value))
+
+
+def _is_control_word(value: Any) -> bool:
+    """``"fixed"``, ``"increment"``, ``"decrement"`` or ``"randomize"`` (any value may be unhashable)."""
+    return isinstance(value, str) and value in CONTROL_VALUES
 
 
 def _accepts(spec: InputSpec, value: Any) -> bool:
