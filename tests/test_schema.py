@@ -190,7 +190,8 @@ def test_a_tab_carries_the_versions_of_the_files_it_was_built_from(tmp_path: Pat
     ("order: first\n", ["order: must be a whole number (tabs are sorted by it), not 'first'"]),
     ("order: true\n", ["order: must be a whole number (tabs are sorted by it), not True"]),
     ("outputs: [a]\n", ["outputs: must be a mapping of names to settings, not list"]),
-    ("inputs:\n  runs: {node: '3', input: steps}\n", ["inputs.runs: the name 'runs' is reserved by the app; choose another"]),
+    ("inputs:\n  runs: {node: '3', input: steps}\n",
+     ["inputs.runs: the name 'runs' is reserved by the app; choose another"]),
     ("inputs:\n  seed_mode: {node: '3', input: steps}\n",
      ["inputs.seed_mode: the name 'seed_mode' is reserved by the app; choose another"]),
     ("inputs:\n  _steps: {node: '3', input: steps}\n",
@@ -204,7 +205,8 @@ def test_a_tab_carries_the_versions_of_the_files_it_was_built_from(tmp_path: Pat
     ("inputs:\n  steps: {label: Steps}\n", ["inputs.steps: missing required key 'node' and 'input'"]),
     ("inputs:\n  steps: {input: steps}\n", ["inputs.steps: missing required key 'node'"]),
     ("inputs:\n  steps: {node: '3', input: steps, widget: knob}\n",
-     ["inputs.steps: widget 'knob' is not one of: textbox, number, slider, dropdown, checkbox, image, video, audio"]),
+     ["inputs.steps.widget: must be one of: textbox, number, slider, dropdown, checkbox, image, video, audio, "
+      "not 'knob'"]),
     ("inputs:\n  cfg: {node: '3', input: cfg, randomize: true}\n",
      ["inputs.cfg: randomize only applies to whole-number inputs such as a seed"]),
     ("inputs:\n  steps: {node: '3', input: steps, minimum: 10, default: 5}\n",
@@ -227,6 +229,33 @@ def test_a_tab_carries_the_versions_of_the_files_it_was_built_from(tmp_path: Pat
 def test_each_problem_names_its_key(tmp_path: Path, catalog: Catalog, yaml_text: str, expected: list[str]) -> None:
     path = write_pair(tmp_path, yaml_text)
     assert problems(path, catalog) == [f"{tmp_path}/txt2img.yaml: {line}" for line in expected]
+
+
+def test_settings_of_the_wrong_type_are_reported_by_key_not_raised(tmp_path: Path, catalog: Catalog) -> None:
+    path = write_pair(tmp_path, """
+inputs:
+  steps: {node: '3', input: steps, widget: [slider], lines: many, minimum: low, maximum: '9', step: 0}
+  cfg: {node: '3', input: cfg, choices: euler, randomize: 'no', advanced: 1, required: null, label: 5, info: [a]}
+  seed: {node: '3', input: seed, lines: 1.5}
+  denoise: {node: '3', input: denoise, lines: 0, step: 0.05, minimum: 0, maximum: 1.0}
+""")
+    src = f"{tmp_path}/txt2img.yaml"
+    assert problems(path, catalog) == [
+        f"{src}: inputs.steps.lines: must be a whole number of lines, 1 or more, not 'many'",
+        f"{src}: inputs.steps.minimum: must be a number, not 'low'",
+        f"{src}: inputs.steps.maximum: must be a number, not '9'",
+        f"{src}: inputs.steps.step: must be a number above 0, not 0",
+        f"{src}: inputs.steps.widget: must be one of: textbox, number, slider, dropdown, checkbox, image, video, "
+        "audio, not ['slider']",
+        f"{src}: inputs.cfg.label: must be text, not 5",
+        f"{src}: inputs.cfg.info: must be text, not ['a']",
+        f"{src}: inputs.cfg.choices: must be a list of choices, not 'euler'",
+        f"{src}: inputs.cfg.randomize: must be true or false, not 'no'",
+        f"{src}: inputs.cfg.advanced: must be true or false, not 1",
+        f"{src}: inputs.cfg.required: must be true or false, not None",
+        f"{src}: inputs.seed.lines: must be a whole number of lines, 1 or more, not 1.5",
+        f"{src}: inputs.denoise.lines: must be a whole number of lines, 1 or more, not 0",
+    ]
 
 
 def test_the_bounds_a_schema_keeps_inside_the_servers_range_are_allowed(tmp_path: Path, catalog: Catalog) -> None:

@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import hashlib
 import keyword
+import operator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import yaml
 
@@ -210,10 +211,17 @@ class _SchemaChecker:
             return None
         count = len(self.problems)
         self._unknown_keys(key, entry, INPUT_KEYS)
+        self._setting_types(key, entry)
         targets = self._targets(key, entry)
         if not targets or len(self.problems) > count:
             return None
         return self._typed_param(key, name, entry, targets)
+
+    def _setting_types(self, key: str, entry: dict[str, Any]) -> None:
+        """Each setting of an input holds the type it needs (``SETTING_TYPES``)."""
+        for setting, (valid, expected) in SETTING_TYPES.items():
+            if setting in entry and not valid(entry[setting]):
+                self.problem(f"{key}.{setting}", f"must be {expected}, not {entry[setting]!r}")
 
     def _targets(self, key: str, entry: dict[str, Any]) -> list[tuple[str, str]]:
         if "node" not in entry or "input" not in entry:
@@ -280,15 +288,14 @@ class _SchemaChecker:
             return param
         server = spec.options if spec else {}
         bounds = {b: entry.get(b, server.get(s)) for b, s in (("minimum", "min"), ("maximum", "max"), ("step", "step"))}
-        for bound, limit, beyond in (("minimum", server.get("min"), _lt), ("maximum", server.get("max"), _gt)):
+        limits = (("minimum", server.get("min"), operator.lt), ("maximum", server.get("max"), operator.gt))
+        for bound, limit, beyond in limits:
             if bound in entry and limit is not None and beyond(entry[bound], limit):
                 self.problem(key, f"{bound} {entry[bound]} is outside the server's range for this input "
                                   f"({server.get('min')} to {server.get('max')})")
         return replace(param, **bounds)
 
     def _check_param(self, key: str, param: Param, *, explicit_choices: bool) -> None:
-        if param.widget and param.widget not in WIDGETS:
-            self.problem(key, f"widget {param.widget!r} is not one of: {', '.join(WIDGETS)}")
         if param.randomize and param.kind != "int":
             self.problem(key, "randomize only applies to whole-number inputs such as a seed")
         default = param.default
@@ -322,12 +329,24 @@ class _SchemaChecker:
         return Output(name, node_id, str(entry.get("label") or name.replace("_", " ").capitalize()))
 
 
-def _lt(a: Any, b: Any) -> bool:
-    return isinstance(a, (int, float)) and a < b
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
-def _gt(a: Any, b: Any) -> bool:
-    return isinstance(a, (int, float)) and a > b
+# What each input setting must hold: (test, what to write instead); node and input are read as text.
+SETTING_TYPES: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "label": (lambda v: isinstance(v, str), "text"),
+    "info": (lambda v: isinstance(v, str), "text"),
+    "lines": (lambda v: _is_number(v) and v == int(v) and v >= 1, "a whole number of lines, 1 or more"),
+    "minimum": (_is_number, "a number"),
+    "maximum": (_is_number, "a number"),
+    "step": (lambda v: _is_number(v) and v > 0, "a number above 0"),
+    "choices": (lambda v: isinstance(v, list), "a list of choices"),
+    "randomize": (lambda v: isinstance(v, bool), "true or false"),
+    "advanced": (lambda v: isinstance(v, bool), "true or false"),
+    "required": (lambda v: isinstance(v, bool), "true or false"),
+    "widget": (lambda v: v in WIDGETS, "one of: " + ", ".join(WIDGETS)),
+}
 
 
 def _kind(spec: InputSpec | None, current: Any, entry: dict[str, Any], class_type: str) -> str:
