@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from comfyui_gradio.forms.catalog import Catalog
-from comfyui_gradio.errors import ConfigError
+from comfyui_gradio.errors import ConfigError, Problem
 from comfyui_gradio.forms.loader import load_tab
 from comfyui_gradio.forms.schema import Output, Param
 from tests.paths import WORKFLOWS
@@ -359,16 +359,76 @@ def test_a_workflow_without_an_output_node_needs_one(tmp_path: Path, catalog: Ca
 
 
 def test_an_output_names_a_node_and_is_labelled(tmp_path: Path, catalog: Catalog) -> None:
-    path = write_pair(tmp_path, "outputs:\n  final_image: {node: Save Image}\n  again: {node: '9', label: Again}\n")
+    path = write_pair(tmp_path, "outputs:\n  final_image: {node: Save Image}\n  again: {node: '9', label: Once more}\n")
     tab = load_tab(path, catalog)
-    assert tab.outputs == (Output("final_image", "9", "Final image"), Output("again", "9", "Again"))
+    assert tab.outputs == (Output("final_image", "9", "Final image"), Output("again", "9", "Once more"))
     assert load_tab(write_pair(tmp_path, "outputs:\n  decoded: {node: '8'}\n"), None).outputs == (
         Output("decoded", "8", "Decoded"),)  # without a catalogue any node may be named
+
+
+def config_problems(path: Path, catalog: Catalog | None = None) -> list[Problem]:
+    with pytest.raises(ConfigError) as caught:
+        load_tab(path, catalog)
+    return caught.value.problems
 
 
 def test_an_unreadable_schema_says_so(tmp_path: Path) -> None:
     path = write_pair(tmp_path, "title: x\n")
     (tmp_path / "txt2img.yaml").unlink()
     (tmp_path / "txt2img.yaml").mkdir()
-    [problem] = problems(path)
-    assert problem.startswith(f"{tmp_path}/txt2img.yaml: cannot be read (")
+    assert config_problems(path) == [Problem(str(tmp_path / "txt2img.yaml"), "", "cannot be read (Is a directory)")]
+
+
+def test_file_level_problems_have_no_key(tmp_path: Path) -> None:
+    source = str(tmp_path / "txt2img.yaml")
+    assert config_problems(write_pair(tmp_path, "- a\n")) == [
+        Problem(source, "", "must be a mapping with keys title, description, order, inputs, outputs")]
+    [problem] = config_problems(write_pair(tmp_path, "a: [\n"))
+    assert (problem.source, problem.key, problem.reason.startswith("is not valid YAML: ")) == (source, "", True)
+    nodes = {"1": {"class_type": "LoadImage", "inputs": {"image": "a.png"}}}
+    (tmp_path / "lonely.json").write_text(json.dumps(nodes))
+    assert config_problems(tmp_path / "lonely.json") == [
+        Problem(str(tmp_path / "lonely.json"), "", "lonely.json has no output node (SaveImage, PreviewImage, ...)")]
+
+
+def test_an_output_node_known_only_to_the_catalogue_is_enough(tmp_path: Path, catalog: Catalog) -> None:
+    nodes = {"1": {"class_type": "LoadImage", "inputs": {"image": "a.png"}},
+             "2": {"class_type": "ImageToMask", "inputs": {"image": ["1", 0], "channel": "red"}},
+             "3": {"class_type": "MaskPreview", "inputs": {"mask": ["2", 0]}}}
+    (tmp_path / "mask.json").write_text(json.dumps(nodes))
+    assert load_tab(tmp_path / "mask.json", catalog).workflow.output_node_ids(catalog) == ["3"]
+
+
+def test_the_title_and_description_come_from_the_schema(catalog: Catalog) -> None:
+    tab = load_tab(WORKFLOWS / "txt2img.json", catalog)
+    assert (tab.title, tab.description) == ("Text to image", "Describe a picture and Stable Diffusion 1.5 paints it.")
+
+
+def test_a_bad_entry_stops_there_with_its_own_problems_only(tmp_path: Path, catalog: Catalog) -> None:
+    path = write_pair(tmp_path, "inputs:\n  steps: {node: '3', input: steps, lable: x, default: 99999}\n"
+                                "  none: {node: [], input: steps}\n")
+    src = f"{tmp_path}/txt2img.yaml"
+    assert problems(path, catalog) == [
+        f"{src}: inputs.steps.lable: unknown key; allowed keys are: node, input, label, info, lines, minimum, "
+        "maximum, step, choices, default, randomize, advanced, required, widget",
+        f"{src}: inputs.none: 'node' must name a node (an id, a title or a class), or a list of them"]
+
+
+def test_an_input_only_the_catalogue_knows_takes_its_default(tmp_path: Path, catalog: Catalog) -> None:
+    nodes = json.loads((WORKFLOWS / "blur.json").read_text())
+    del nodes["2"]["inputs"]["blur_radius"]
+    (tmp_path / "b.json").write_text(json.dumps(nodes))
+    (tmp_path / "b.yaml").write_text("inputs:\n  radius: {node: '2', input: blur_radius}\n"
+                                     "  sigma: {node: '2', input: sigma}\n")
+    tab = load_tab(tmp_path / "b.json", catalog)
+    radius = tab.param("radius")
+    assert (radius.kind, radius.default, radius.minimum, radius.maximum, radius.step, radius.info) == (
+        "int", 1, 1, 31, 1, "")  # ImageBlur's catalogue entry has no tooltip
+    assert tab.param("sigma").step == 0.1
+    assert problems(tmp_path / "b.json") == [
+        f"{tmp_path}/b.yaml: inputs.radius: node '2' has no input 'blur_radius' (its inputs: sigma)"]
+
+
+def test_a_node_with_only_links_gives_no_input_hint(tmp_path: Path) -> None:
+    path = write_pair(tmp_path, "inputs:\n  x: {node: '8', input: strength}\n")
+    assert problems(path) == [f"{tmp_path}/txt2img.yaml: inputs.x: node '8' has no input 'strength'"]

@@ -213,7 +213,7 @@ class _SchemaChecker:
         self._unknown_keys(key, entry, INPUT_KEYS)
         self._setting_types(key, entry)
         targets = self._targets(key, entry)
-        if not targets or len(self.problems) > count:
+        if len(self.problems) > count:
             return None
         return self._typed_param(key, name, entry, targets)
 
@@ -229,12 +229,10 @@ class _SchemaChecker:
             self.problem(key, f"missing required key {' and '.join(repr(m) for m in missing)}")
             return []
         refs = entry["node"] if isinstance(entry["node"], list) else [entry["node"]]
-        targets = []
-        for ref in refs:
-            target = self._target(key, str(ref), str(entry["input"]))
-            if target:
-                targets.append(target)
-        return targets if len(targets) == len(refs) else []
+        if not refs:
+            self.problem(key, "'node' must name a node (an id, a title or a class), or a list of them")
+        targets = [self._target(key, str(ref), str(entry["input"])) for ref in refs]
+        return [target for target in targets if target]
 
     def _target(self, key: str, ref: str, input_name: str) -> tuple[str, str] | None:
         try:
@@ -273,9 +271,9 @@ class _SchemaChecker:
             lines=int(entry.get("lines") or (3 if spec and spec.options.get("multiline") else 1)),
             choices=tuple(entry.get("choices") or (spec.choices if spec else ())),
             strict_choices="choices" in entry,
-            randomize=bool(entry.get("randomize", False)),
-            advanced=bool(entry.get("advanced", False)),
-            required=bool(entry.get("required", False)),
+            randomize=entry.get("randomize", False),
+            advanced=entry.get("advanced", False),
+            required=entry.get("required", False),
             info=str(entry.get("info") or (spec.options.get("tooltip", "") if spec else "")),
             widget=str(entry.get("widget") or ""),
         )
@@ -299,7 +297,7 @@ class _SchemaChecker:
         if param.randomize and param.kind != "int":
             self.problem(key, "randomize only applies to whole-number inputs such as a seed")
         default = param.default
-        if param.kind in ("int", "float") and isinstance(default, (int, float)) and not isinstance(default, bool):
+        if _is_number(default):  # only numbers have bounds (``_bounds``)
             if param.minimum is not None and default < param.minimum:
                 self.problem(key, f"default {default} is below the minimum {param.minimum}")
             if param.maximum is not None and default > param.maximum:
