@@ -163,7 +163,8 @@ def test_video_and_audio_loaders_become_uploads(tmp_path: Path, catalog: Catalog
              "3": {"class_type": "SaveImage", "inputs": {"images": ["2", 0], "filename_prefix": "f"}},
              "4": {"class_type": "LoadAudio", "inputs": {"audio": "a.wav"}}}
     (tmp_path / "media.json").write_text(json.dumps(nodes))
-    (tmp_path / "media.yaml").write_text("inputs:\n  clip: {node: '1', input: file}\n  sound: {node: '4', input: audio}\n")
+    (tmp_path / "media.yaml").write_text("inputs:\n  clip: {node: '1', input: file}\n"
+                                         "  sound: {node: '4', input: audio}\n")
     with_catalog = load_tab(tmp_path / "media.json", catalog)
     assert with_catalog.param("clip").kind == "video"  # video_upload in the server's catalogue
     without = load_tab(tmp_path / "media.json", None)
