@@ -171,3 +171,22 @@ def test_tabs_of_the_same_order_are_sorted_by_their_names(tmp_path: Path) -> Non
     for name in ("a-b", "a", "b"):
         copy_workflow(tmp_path, "blur", name)
     assert [load.name for load in discover_tabs(tmp_path, None)] == ["a", "a-b", "b"]
+
+
+def test_a_ui_format_workflow_is_converted_with_the_catalogue(tmp_path: Path, catalog: Catalog) -> None:
+    shutil.copy(Path(__file__).parent / "data" / "ui_invert_resize.json", tmp_path / "resize.json")
+    tab = load_tab(tmp_path / "resize.json", catalog)
+    assert tab.workflow.source_format == "ui"
+    assert tab.workflow.nodes["6"] == {
+        "inputs": {"upscale_method": "nearest-exact", "width": 40, "height": 48, "crop": "disabled", "image": ["3", 0]},
+        "class_type": "ImageScale", "_meta": {"title": "Resize"}}
+    assert [p.name for p in tab.params] == ["image", "upscale_method", "width", "height", "crop"]
+
+
+def test_an_inferred_form_is_labelled_with_the_catalogues_names(tmp_path: Path, catalog: Catalog) -> None:
+    nodes = json.loads((WORKFLOWS / "blur.json").read_text())
+    for node in nodes.values():
+        node.pop("_meta", None)
+    (tmp_path / "plain.json").write_text(json.dumps(nodes))
+    assert load_tab(tmp_path / "plain.json", catalog).param("width").label == "Upscale Image: width"
+    assert load_tab(tmp_path / "plain.json", None).param("width").label == "ImageScale: width"

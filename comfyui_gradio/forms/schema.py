@@ -35,6 +35,7 @@ INPUT_KEYS = ("node", "input", "label", "info", "lines", "minimum", "maximum", "
               "default", "randomize", "advanced", "required", "widget")  # fmt: skip
 OUTPUT_KEYS = ("node", "label")
 KINDS = ("text", "int", "float", "bool", "choice", *UPLOAD_KINDS)
+DEFAULT_ORDER = 100  # the order of a tab whose schema gives none
 WIDGETS = ("textbox", "number", "slider", "dropdown", "checkbox", *UPLOAD_KINDS)  # a schema's ``widget:``
 # The kind a ``widget:`` fixes; "number" and "slider" keep the kind the catalogue or the value gives.
 KIND_BY_WIDGET = {"textbox": "text", "dropdown": "choice", "checkbox": "bool", **{k: k for k in UPLOAD_KINDS}}
@@ -89,7 +90,7 @@ class TabSpec:
     outputs: tuple[Output, ...]  # empty = every output node of the workflow
     schema_file: Path | None = None
     notes: tuple[str, ...] = field(default_factory=tuple)  # non-fatal remarks shown on the tab
-    order: int = 100  # tabs are shown by order, then by name
+    order: int = DEFAULT_ORDER  # tabs are shown by order, then by name
     versions: dict[str, str | None] = field(default_factory=dict)  # sha256 prefixes of the files it was built from
 
     def param(self, name: str) -> Param | None:
@@ -160,7 +161,7 @@ class _SchemaChecker:
         self.problems.append(Problem(self.source, key, reason))
 
     def tab(self, raw: dict[str, Any], yaml_path: Path | None) -> TabSpec:
-        self._unknown_keys("", raw, TOP_KEYS)
+        self._unknown_keys("", raw, TOP_KEYS)  # top-level keys have no prefix
         params = tuple(p for p in self._params(raw.get("inputs") or {}) if p)
         outputs = tuple(o for o in self._outputs(raw.get("outputs") or {}) if o)
         if not self.workflow.output_node_ids(self.catalog) and not outputs:
@@ -173,20 +174,20 @@ class _SchemaChecker:
             params=params,
             outputs=outputs,
             schema_file=yaml_path,
-            order=self._order(raw.get("order", 100)),
+            order=self._order(raw.get("order", DEFAULT_ORDER)),
         )
 
     def _order(self, value: Any) -> int:
         if isinstance(value, int) and not isinstance(value, bool):
             return value
         self.problem("order", f"must be a whole number (tabs are sorted by it), not {value!r}")
-        return 100
+        return DEFAULT_ORDER
 
-    def _unknown_keys(self, key: str, raw: dict[str, Any], allowed: tuple[str, ...]) -> None:
+    def _unknown_keys(self, prefix: str, raw: dict[str, Any], allowed: tuple[str, ...]) -> None:
+        """A problem at ``prefix + key`` for every key of ``raw`` not ``allowed``."""
         for name in raw:
             if name not in allowed:
-                where = f"{key}.{name}" if key else str(name)
-                self.problem(where, f"unknown key; allowed keys are: {', '.join(allowed)}")
+                self.problem(prefix + str(name), f"unknown key; allowed keys are: {', '.join(allowed)}")
 
     def _mapping(self, key: str, raw: Any) -> dict[str, Any]:
         if isinstance(raw, dict):
@@ -210,7 +211,7 @@ class _SchemaChecker:
             self.problem(key, "must be a mapping with at least 'node' and 'input'")
             return None
         count = len(self.problems)
-        self._unknown_keys(key, entry, INPUT_KEYS)
+        self._unknown_keys(f"{key}.", entry, INPUT_KEYS)
         self._setting_types(key, entry)
         targets = self._targets(key, entry)
         if len(self.problems) > count:
@@ -313,7 +314,7 @@ class _SchemaChecker:
         if not isinstance(entry, dict) or "node" not in entry:
             self.problem(key, "must be a mapping with a 'node' key")
             return None
-        self._unknown_keys(key, entry, OUTPUT_KEYS)
+        self._unknown_keys(f"{key}.", entry, OUTPUT_KEYS)
         try:
             node_id = find_node(self.workflow, str(entry["node"]))
         except LookupError as exc:
