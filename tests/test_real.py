@@ -94,7 +94,7 @@ def test_a_ui_format_workflow_is_typed_by_the_server_and_runs(comfyui_url: str, 
 
     source = ROOT / "tests" / "data" / "ui_invert_resize.json"
     object_info = httpx.get(f"{comfyui_url}/object_info", timeout=30).json()
-    prompt = ui_to_api(json.loads(source.read_text()), object_info)
+    prompt = ui_to_api(json.loads(source.read_text()), Catalog(object_info))
     accepted = httpx.post(f"{comfyui_url}/prompt", json={"prompt": prompt}, timeout=30)
     assert accepted.status_code == 200 and accepted.json()["node_errors"] == {}  # passes real validation
     folder = tmp_path / "workflows"

@@ -2,8 +2,10 @@
 
 A catalogue says, per node class, each input's type (``INT``, ``FLOAT``, ``STRING``, ``BOOLEAN``,
 a COMBO list of choices, or a link type such as ``MODEL``) and its options (``min``, ``max``,
-``step``, ``default``, ``multiline``, ``tooltip``, ``image_upload``). The last catalogue seen is
-cached on disk so that forms can still be built while the server is down.
+``step``, ``default``, ``multiline``, ``tooltip``, ``image_upload``, ``forceInput``,
+``control_after_generate``) and the order of its inputs (``input_order``). ``Catalog`` is the one
+reader of that body: the schema, the checks and the UI-format converter all ask it. The last
+catalogue seen is cached on disk so that forms can still be built while the server is down.
 """
 
 from __future__ import annotations
@@ -14,12 +16,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .vocabulary import OUTPUT_CLASSES, UPLOAD_KINDS, WIDGET_TYPES
+from .vocabulary import EDITOR_WIDGET_TYPES, OUTPUT_CLASSES, SEED_INPUTS, UPLOAD_OPTIONS, WIDGET_TYPES
 
 __all__ = ["Catalog", "InputSpec", "load_cached", "save_cached"]
 
 log = logging.getLogger(__name__)
-
 
 
 @dataclass(frozen=True)
@@ -34,7 +35,25 @@ class InputSpec:
 
     @property
     def is_widget(self) -> bool:
+        """A value typed on the node (INT, FLOAT, STRING, BOOLEAN, COMBO) rather than a link."""
         return self.type in WIDGET_TYPES
+
+    @property
+    def is_editor_widget(self) -> bool:
+        """Whether the ComfyUI editor draws a widget for it (``vocabulary.EDITOR_WIDGET_TYPES``), so
+        a UI save holds its value; ``force_input`` may still show it as a socket."""
+        return self.type in EDITOR_WIDGET_TYPES
+
+    @property
+    def force_input(self) -> bool:
+        """``forceInput``: a widget type the editor shows as a socket only."""
+        return bool(self.options.get("forceInput"))
+
+    @property
+    def has_control(self) -> bool:
+        """Whether the editor adds a "control after generate" widget after this one: the catalogue's
+        ``control_after_generate``, else (older catalogues) an INT named like a seed."""
+        return bool(self.options.get("control_after_generate", self.type == "INT" and self.name in SEED_INPUTS))
 
     @property
     def is_upload(self) -> bool:
@@ -43,15 +62,12 @@ class InputSpec:
 
     @property
     def upload_kind(self) -> str:
-        """"image", "video" or "audio" for an upload input, else ""."""
-        for kind in UPLOAD_KINDS:
-            if self.options.get(f"{kind}_upload"):
-                return kind
-        return ""
+        """"image", "video" or "audio" for an upload input (``vocabulary.UPLOAD_OPTIONS``), else ""."""
+        return next((kind for option, kind in UPLOAD_OPTIONS.items() if self.options.get(option)), "")
 
 
 class Catalog:
-    """Read-only view of an ``/object_info`` body."""
+    """Read-only view of an ``/object_info`` body: the one reader of its class entries."""
 
     def __init__(self, object_info: dict[str, Any], *, stale: bool = False) -> None:
         self.raw = object_info
@@ -69,19 +85,28 @@ class Catalog:
         return bool(info.get("output_node")) if info else class_type in OUTPUT_CLASSES
 
     def inputs(self, class_type: str) -> dict[str, InputSpec]:
-        """Every input of the class in catalogue order (required first), or {} if unknown."""
+        """Every input of the class, required then optional, each part in the catalogue's
+        ``input_order`` (names it does not list follow in declaration order); {} if unknown."""
         if class_type not in self._inputs:
-            sections = self.raw.get(class_type, {}).get("input", {})
-            self._inputs[class_type] = {
-                name: _input_spec(name, entry, section == "required")
-                for section in ("required", "optional") for name, entry in (sections.get(section) or {}).items()}
+            info = self.raw.get(class_type) or {}
+            self._inputs[class_type] = {spec.name: spec for part in ("required", "optional")
+                                        for spec in _section(info, part)}
         return self._inputs[class_type]
 
     def input(self, class_type: str, name: str) -> InputSpec | None:
         return self.inputs(class_type).get(name)
 
 
+def _section(info: dict[str, Any], part: str) -> list[InputSpec]:
+    """The inputs of one part (``required``/``optional``) of a class entry, in ``input_order``."""
+    entries = (info.get("input") or {}).get(part) or {}
+    listed = [name for name in (info.get("input_order") or {}).get(part) or [] if name in entries]
+    names = dict.fromkeys(listed + list(entries))
+    return [_input_spec(name, entries[name], part == "required") for name in names]
+
+
 def _input_spec(name: str, entry: Any, required: bool) -> InputSpec:
+    """``["INT", {...}]``, ``[["a", "b"], {...}]`` (a COMBO) or ``["COMBO", {"options": [...]}]``."""
     kind = entry[0] if isinstance(entry, (list, tuple)) and entry else entry
     options = entry[1] if isinstance(entry, (list, tuple)) and len(entry) > 1 else {}
     options = options if isinstance(options, dict) else {}

@@ -26,6 +26,7 @@ from .catalog import Catalog, InputSpec
 from .convert import is_ui_format
 from ..errors import ConfigError, Problem
 from .schema import TabSpec, build_tab
+from .vocabulary import UPLOAD_BUTTON
 from .workflow import Workflow, is_link, load_workflow
 
 __all__ = ["Finding", "Report", "check_folder", "check_workflow", "node_findings", "tab_findings"]
@@ -46,7 +47,7 @@ MODEL_FOLDERS = {
     "photomaker_model_name": "photomaker", "upscale_model": "upscale_models", "config_name": "configs",
 }  # fmt: skip
 MODEL_EXTENSIONS = (".safetensors", ".ckpt", ".pt", ".pth", ".bin", ".gguf", ".sft", ".onnx", ".yaml")
-UI_ONLY_INPUTS = {"upload"}  # older API exports carry LoadImage's upload button as an input
+UI_ONLY_INPUTS = {UPLOAD_BUTTON}  # older API exports carry LoadImage's upload button as an input
 _SHOWN_CHOICES = 5
 
 

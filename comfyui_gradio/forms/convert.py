@@ -15,21 +15,31 @@ API format (the body of ``POST /prompt``)::
     {"3": {"class_type": "KSampler", "inputs": {"model": ["4", 0], "seed": 156680208700286, ...},
            "_meta": {"title": "KSampler"}}}
 
-The rules follow the ComfyUI frontend (``graphToPrompt`` in ``src/utils/executionUtil.ts`` and
-``ExecutableNodeDTO.resolveInput/resolveOutput`` in litegraph):
+What a node's class looks like comes from the server's catalogue, read by ``catalog.Catalog`` (the
+one reader of ``/object_info``): its inputs in ``input_order``, required then optional, with their
+options. The rules follow the ComfyUI frontend (``graphToPrompt`` in ``src/utils/executionUtil.ts``
+and ``ExecutableNodeDTO.resolveInput/resolveOutput`` in litegraph):
 
 - ``widgets_values`` is positional: entry *i* belongs to the node's *i*-th widget. Widgets are the
-  class's widget inputs (INT, FLOAT, STRING, BOOLEAN, COMBO, a list of choices) in ``input_order``,
-  required then optional, without ``forceInput`` ones. UI-only widgets take a slot but are not sent:
-  the ``control_after_generate`` value after a seed-like INT (``"fixed"``/``"increment"``/
-  ``"decrement"``/``"randomize"``, ``true`` in old files), the control and filter after a COMBO with
-  ``control_after_generate``, and the ``"upload"`` button (value ``"image"``) added after the required
-  inputs of a node with an ``image_upload``/``video_upload`` combo. A dict ``widgets_values`` maps by name.
-  A widget with no saved value gets the class default. List values are sent as ``{"__value__": [...]}``.
+  class's inputs the editor draws as widgets (``vocabulary.EDITOR_WIDGET_TYPES``: INT, FLOAT, STRING,
+  BOOLEAN, COMBO, and the editor's MARKDOWN, WEBCAM, LOAD_3D...), without ``forceInput`` ones (a file
+  from a frontend that drew those as widgets holds a value for each, recognised by its length).
+  UI-only widgets take a slot but are not sent: the control value after an INT with
+  ``control_after_generate`` (or, in older catalogues, named like a seed: ``"fixed"``/``"increment"``/
+  ``"decrement"``/``"randomize"``, ``true`` in old files; after any other INT a control word is
+  skipped only where the next widget could not hold it), the control and filter after a COMBO with
+  ``control_after_generate``, and the upload button (saved as ``"image"``) added after the required
+  inputs of a node with an upload combo (``vocabulary.UPLOAD_OPTIONS``). A value that plainly is not
+  a UI-only widget's (a file saved before the class had it) is not skipped. A dict ``widgets_values``
+  maps by name. A widget with no saved value gets the class default (a COMBO its first choice, a
+  multiselect ``[]``, others 0, ``""`` or false), and is left out when that is None. List values are
+  sent as ``{"__value__": [...]}``.
 - A linked input (``inputs[].link``) becomes ``[origin_id, origin_slot]``, overriding a widget value
   of the same name. Links are followed through Reroutes (and other pass-through virtual nodes) and
   through bypassed nodes (mode 4: output *n* continues from the input of the same slot if its type
-  fits, else the first input of the target's type); a link that ends nowhere leaves the input out.
+  fits, else the first input of exactly the target's type, else the first compatible one), and from
+  a KJNodes GetNode to the input of the SetNode saved with the same name; a link that ends nowhere
+  (or is missing from ``links``, with a warning) leaves the input out.
 - PrimitiveNode feeds its ``widgets_values[0]`` into the widget of every input it is linked to.
 - Muted nodes (mode 2), bypassed nodes and UI-only nodes (Note, MarkdownNote, PrimitiveNode,
   Reroute, ...) are not sent, and inputs linked to a node that is not sent are removed.
@@ -50,7 +60,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import ConfigError, Problem
-from .vocabulary import SEED_INPUTS
+from .catalog import Catalog, InputSpec
 
 __all__ = ["is_ui_format", "linear_data", "ui_to_api"]
 
@@ -58,11 +68,9 @@ logger = logging.getLogger(__name__)
 
 MODE_NEVER = 2
 MODE_BYPASS = 4
-WIDGET_TYPES = frozenset(
-    {"INT", "FLOAT", "STRING", "BOOLEAN", "COMBO", "MARKDOWN", "WEBCAM", "LOAD_3D", "LOAD_3D_ANIMATION"}
-)
 CONTROL_VALUES = frozenset({"fixed", "increment", "decrement", "randomize"})
-UPLOAD_OPTIONS = ("image_upload", "video_upload", "animated_image_upload", "audio_upload")
+UPLOAD_BUTTON_VALUE = "image"  # what the editor saves for the upload button, whatever the file kind
+WIDGET_FALLBACKS = {"INT": 0, "FLOAT": 0, "STRING": "", "BOOLEAN": False}  # a widget's value without a default
 PRIMITIVE_CLASS = "PrimitiveNode"
 PASSTHROUGH_CLASSES = frozenset({"Reroute", "Reroute (rgthree)"})
 UI_ONLY_CLASSES = frozenset(
@@ -91,24 +99,22 @@ EXPORT_HINT = "open the workflow in ComfyUI and save it with Export (API)"
 class _Link:
     origin: str
     origin_slot: int
-    target: str
-    target_slot: int
+    target: str  # the target slot is not needed: an input names its link
 
 
 @dataclass(frozen=True)
 class _Graph:
     nodes: dict[str, dict[str, Any]]  # by str(node id), in file order
     links: dict[Any, _Link]  # by link id as written in the file
-    object_info: dict[str, Any]
+    catalog: Catalog
 
 
 @dataclass(frozen=True)
 class _Slot:
-    """One entry of a node's widget list: a real widget (``name``) or a UI-only extra (``name`` None)."""
+    """One entry of a node's widget list: a widget that is sent (its ``spec``) or a UI-only extra."""
 
-    name: str | None
-    kind: str  # "widget", "forced", "control", "filter", "upload", "maybe_control"
-    spec: tuple[Any, dict[str, Any]] = ("", {})
+    kind: str = "widget"  # or "forced", "control", "filter", "upload", "maybe_control"
+    spec: InputSpec | None = None  # the input of a "widget"
 
 
 # ---------------------------------------------------------------------------- public API
@@ -132,13 +138,14 @@ def linear_data(workflow: dict) -> dict | None:
     return {"inputs": list(data.get("inputs") or []), "outputs": list(data.get("outputs") or [])}
 
 
-def ui_to_api(workflow: dict, object_info: dict, *, source: str = "<workflow>") -> dict[str, dict]:
+def ui_to_api(workflow: dict, catalog: Catalog, *, source: str = "<workflow>") -> dict[str, dict]:
     """The API-format prompt ComfyUI's frontend would queue for ``workflow``.
 
-    ``object_info`` is the server's ``GET /object_info`` body. Raises ``ConfigError`` listing every
-    node that cannot be converted (unknown class, subgraph, group node) and for malformed files.
+    ``catalog`` is the server's node catalogue: it gives each class's widgets, their order and
+    defaults. Raises ``ConfigError`` listing every node that cannot be converted (unknown class,
+    subgraph, group node) and for malformed files; ``source`` names the file in its problems.
     """
-    graph = _index(workflow, object_info, source)
+    graph = _index(workflow, catalog, source)
     problems = [p for node in graph.nodes.values() for p in _node_problems(node, workflow, graph, source)]
     if problems:
         raise ConfigError(problems)
@@ -155,7 +162,7 @@ def ui_to_api(workflow: dict, object_info: dict, *, source: str = "<workflow>") 
 # ---------------------------------------------------------------------------- reading the file
 
 
-def _index(workflow: object, object_info: dict, source: str) -> _Graph:
+def _index(workflow: object, catalog: Catalog, source: str) -> _Graph:
     """Nodes by string id and links by id; ConfigError if the file is not a UI-format workflow."""
     if not is_ui_format(workflow):
         reason = f"not a ComfyUI UI-format workflow (no 'nodes' list); {EXPORT_HINT}"
@@ -168,7 +175,7 @@ def _index(workflow: object, object_info: dict, source: str) -> _Graph:
             raise ConfigError([Problem(source, f"nodes[{index}]", reason)])
         nodes[str(node["id"])] = node
     links = dict(_parse_links(workflow.get("links") or [], source))
-    return _Graph(nodes, links, object_info)
+    return _Graph(nodes, links, catalog)
 
 
 def _parse_links(raw_links: list, source: str) -> Iterator[tuple[Any, _Link]]:
@@ -180,16 +187,16 @@ def _parse_links(raw_links: list, source: str) -> Iterator[tuple[Any, _Link]]:
             raw = [raw["id"], raw["origin_id"], raw["origin_slot"], raw["target_id"], raw["target_slot"]]
         if not (isinstance(raw, list) and len(raw) >= 5 and all(isinstance(raw[i], int) for i in (2, 4))):
             raise ConfigError([Problem(source, f"links[{index}]", f"cannot read link {raw!r}; {EXPORT_HINT}")])
-        link_id, origin, origin_slot, target, target_slot = raw[:5]
-        yield link_id, _Link(str(origin), origin_slot, str(target), target_slot)
+        link_id, origin, origin_slot, target = raw[:4]
+        yield link_id, _Link(str(origin), origin_slot, str(target))
 
 
 def _node_problems(node: dict, workflow: dict, graph: _Graph, source: str) -> list[Problem]:
     """Why this node cannot be converted; empty when it can (or when it would not be sent anyway)."""
-    if node.get("mode", 0) in (MODE_NEVER, MODE_BYPASS):
+    if node.get("mode") in (MODE_NEVER, MODE_BYPASS):
         return []
     class_type = node["type"]
-    if class_type in graph.object_info or class_type in VIRTUAL_CLASSES:
+    if graph.catalog.has_class(class_type) or class_type in VIRTUAL_CLASSES:
         return []
     key, title = f"nodes.{node['id']}", node.get("title") or class_type
     if class_type in _subgraph_ids(workflow):
@@ -233,15 +240,16 @@ def _is_group_node(class_type: str, workflow: dict) -> bool:
 
 
 def _is_virtual(node: dict, graph: _Graph) -> bool:
-    return node["type"] in VIRTUAL_CLASSES and node["type"] not in graph.object_info
+    """A UI-only or pass-through node, unless the server has a real class of that name."""
+    return node["type"] in VIRTUAL_CLASSES and not graph.catalog.has_class(node["type"])
 
 
 def _is_sent(node: dict, graph: _Graph) -> bool:
-    return node.get("mode", 0) not in (MODE_NEVER, MODE_BYPASS) and not _is_virtual(node, graph)
+    return node.get("mode") not in (MODE_NEVER, MODE_BYPASS) and not _is_virtual(node, graph)
 
 
-def _title(node: dict, info: dict) -> str:
-    return node.get("title") or info.get("display_name") or info.get("name") or node["type"]
+def _title(node: dict, catalog: Catalog) -> str:
+    return node.get("title") or catalog.display_name(node["type"])
 
 
 # ---------------------------------------------------------------------------- one API node
@@ -249,32 +257,32 @@ def _title(node: dict, info: dict) -> str:
 
 def _api_node(node: dict, graph: _Graph, primitive_values: dict[str, Any], source: str) -> dict[str, Any]:
     """``{"inputs", "class_type", "_meta"}`` for one node that is sent."""
-    info = graph.object_info[node["type"]]
-    inputs = _widget_inputs(node, info)
+    inputs = _widget_inputs(node, list(graph.catalog.inputs(node["type"]).values()))
     inputs.update({name: _boxed(value) for name, value in primitive_values.items()})
     for slot in node.get("inputs") or []:
         if slot.get("link") is None:
             continue
-        origin = _resolve_link(graph, slot["link"], slot.get("type", ""), set(), source)
+        origin = _resolve_link(graph, slot["link"], slot.get("type"), set(), source)
         if origin is not None:
             inputs[slot["name"]] = [origin[0], origin[1]]
-    return {"inputs": inputs, "class_type": node["type"], "_meta": {"title": _title(node, info)}}
+    return {"inputs": inputs, "class_type": node["type"], "_meta": {"title": _title(node, graph.catalog)}}
 
 
-def _widget_inputs(node: dict, info: dict) -> dict[str, Any]:
+def _widget_inputs(node: dict, specs: list[InputSpec]) -> dict[str, Any]:
     """The node's widget values by input name, from ``widgets_values`` and the class defaults."""
     values = node.get("widgets_values")
-    slots = _widget_slots(info, values if isinstance(values, list) else [])
-    widgets = [slot for slot in slots if slot.kind == "widget"]
+    positional = values if isinstance(values, list) else []
+    slots = _widget_slots(specs, positional)
+    widgets = [slot.spec for slot in slots if slot.spec]
     if isinstance(values, dict):
-        saved = {slot.name: values[slot.name] for slot in widgets if slot.name in values}
+        saved = {spec.name: values[spec.name] for spec in widgets if spec.name in values}
     else:
-        saved = _assign_positional(slots, values if isinstance(values, list) else [])
+        saved = _assign_positional(slots, positional)
     result: dict[str, Any] = {}
-    for slot in widgets:
-        value = saved[slot.name] if slot.name in saved else _default(slot.spec)
-        if value is not None or slot.name in saved:
-            result[str(slot.name)] = _boxed(value)
+    for spec in widgets:
+        value = saved[spec.name] if spec.name in saved else _default(spec)
+        if value is not None or spec.name in saved:
+            result[spec.name] = _boxed(value)
     return result
 
 
@@ -285,8 +293,8 @@ def _assign_positional(slots: list[_Slot], values: list) -> dict[str, Any]:
     for position, slot in enumerate(slots):
         if index >= len(values):
             break
-        if slot.kind == "widget":
-            saved[str(slot.name)] = values[index]
+        if slot.spec:
+            saved[slot.spec.name] = values[index]
             index += 1
         elif slot.kind == "forced" or _is_extra_value(slot, values[index], slots[position + 1 :]):
             index += 1
@@ -300,92 +308,63 @@ def _is_extra_value(slot: _Slot, value: Any, following: list[_Slot]) -> bool:
     class had that extra widget); an INT without a declared control only skips a control word.
     """
     if slot.kind == "control":
-        return value is None or isinstance(value, bool) or value in CONTROL_VALUES
+        return value is None or isinstance(value, bool) or _is_control_word(value)
     if slot.kind == "filter":
         return value is None or isinstance(value, str)
     if slot.kind == "upload":
-        return value is None or value == "image"
-    next_widget = next((s for s in following if s.kind == "widget"), None)
-    return value in CONTROL_VALUES and not (next_widget and _accepts(next_widget.spec, value))
+        return value is None or value == UPLOAD_BUTTON_VALUE
+    next_widget = next((s.spec for s in following if s.spec), None)
+    return _is_control_word(value) and not (next_widget and _accepts(next_widget, value))
 
 
-def _accepts(spec: tuple[Any, dict[str, Any]], value: Any) -> bool:
+def _is_control_word(value: Any) -> bool:
+    """``"fixed"``, ``"increment"``, ``"decrement"`` or ``"randomize"`` (any value may be unhashable)."""
+    return isinstance(value, str) and value in CONTROL_VALUES
+
+
+def _accepts(spec: InputSpec, value: Any) -> bool:
     """Whether a widget of this spec could legitimately hold ``value`` (a string)."""
-    kind, options = spec
-    if kind == "STRING":
-        return True
-    return value in _choices(spec) if isinstance(kind, list) or kind == "COMBO" else False
+    return spec.type == "STRING" or (spec.type == "COMBO" and value in spec.choices)
 
 
 # ---------------------------------------------------------------------------- the class's widgets
 
 
-def _widget_slots(info: dict, values: list) -> list[_Slot]:
+def _widget_slots(specs: list[InputSpec], values: list) -> list[_Slot]:
     """The node's widget list as the frontend builds it; ``forceInput`` inputs take a slot only in
     files from frontends that made them widgets, recognised by the extra length of ``values``."""
-    required, optional = _ordered_inputs(info)
-    slots = [s for name, spec in required for s in _slots_for(name, spec)]
-    if any(spec[1].get(option) for _, spec in required for option in UPLOAD_OPTIONS):
-        slots.append(_Slot(None, "upload"))
-    slots += [s for name, spec in optional for s in _slots_for(name, spec)]
+    required = [spec for spec in specs if spec.required]
+    slots = [slot for spec in required for slot in _slots_for(spec)]
+    if any(spec.is_upload for spec in required):
+        slots.append(_Slot("upload"))
+    slots += [slot for spec in specs if not spec.required for slot in _slots_for(spec)]
     without_forced = [s for s in slots if s.kind != "forced"]
     expected_with_forced = len([s for s in slots if s.kind != "maybe_control"])
     has_forced = len(without_forced) != len(slots)
     return slots if has_forced and len(values) >= expected_with_forced else without_forced
 
 
-def _ordered_inputs(info: dict) -> tuple[list[tuple[str, tuple]], list[tuple[str, tuple]]]:
-    """Required and optional inputs as ``(name, (type, options))`` in ``input_order``."""
-    return _section(info, "required"), _section(info, "optional")
-
-
-def _section(info: dict, part: str) -> list[tuple[str, tuple]]:
-    """One input section in ``input_order`` (names it does not list follow in declaration order)."""
-    section = (info.get("input") or {}).get(part) or {}
-    listed = [name for name in (info.get("input_order") or {}).get(part) or [] if name in section]
-    names = listed + [name for name in section if name not in listed]
-    return [(name, _spec(section[name])) for name in names]
-
-
-def _spec(raw: Any) -> tuple[Any, dict[str, Any]]:
-    if not isinstance(raw, (list, tuple)) or not raw:
-        return (raw, {})
-    options = raw[1] if len(raw) > 1 and isinstance(raw[1], dict) else {}
-    return (raw[0], options)
-
-
-def _slots_for(name: str, spec: tuple[Any, dict[str, Any]]) -> list[_Slot]:
+def _slots_for(spec: InputSpec) -> list[_Slot]:
     """The widget (and its UI-only companions) the frontend creates for one input; none for a socket."""
-    kind, options = spec
-    is_combo = isinstance(kind, list) or kind == "COMBO"
-    if not is_combo and kind not in WIDGET_TYPES:
+    if not spec.is_editor_widget:
         return []
-    if options.get("forceInput"):
-        return [_Slot(name, "forced", spec)]
-    slots = [_Slot(name, "widget", spec)]
-    if kind == "INT":
-        control = options.get("control_after_generate", name in SEED_INPUTS)
-        slots.append(_Slot(None, "control" if control else "maybe_control"))
-    elif is_combo and options.get("control_after_generate"):
-        slots += [_Slot(None, "control"), _Slot(None, "filter")]
+    if spec.force_input:
+        return [_Slot("forced")]
+    slots = [_Slot(spec=spec)]
+    if spec.type == "INT":
+        slots.append(_Slot("control" if spec.has_control else "maybe_control"))
+    elif spec.type == "COMBO" and spec.has_control:
+        slots += [_Slot("control"), _Slot("filter")]
     return slots
 
 
-def _choices(spec: tuple[Any, dict[str, Any]]) -> list:
-    kind, options = spec
-    return list(kind) if isinstance(kind, list) else list(options.get("options") or [])
-
-
-def _default(spec: tuple[Any, dict[str, Any]]) -> Any:
+def _default(spec: InputSpec) -> Any:
     """The value a freshly created widget has (the frontend's widget constructors)."""
-    kind, options = spec
-    if isinstance(kind, list) or kind == "COMBO":
-        if options.get("multiselect"):
-            return options.get("default") or []
-        choices = _choices(spec)
-        return options.get("default") or (choices[0] if choices else None)
-    fallback = {"INT": 0, "FLOAT": 0, "STRING": "", "BOOLEAN": False}.get(kind)
-    return options.get("default", fallback)
+    if spec.type == "COMBO":
+        if spec.options.get("multiselect"):
+            return spec.options.get("default") or []
+        return spec.options.get("default") or (spec.choices[0] if spec.choices else None)
+    return spec.options.get("default", WIDGET_FALLBACKS.get(spec.type))
 
 
 def _boxed(value: Any) -> Any:
@@ -416,9 +395,9 @@ def _resolve_output(
     node = graph.nodes.get(node_id)
     if node is None:
         return None
-    if node.get("mode", 0) == MODE_BYPASS:
+    if node.get("mode") == MODE_BYPASS:
         index = _bypass_input_index(node, slot, want_type)
-        return None if index < 0 else _resolve_input(graph, node, index, None, seen, source)
+        return None if index is None else _resolve_input(graph, node, index, None, seen, source)
     if not _is_virtual(node, graph):
         return (node_id, slot)
     if node["type"] in PASSTHROUGH_CLASSES:
@@ -435,33 +414,32 @@ def _resolve_input(
     inputs = node.get("inputs") or []
     if index >= len(inputs) or inputs[index].get("link") is None:
         return None
-    slot_type = want_type if want_type is not None else inputs[index].get("type", "")
+    slot_type = want_type if want_type is not None else inputs[index].get("type")
     return _resolve_link(graph, inputs[index]["link"], slot_type, seen, source)
 
 
-def _bypass_input_index(node: dict, slot: int, want_type: Any) -> int:
+def _bypass_input_index(node: dict, slot: int, want_type: Any) -> int | None:
     """Which input a bypassed node passes to output ``slot``: same index if the types fit, else the
-    first input of exactly ``want_type``, else the first compatible one; -1 if none."""
+    first input of exactly ``want_type``, else the first compatible one; None if none. A wildcard
+    ``want_type`` takes the same index, else input 0."""
     inputs = node.get("inputs") or []
     outputs = node.get("outputs") or []
-    output_type = outputs[slot].get("type", "") if slot < len(outputs) else ""
-    if want_type in ("*", ""):
-        return slot if len(inputs) > slot else (0 if inputs else -1)
+    output_type = outputs[slot].get("type") if slot < len(outputs) else None
+    if not want_type or want_type == "*":
+        return slot if len(inputs) > slot else 0
     fits = [_compatible(i.get("type"), output_type) and _compatible(i.get("type"), want_type) for i in inputs]
     if slot < len(inputs) and fits[slot]:
         return slot
     exact = [i for i, entry in enumerate(inputs) if entry.get("type") == want_type]
-    return exact[0] if exact else next((i for i, ok in enumerate(fits) if ok), -1)
+    return exact[0] if exact else next((i for i, ok in enumerate(fits) if ok), None)
 
 
 def _compatible(a: Any, b: Any) -> bool:
-    """LiteGraph.isValidConnection: equal, wildcard, or overlapping comma-separated type lists."""
-    a = 0 if a in ("", "*") else a
-    b = 0 if b in ("", "*") else b
-    if not a or not b or a == b:
+    """LiteGraph.isValidConnection: a missing or ``*`` type takes anything; else the comma-separated
+    type lists overlap, ignoring case."""
+    if not a or not b or "*" in (a, b):
         return True
-    left, right = str(a).lower().split(","), str(b).lower().split(",")
-    return any(x == y for x in left for y in right)
+    return bool(set(str(a).lower().split(",")) & set(str(b).lower().split(",")))
 
 
 def _setter_for(getter: dict, graph: _Graph) -> dict | None:

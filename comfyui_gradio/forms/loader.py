@@ -51,15 +51,18 @@ def load_tab(workflow_path: Path, catalog: Catalog | None = None, *, limits: Lim
 
 
 def discover_tabs(folder: Path, catalog: Catalog | None, limits: Limits | None = None) -> list[TabLoad]:
-    """Load every ``*.json`` in ``folder``, by order then name; a broken one is kept with its error."""
-    loads = []
+    """Load every ``*.json`` in ``folder``: the tabs by order then name, then the broken files (by
+    name), each kept with its error and logged."""
+    specs: list[tuple[TabSpec, Path]] = []
+    broken: list[TabLoad] = []
     for path in sorted(folder.glob("*.json")):
         try:
-            loads.append(TabLoad(path.stem, path, spec=load_tab(path, catalog, limits=limits)))
+            specs.append((load_tab(path, catalog, limits=limits), path))
         except ConfigError as exc:
             log.error("Workflow %s cannot be used:\n%s", path, exc)
-            loads.append(TabLoad(path.stem, path, error=exc))
-    return sorted(loads, key=lambda load: (load.spec.order if load.spec else 1_000, load.name))
+            broken.append(TabLoad(path.stem, path, error=exc))
+    specs.sort(key=lambda found: (found[0].order, found[0].name))
+    return [TabLoad(spec.name, path, spec=spec) for spec, path in specs] + broken
 
 
 def _catalog_notes(catalog: Catalog | None) -> tuple[str, ...]:

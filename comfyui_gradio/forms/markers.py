@@ -246,7 +246,7 @@ class _SchemaBuilder:
             return True
         class_type = self.workflow.nodes[node_id]["class_type"]
         spec = self.catalog.input(class_type, input_name) if self.catalog else None
-        return bool(spec and spec.type == "INT" and spec.options.get("control_after_generate"))
+        return bool(spec and spec.type == "INT" and spec.has_control)
 
     def _input_for(self, node_id: str, marker: Marker) -> str | None:
         """The input a marker sets, checked: it exists and holds a literal, not a link."""

@@ -37,16 +37,19 @@ def flat_target(key: str) -> tuple[str, str] | None:
 
 
 def prepare(tab: TabSpec, values: Mapping[str, Any], rng: random.Random | None = None) -> PreparedPrompt:
-    """Apply ``values`` to a copy of the tab's workflow; raise ``InputError`` naming the field."""
-    rng = rng or random.SystemRandom()
+    """Apply ``values`` to a copy of the tab's workflow; raise ``InputError`` naming the field.
+
+    A parameter left out (or None) takes its default, or a random seed when it randomizes (drawn
+    from ``rng``, else the system's). A flat key that is not a parameter's name sets its node input
+    as given, unchecked.
+    """
     prompt = tab.workflow.copy_nodes()
     final: dict[str, Any] = {}
     seeds: dict[str, int] = {}
     _check_names(tab, values)
     for param in tab.params:
         if param.required and values.get(param.name) in (None, ""):
-            raise InputError(param.label, f"is required; upload {'an' if param.kind == 'image' else 'a'} "
-                                          f"{param.kind}" if param.is_upload else "is required; give a value")
+            raise InputError(param.label, _required_reason(param))
         value = _value_for(param, values.get(param.name), rng)
         final[param.name] = value
         if param.is_seed:
@@ -59,6 +62,12 @@ def prepare(tab: TabSpec, values: Mapping[str, Any], rng: random.Random | None =
             _apply_flat(prompt, key, target, value)
             final[key] = value
     return PreparedPrompt(prompt, final, seeds)
+
+
+def _required_reason(param: Param) -> str:
+    if not param.is_upload:
+        return "is required; give a value"
+    return f"is required; upload {'an' if param.kind in ('image', 'audio') else 'a'} {param.kind}"
 
 
 def _check_names(tab: TabSpec, values: Mapping[str, Any]) -> None:
@@ -83,7 +92,7 @@ def random_seed(param: Param, rng: random.Random | None = None) -> int:
     return (rng or random.SystemRandom()).randint(low, max(low, high))
 
 
-def _value_for(param: Param, value: Any, rng: random.Random) -> Any:
+def _value_for(param: Param, value: Any, rng: random.Random | None) -> Any:
     if value is None and param.randomize:
         return random_seed(param, rng)
     if value is None:
@@ -114,10 +123,10 @@ def _convert(param: Param, value: Any) -> Any:
 
 def _to_int(value: Any) -> int:
     if isinstance(value, bool):
-        raise ValueError(value)
+        raise ValueError
     if isinstance(value, float):
         if not value.is_integer():
-            raise ValueError(value)
+            raise ValueError
         return int(value)
     return int(str(value).strip())
 
@@ -130,7 +139,7 @@ def _to_bool(value: Any) -> bool:
         return True
     if text in ("false", "0", "no", "off"):
         return False
-    raise ValueError(value)
+    raise ValueError
 
 
 def _check_range(param: Param, value: Any) -> None:

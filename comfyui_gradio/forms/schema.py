@@ -14,16 +14,18 @@ from __future__ import annotations
 
 import hashlib
 import keyword
+import operator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import yaml
 
 from .catalog import Catalog, InputSpec
 from ..errors import ConfigError, Problem
 from .infer import infer_schema
-from .vocabulary import ENDPOINT_EXTRAS, RANDOMIZE_SUFFIX, SEED_INPUTS, UPLOAD_CLASSES, UPLOAD_KINDS
+from .vocabulary import (ENDPOINT_EXTRAS, KIND_BY_WIDGET_TYPE, RANDOMIZE_SUFFIX, SEED_INPUTS, UPLOAD_CLASSES,
+                         UPLOAD_KINDS)
 from .workflow import Workflow, find_node, is_link, load_workflow
 
 __all__ = ["KINDS", "Output", "Param", "TabSpec", "build_tab", "schema_path", "tab_from_schema"]
@@ -32,8 +34,11 @@ TOP_KEYS = ("title", "description", "order", "inputs", "outputs")
 INPUT_KEYS = ("node", "input", "label", "info", "lines", "minimum", "maximum", "step", "choices",
               "default", "randomize", "advanced", "required", "widget")  # fmt: skip
 OUTPUT_KEYS = ("node", "label")
-KINDS = ("text", "int", "float", "bool", "choice", "image", "video", "audio")
-WIDGETS = ("textbox", "number", "slider", "dropdown", "checkbox", "image", "video", "audio")
+KINDS = ("text", "int", "float", "bool", "choice", *UPLOAD_KINDS)
+DEFAULT_ORDER = 100  # the order of a tab whose schema gives none
+WIDGETS = ("textbox", "number", "slider", "dropdown", "checkbox", *UPLOAD_KINDS)  # a schema's ``widget:``
+# The kind a ``widget:`` fixes; "number" and "slider" keep the kind the catalogue or the value gives.
+KIND_BY_WIDGET = {"textbox": "text", "dropdown": "choice", "checkbox": "bool", **{k: k for k in UPLOAD_KINDS}}
 
 
 @dataclass(frozen=True)
@@ -85,7 +90,7 @@ class TabSpec:
     outputs: tuple[Output, ...]  # empty = every output node of the workflow
     schema_file: Path | None = None
     notes: tuple[str, ...] = field(default_factory=tuple)  # non-fatal remarks shown on the tab
-    order: int = 100  # tabs are shown by order, then by name
+    order: int = DEFAULT_ORDER  # tabs are shown by order, then by name
     versions: dict[str, str | None] = field(default_factory=dict)  # sha256 prefixes of the files it was built from
 
     def param(self, name: str) -> Param | None:
@@ -156,7 +161,7 @@ class _SchemaChecker:
         self.problems.append(Problem(self.source, key, reason))
 
     def tab(self, raw: dict[str, Any], yaml_path: Path | None) -> TabSpec:
-        self._unknown_keys("", raw, TOP_KEYS)
+        self._unknown_keys("", raw, TOP_KEYS)  # top-level keys have no prefix
         params = tuple(p for p in self._params(raw.get("inputs") or {}) if p)
         outputs = tuple(o for o in self._outputs(raw.get("outputs") or {}) if o)
         if not self.workflow.output_node_ids(self.catalog) and not outputs:
@@ -169,20 +174,20 @@ class _SchemaChecker:
             params=params,
             outputs=outputs,
             schema_file=yaml_path,
-            order=self._order(raw.get("order", 100)),
+            order=self._order(raw.get("order", DEFAULT_ORDER)),
         )
 
     def _order(self, value: Any) -> int:
         if isinstance(value, int) and not isinstance(value, bool):
             return value
         self.problem("order", f"must be a whole number (tabs are sorted by it), not {value!r}")
-        return 100
+        return DEFAULT_ORDER
 
-    def _unknown_keys(self, key: str, raw: dict[str, Any], allowed: tuple[str, ...]) -> None:
+    def _unknown_keys(self, prefix: str, raw: dict[str, Any], allowed: tuple[str, ...]) -> None:
+        """A problem at ``prefix + key`` for every key of ``raw`` not ``allowed``."""
         for name in raw:
             if name not in allowed:
-                where = f"{key}.{name}" if key else str(name)
-                self.problem(where, f"unknown key; allowed keys are: {', '.join(allowed)}")
+                self.problem(prefix + str(name), f"unknown key; allowed keys are: {', '.join(allowed)}")
 
     def _mapping(self, key: str, raw: Any) -> dict[str, Any]:
         if isinstance(raw, dict):
@@ -206,11 +211,18 @@ class _SchemaChecker:
             self.problem(key, "must be a mapping with at least 'node' and 'input'")
             return None
         count = len(self.problems)
-        self._unknown_keys(key, entry, INPUT_KEYS)
+        self._unknown_keys(f"{key}.", entry, INPUT_KEYS)
+        self._setting_types(key, entry)
         targets = self._targets(key, entry)
-        if not targets or len(self.problems) > count:
+        if len(self.problems) > count:
             return None
         return self._typed_param(key, name, entry, targets)
+
+    def _setting_types(self, key: str, entry: dict[str, Any]) -> None:
+        """Each setting of an input holds the type it needs (``SETTING_TYPES``)."""
+        for setting, (valid, expected) in SETTING_TYPES.items():
+            if setting in entry and not valid(entry[setting]):
+                self.problem(f"{key}.{setting}", f"must be {expected}, not {entry[setting]!r}")
 
     def _targets(self, key: str, entry: dict[str, Any]) -> list[tuple[str, str]]:
         if "node" not in entry or "input" not in entry:
@@ -218,12 +230,10 @@ class _SchemaChecker:
             self.problem(key, f"missing required key {' and '.join(repr(m) for m in missing)}")
             return []
         refs = entry["node"] if isinstance(entry["node"], list) else [entry["node"]]
-        targets = []
-        for ref in refs:
-            target = self._target(key, str(ref), str(entry["input"]))
-            if target:
-                targets.append(target)
-        return targets if len(targets) == len(refs) else []
+        if not refs:
+            self.problem(key, "'node' must name a node (an id, a title or a class), or a list of them")
+        targets = [self._target(key, str(ref), str(entry["input"])) for ref in refs]
+        return [target for target in targets if target]
 
     def _target(self, key: str, ref: str, input_name: str) -> tuple[str, str] | None:
         try:
@@ -262,9 +272,9 @@ class _SchemaChecker:
             lines=int(entry.get("lines") or (3 if spec and spec.options.get("multiline") else 1)),
             choices=tuple(entry.get("choices") or (spec.choices if spec else ())),
             strict_choices="choices" in entry,
-            randomize=bool(entry.get("randomize", False)),
-            advanced=bool(entry.get("advanced", False)),
-            required=bool(entry.get("required", False)),
+            randomize=entry.get("randomize", False),
+            advanced=entry.get("advanced", False),
+            required=entry.get("required", False),
             info=str(entry.get("info") or (spec.options.get("tooltip", "") if spec else "")),
             widget=str(entry.get("widget") or ""),
         )
@@ -277,19 +287,18 @@ class _SchemaChecker:
             return param
         server = spec.options if spec else {}
         bounds = {b: entry.get(b, server.get(s)) for b, s in (("minimum", "min"), ("maximum", "max"), ("step", "step"))}
-        for bound, limit, beyond in (("minimum", server.get("min"), _lt), ("maximum", server.get("max"), _gt)):
+        limits = (("minimum", server.get("min"), operator.lt), ("maximum", server.get("max"), operator.gt))
+        for bound, limit, beyond in limits:
             if bound in entry and limit is not None and beyond(entry[bound], limit):
                 self.problem(key, f"{bound} {entry[bound]} is outside the server's range for this input "
                                   f"({server.get('min')} to {server.get('max')})")
         return replace(param, **bounds)
 
     def _check_param(self, key: str, param: Param, *, explicit_choices: bool) -> None:
-        if param.widget and param.widget not in WIDGETS:
-            self.problem(key, f"widget {param.widget!r} is not one of: {', '.join(WIDGETS)}")
         if param.randomize and param.kind != "int":
             self.problem(key, "randomize only applies to whole-number inputs such as a seed")
         default = param.default
-        if param.kind in ("int", "float") and isinstance(default, (int, float)) and not isinstance(default, bool):
+        if _is_number(default):  # only numbers have bounds (``_bounds``)
             if param.minimum is not None and default < param.minimum:
                 self.problem(key, f"default {default} is below the minimum {param.minimum}")
             if param.maximum is not None and default > param.maximum:
@@ -305,7 +314,7 @@ class _SchemaChecker:
         if not isinstance(entry, dict) or "node" not in entry:
             self.problem(key, "must be a mapping with a 'node' key")
             return None
-        self._unknown_keys(key, entry, OUTPUT_KEYS)
+        self._unknown_keys(f"{key}.", entry, OUTPUT_KEYS)
         try:
             node_id = find_node(self.workflow, str(entry["node"]))
         except LookupError as exc:
@@ -319,27 +328,36 @@ class _SchemaChecker:
         return Output(name, node_id, str(entry.get("label") or name.replace("_", " ").capitalize()))
 
 
-def _lt(a: Any, b: Any) -> bool:
-    return isinstance(a, (int, float)) and a < b
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
-def _gt(a: Any, b: Any) -> bool:
-    return isinstance(a, (int, float)) and a > b
+# What each input setting must hold: (test, what to write instead); node and input are read as text.
+SETTING_TYPES: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "label": (lambda v: isinstance(v, str), "text"),
+    "info": (lambda v: isinstance(v, str), "text"),
+    "lines": (lambda v: _is_number(v) and v == int(v) and v >= 1, "a whole number of lines, 1 or more"),
+    "minimum": (_is_number, "a number"),
+    "maximum": (_is_number, "a number"),
+    "step": (lambda v: _is_number(v) and v > 0, "a number above 0"),
+    "choices": (lambda v: isinstance(v, list), "a list of choices"),
+    "randomize": (lambda v: isinstance(v, bool), "true or false"),
+    "advanced": (lambda v: isinstance(v, bool), "true or false"),
+    "required": (lambda v: isinstance(v, bool), "true or false"),
+    "widget": (lambda v: v in WIDGETS, "one of: " + ", ".join(WIDGETS)),
+}
 
 
 def _kind(spec: InputSpec | None, current: Any, entry: dict[str, Any], class_type: str) -> str:
     """The value kind of an input: from the schema's widget, else the catalogue, else the value."""
     widget = entry.get("widget")
-    by_widget = {"checkbox": "bool", "dropdown": "choice", "image": "image", "video": "video", "audio": "audio",
-                 "textbox": "text"}
-    if widget in by_widget:
-        return by_widget[widget]
+    if widget in KIND_BY_WIDGET:
+        return KIND_BY_WIDGET[widget]
     if spec is not None:
         if spec.is_upload:
             return spec.upload_kind
-        by_type = {"INT": "int", "FLOAT": "float", "BOOLEAN": "bool", "STRING": "text", "COMBO": "choice"}
-        if spec.type in by_type:
-            return by_type[spec.type]
+        if spec.type in KIND_BY_WIDGET_TYPE:
+            return KIND_BY_WIDGET_TYPE[spec.type]
     if entry.get("choices"):
         return "choice"
     if spec is None and (class_type, entry.get("input")) in UPLOAD_CLASSES:

@@ -7,21 +7,31 @@ without one, or what the app itself adds.
 from __future__ import annotations
 
 __all__ = [
-    "ENDPOINT_EXTRAS", "OUTPUT_CLASSES", "OUTPUT_CLASSES_BY_KIND", "RANDOMIZE_SUFFIX", "SEED_INPUTS", "UPLOAD_CLASSES",
-    "UPLOAD_KINDS", "WIDGET_TYPES",
+    "EDITOR_WIDGET_TYPES", "ENDPOINT_EXTRAS", "KIND_BY_WIDGET_TYPE", "OUTPUT_CLASSES", "OUTPUT_CLASSES_BY_KIND",
+    "RANDOMIZE_SUFFIX", "SEED_INPUTS", "UPLOAD_BUTTON", "UPLOAD_CLASSES", "UPLOAD_KINDS", "UPLOAD_OPTIONS",
+    "WIDGET_TYPES",
 ]  # fmt: skip
 
 # Input names ComfyUI's frontend treats as seeds (it adds "control after generate" to them).
 SEED_INPUTS = ("seed", "noise_seed")
 
-# Kinds of file input, uploaded to the server before a run; a catalogue marks them "<kind>_upload".
+# Kinds of file input, uploaded to the server before a run.
 UPLOAD_KINDS = ("image", "video", "audio")
+# Catalogue options that make a COMBO a file upload, by the kind of file it takes.
+UPLOAD_OPTIONS = {**{f"{kind}_upload": kind for kind in UPLOAD_KINDS}, "animated_image_upload": "image"}
+# The editor's button after an upload combo: a UI-only widget (older API exports carry it as an input).
+UPLOAD_BUTTON = "upload"
 # Loader inputs known without a catalogue: (class_type, input) -> upload kind.
 UPLOAD_CLASSES = {("LoadImage", "image"): "image", ("LoadImageMask", "image"): "image",
                   ("LoadVideo", "file"): "video", ("LoadAudio", "audio"): "audio"}
 
-# Catalogue input types that are widgets (values typed on the node) rather than links.
-WIDGET_TYPES = frozenset({"INT", "FLOAT", "STRING", "BOOLEAN", "COMBO"})
+# Catalogue input types that are widgets (values typed on the node) rather than links, with the kind
+# of form field each becomes (schema.KINDS).
+KIND_BY_WIDGET_TYPE = {"INT": "int", "FLOAT": "float", "STRING": "text", "BOOLEAN": "bool", "COMBO": "choice"}
+WIDGET_TYPES = frozenset(KIND_BY_WIDGET_TYPE)
+# Input types the ComfyUI editor draws as widgets on a node, so each holds a slot in a UI save's
+# widgets_values: the widget types and the editor's own (a markdown note, a webcam, 3D viewers).
+EDITOR_WIDGET_TYPES = WIDGET_TYPES | {"MARKDOWN", "WEBCAM", "LOAD_3D", "LOAD_3D_ANIMATION"}
 
 # Output node classes known without a catalogue (ComfyUI core + the common video nodes), by what they show.
 OUTPUT_CLASSES_BY_KIND = {

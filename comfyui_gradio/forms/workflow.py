@@ -65,7 +65,7 @@ def load_workflow(path: Path, catalog: Catalog | None = None) -> Workflow:
             raise ConfigError([Problem(source, "", "is a UI-format workflow and converting it needs the "
                                        "server's node list; start ComfyUI (or export the workflow with "
                                        "'Export (API)') and restart the app")])
-        return Workflow(path.stem, path, _checked(ui_to_api(data, catalog.raw, source=source), source), "ui")
+        return Workflow(path.stem, path, _checked(ui_to_api(data, catalog, source=source), source), "ui")
     return Workflow(path.stem, path, _checked(data, source))
 
 
