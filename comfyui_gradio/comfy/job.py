@@ -80,6 +80,9 @@ class Job:
     ``client`` is the server the prompt is on now (it changes when a pool moves the job).
     """
 
+    reconnect_delays: tuple[float, ...] = (0.1, 0.5, 1.5)  # seconds before each attempt to reopen the socket
+    history_delays: tuple[float, ...] = (0.0, 0.05, 0.2, 0.5, 1.0)  # before each read of a finished prompt
+
     def __init__(self, client: JobServer, tab: TabSpec, prepared: PreparedPrompt, *, timeout: float | None,
                  output_dir: Path, uploads: dict[str, LocalFile] | None = None,
                  hooks: JobHooks | None = None, prompt_id: str | None = None) -> None:
@@ -314,7 +317,7 @@ class Job:
     def _reconnect(self, reason: str) -> bool:
         self._ws = None
         log.warning("WebSocket for prompt %s dropped (%s); reconnecting", self.prompt_id, reason)
-        for delay in (0.1, 0.5, 1.5):
+        for delay in self.reconnect_delays:
             time.sleep(delay)
             if self._open_socket():
                 return True
@@ -459,7 +462,7 @@ class Job:
             queued_for=(self.started_at or self._submitted_at) - self._submitted_at)
 
     def _history_with_retry(self) -> dict[str, Any]:
-        for delay in (0.0, 0.05, 0.2, 0.5, 1.0):
+        for delay in self.history_delays:
             time.sleep(delay)
             entry = self.client.history(self.prompt_id)
             if entry is not None:

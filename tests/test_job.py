@@ -1,0 +1,172 @@
+"""Following one prompt: other prompts on the same socket, queue positions, fallbacks, cancelling.
+
+Every server here is a replayed ComfyUI 0.3.64 transcript (``tests/replay.py``); nothing sleeps.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from comfyui_gradio.comfy.events import NodeStarted, OutputReady, Preview, Progress, Queued, Started
+from comfyui_gradio.comfy.job import Job
+from comfyui_gradio.errors import JobCancelled
+from comfyui_gradio.forms.catalog import Catalog
+from comfyui_gradio.forms.loader import load_tab
+from comfyui_gradio.forms.schema import TabSpec
+from tests.paths import TRANSCRIPTS, WORKFLOWS
+from tests.replay import Replay, binary_frame, client_for, load_transcript, png_bytes
+
+
+@pytest.fixture(autouse=True)
+def no_waiting(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(Job, "reconnect_delays", (0.0, 0.0, 0.0))
+    monkeypatch.setattr(Job, "history_delays", (0.0, 0.0, 0.0))
+
+
+@pytest.fixture()
+def invert(catalog: Catalog) -> TabSpec:
+    return load_tab(WORKFLOWS / "invert.json", catalog)
+
+
+def invert_events() -> list[Any]:
+    """The job events of the recorded b1 run (Load Image -> Invert Image -> Save Image), in order."""
+    return [Started(), NodeStarted("1", "Load Image"), NodeStarted("2", "Invert Image"),
+            NodeStarted("3", "Save Image"),
+            OutputReady("3", "Save Image", {"images": [{"filename": "invert_00001_.png", "subfolder": "probe",
+                                                        "type": "output"}]})]
+
+
+def foreign_frames() -> list[str | bytes]:
+    """Another client's prompts on our socket: a whole run (h2), an interrupt (d) and type-4 previews (g2)."""
+    h2 = load_transcript("h2_submitter_with_client_id")
+    other = h2["ids"]["with_client_id"]
+    frames: list[str | bytes] = [json.dumps(e["message"]) for e in h2["events"] if e["kind"] == "ws_text"
+                                 and e["message"]["data"].get("prompt_id") == other]
+    interrupted = next(e["message"] for e in load_transcript("d_interrupt_and_queue")["events"]
+                       if e["kind"] == "ws_text" and e["message"]["type"] == "execution_interrupted")
+    frames.insert(3, json.dumps(interrupted))
+    g2 = load_transcript("g2_txt2img_tiny_sd15_metadata_previews")
+    previews = [binary_frame(e) for e in g2["events"] if e["kind"] == "ws_binary"]
+    return [frame for pair in zip(frames, previews + [None] * len(frames)) for frame in pair if frame is not None]
+
+
+def queue_body(seq: int, mine: str, prompt_id: str) -> dict[str, Any]:
+    """The /queue answer recorded at ``seq`` in d_interrupt_and_queue, with prompt ``mine`` made ours."""
+    event = next(e for e in load_transcript("d_interrupt_and_queue")["events"] if e["seq"] == seq)
+    return json.loads(json.dumps(event["response_json"]).replace(mine, prompt_id))
+
+
+D = "3b68d6dc-253a-4597-85ac-e5e0823bc158"  # the last of three pending prompts in d_interrupt_and_queue
+
+
+# ---- other prompts on the same socket --------------------------------------------------------------
+
+def test_the_frames_of_other_prompts_are_ignored(tmp_path: Path, invert: TabSpec) -> None:
+    foreign = foreign_frames()
+    assert sum(isinstance(f, bytes) for f in foreign) == 4 and any('"node": null' in f for f in foreign
+                                                                     if isinstance(f, str))
+    replay = Replay(load_transcript("b1_load_invert_save"), foreign=foreign)
+    job = client_for(replay, tmp_path).submit(invert, {"image": png_bytes()})
+    events = list(job.events())
+    assert events == invert_events()  # no foreign Preview, NodeStarted, Progress; not ended by its null
+    assert job.result(5).images[0].path.read_bytes() == replay.view_bytes
+
+
+def test_previews_of_this_prompt_and_legacy_previews_are_shown(tmp_path: Path, catalog: Catalog) -> None:
+    g2 = load_transcript("g2_txt2img_tiny_sd15_metadata_previews")
+    legacy = (TRANSCRIPTS / "blobs/g1_txt2img_tiny_sd15_legacy_previews_bin0.bin").read_bytes()
+    replay = Replay(g2, foreign=[legacy])  # a type-1 preview carries no prompt id: it is this socket's
+    job = client_for(replay, tmp_path).submit(load_tab(WORKFLOWS / "txt2img.json", catalog), {"steps": 4})
+    previews = [e for e in job.events() if isinstance(e, Preview)]
+    assert [p.node_id for p in previews] == [None, "3", "3", "3", "3"]  # g2 recorded four
+
+
+# ---- queue positions ------------------------------------------------------------------------------
+
+def test_a_waiting_job_reports_how_many_prompts_are_ahead(tmp_path: Path, invert: TabSpec) -> None:
+    replay = Replay(load_transcript("b1_load_invert_save"))
+    replay.routes[("GET", "/queue")] = lambda request: httpx.Response(200, json=queue_body(19, D, replay.prompt_id))
+    job = client_for(replay, tmp_path).submit(invert, {"image": png_bytes()})
+    events = list(job.events())
+    assert events[0] == Queued(3)  # A running, B and C waiting with lower numbers
+    assert {e for e in events if isinstance(e, Queued)} == {Queued(3)}
+    assert events[-len(invert_events()):] == invert_events()
+
+
+def test_polling_reports_the_queue_then_the_start(tmp_path: Path, invert: TabSpec) -> None:
+    replay = Replay(load_transcript("b1_load_invert_save"))
+    polls: list[int] = []
+
+    def queue(request: httpx.Request) -> httpx.Response:
+        polls.append(1)
+        if len(polls) <= 2:
+            return httpx.Response(200, json=queue_body(24, D, replay.prompt_id))  # C deleted: A, B ahead
+        replay.finished.set()
+        return httpx.Response(200, json=queue_body(31, "9c2a6ea6-d7d2-4c65-b05c-1d2f10ffe714", replay.prompt_id))
+
+    replay.routes[("GET", "/queue")] = queue
+    job = client_for(replay, tmp_path, tracker="http", poll_interval=0.001).submit(invert, {"image": png_bytes()})
+    assert list(job.events()) == [Queued(2), Queued(2), Started()]
+    result = job.result(5)
+    assert [o.path.name for o in result.outputs] == ["3_invert_00001_.png"] and result.queued_for > 0
+
+
+# ---- falling back to polling ----------------------------------------------------------------------
+
+def test_a_socket_refused_from_the_start_falls_back_to_polling(tmp_path: Path, invert: TabSpec) -> None:
+    replay = Replay(load_transcript("b1_load_invert_save"), running_polls=2)
+    replay.refuse_sockets = True
+    job = client_for(replay, tmp_path, poll_interval=0.001).submit(invert, {"image": png_bytes()})
+    result = job.result(5)
+    assert replay.sockets == [] and result.images[0].path.read_bytes() == replay.view_bytes
+    assert [r.url.path for r in replay.requests if r.method == "GET"][-3:] == [
+        f"/history/{job.prompt_id}", f"/history/{job.prompt_id}", "/view"]
+    assert sum(r.url.path == "/queue" for r in replay.requests) == 2  # the run ended on the second poll
+
+
+def test_history_is_read_only_after_the_run_has_finished(tmp_path: Path, invert: TabSpec) -> None:
+    replay = Replay(load_transcript("b1_load_invert_save"))
+    job = client_for(replay, tmp_path).submit(invert, {"image": png_bytes()})
+    result = job.result(5)
+    asked = [r for r in replay.requests if r.url.path == f"/history/{job.prompt_id}"]
+    assert len(asked) == 1 and result.images[0].output_name == "inverted"  # one read, after executing(null)
+
+
+# ---- cancelling -----------------------------------------------------------------------------------
+
+def test_cancelling_one_of_two_jobs_on_a_server_stops_only_that_one(tmp_path: Path, invert: TabSpec) -> None:
+    replay = Replay(load_transcript("b1_load_invert_save"))
+    pending: list[str] = []
+
+    def post(request: httpx.Request) -> httpx.Response:
+        pending.append(json.loads(request.content)["prompt_id"])
+        replay.prompt_id = pending[-1]
+        return httpx.Response(200, json={"prompt_id": pending[-1], "number": len(pending), "node_errors": {}})
+
+    def delete(request: httpx.Request) -> httpx.Response:
+        for prompt_id in json.loads(request.content)["delete"]:
+            pending.remove(prompt_id)
+        replay.finished.set()  # with the first one gone, the second runs and finishes
+        return httpx.Response(200)
+
+    def queue(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, json={"queue_running": [], "queue_pending": [
+            [n, p, {}, {"client_id": "x"}, ["3"]] for n, p in enumerate(pending)]})
+
+    replay.routes |= {("POST", "/prompt"): post, ("POST", "/queue"): delete, ("GET", "/queue"): queue}
+    client = client_for(replay, tmp_path, tracker="http", poll_interval=0.001)
+    first, second = (client.submit(invert, {"image": png_bytes()}) for _ in range(2))
+    assert next(e for e in first.events() if e is not None) == Queued(0)
+    first.cancel()
+    with pytest.raises(JobCancelled) as caught:
+        first.result(5)
+    assert str(caught.value) == "Cancelled before it started."
+    assert second.result(5).images[0].path.read_bytes() == replay.view_bytes
+    sent = [(r.url.path, json.loads(r.content)) for r in replay.requests
+            if r.method == "POST" and r.url.path in ("/queue", "/interrupt")]
+    assert sent == [("/queue", {"delete": [first.prompt_id]}), ("/interrupt", {"prompt_id": first.prompt_id})]
