@@ -94,6 +94,7 @@ class Replay:
         self.running_polls = running_polls
         self._queue_polls = 0
         self._undelivered: list[Any] = []  # frames of the run no socket has carried yet
+        self._resumed: ScriptedSocket | None = None  # a reconnected socket waiting for the rest of the run
         self.routes: dict[tuple[str, str], Callable[[httpx.Request], httpx.Response]] = {}
         self.view_bytes = png_bytes((200, 100, 50))
 
@@ -107,11 +108,17 @@ class Replay:
         self.sockets.append(socket)
         socket.frames.put(json.dumps({"type": "status", "data": {"status": {"exec_info": {"queue_remaining": 0}},
                                                                   "sid": url.rsplit("=", 1)[-1]}}))
-        if self._undelivered:  # a reconnect mid-run gets the rest of the stream (h3)
+        if self._undelivered:  # a reconnect mid-run gets the rest of the stream (h3) ...
+            self._resumed = socket
+        return socket
+
+    def _resume(self) -> None:
+        """... once the client has asked /history whether the run ended while it was away (it had not)."""
+        socket, self._resumed = self._resumed, None
+        if socket is not None:
             frames, self._undelivered = self._undelivered, []
             for frame in frames:
                 socket.frames.put(frame)
-        return socket
 
     def _push_run(self) -> None:
         frames = self.run_frames()
@@ -210,6 +217,7 @@ class Replay:
     def _history(self, prompt_id: str) -> httpx.Response:
         recorded = self.recorded_http("GET", f"/history/{self.recorded_id}")
         if recorded is None or prompt_id != self.prompt_id or not self.finished.is_set():
+            self._resume()
             return httpx.Response(200, json={})
         return httpx.Response(200, json=json.loads(self._swap(json.dumps(recorded["response_json"]))))
 

@@ -149,8 +149,12 @@ def test_unknown_node_class_rejection_says_what_to_do(tmp_path: Path) -> None:
 def test_dropped_socket_reconnects_and_finishes(tmp_path: Path, catalog: Catalog) -> None:
     replay = Replay(load_transcript("b1_load_invert_save"), drop_after=4)
     job = client_for(replay, tmp_path).submit(load_tab(WORKFLOWS / "invert.json", catalog), {"image": png_bytes()})
+    events = list(job.events())
     assert job.result(10).images[0].path.exists()
     assert len(replay.sockets) == 2  # same client id, a second connection
+    assert [e.title for e in events if isinstance(e, NodeStarted)] == ["Load Image", "Invert Image", "Save Image"]
+    assert events[-1] == OutputReady("3", "Save Image", {"images": [
+        {"filename": "invert_00001_.png", "subfolder": "probe", "type": "output"}]})  # read from the new socket
 
 
 def test_socket_that_cannot_come_back_falls_back_to_polling(tmp_path: Path, catalog: Catalog,
