@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
-from comfyui_gradio.comfy.events import NodeStarted, OutputReady, Preview, Progress, Queued, Started
+from comfyui_gradio.comfy.events import NodeStarted, OutputReady, Preview, Queued, Started
 from comfyui_gradio.comfy.job import Job
 from comfyui_gradio.errors import JobCancelled
 from comfyui_gradio.forms.catalog import Catalog
