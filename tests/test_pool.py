@@ -139,5 +139,7 @@ def test_the_pool_runs_a_workflow_file_like_a_client(two, tmp_path: Path) -> Non
 
     pool = pool_of(*two, tmp_path=tmp_path)
     result = pool.run(WORKFLOWS / "txt2img.json", {**FAST, "prompt": "from a path"})
-    assert isinstance(pool, Exported) and result.images and result.seeds
+    assert Exported is ComfyPool and result.server in (two[0].url, two[1].url)
+    assert [o.output_name for o in result.outputs] == ["image"] and result.images[0].path.is_file()
+    assert set(result.seeds) == {"seed"}
     pool.close()
