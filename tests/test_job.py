@@ -14,7 +14,7 @@ import pytest
 
 from comfyui_gradio.comfy.events import NodeStarted, OutputReady, Preview, Queued, Started
 from comfyui_gradio.comfy.job import Job
-from comfyui_gradio.errors import JobCancelled
+from comfyui_gradio.errors import ExecutionFailed, JobCancelled
 from comfyui_gradio.forms.catalog import Catalog
 from comfyui_gradio.forms.loader import load_tab
 from comfyui_gradio.forms.schema import TabSpec
@@ -171,3 +171,84 @@ def test_cancelling_one_of_two_jobs_on_a_server_stops_only_that_one(tmp_path: Pa
     sent = [(r.url.path, json.loads(r.content)) for r in replay.requests
             if r.method == "POST" and r.url.path in ("/queue", "/interrupt")]
     assert sent == [("/queue", {"delete": [first.prompt_id]}), ("/interrupt", {"prompt_id": first.prompt_id})]
+
+
+def test_an_interrupt_from_elsewhere_says_it_came_from_the_server(tmp_path: Path, catalog: Catalog) -> None:
+    replay = Replay(load_transcript("g3_txt2img_interrupt_mid_sampling"))
+    job = client_for(replay, tmp_path).submit(load_tab(WORKFLOWS / "txt2img.json", catalog), {"steps": 4})
+    with pytest.raises(JobCancelled) as caught:
+        job.result(5)
+    assert str(caught.value) == "Cancelled on the server at KSampler; nothing was saved from this run."
+
+
+def test_cancelling_a_running_job_interrupts_it_and_says_it_was_you(tmp_path: Path, catalog: Catalog) -> None:
+    replay = Replay(load_transcript("g3_txt2img_interrupt_mid_sampling"), running_polls=10**6)
+
+    def interrupt(request: httpx.Request) -> httpx.Response:
+        replay.finished.set()  # the recorded history entry ends with execution_interrupted
+        return httpx.Response(200)
+
+    replay.routes[("POST", "/interrupt")] = interrupt
+    client = client_for(replay, tmp_path, tracker="http", poll_interval=0.001)
+    job = client.submit(load_tab(WORKFLOWS / "txt2img.json", catalog), {"steps": 4})
+    assert next(e for e in job.events() if e is not None) == Started()
+    job.cancel()
+    with pytest.raises(JobCancelled) as caught:
+        job.result(5)
+    assert str(caught.value) == "Cancelled by you at KSampler; nothing was saved from this run."
+    job.cancel()  # a finished job: nothing more is sent
+    assert [r.url.path for r in replay.requests if r.method == "POST"].count("/interrupt") == 1
+
+
+def test_a_prompt_gone_from_the_queue_is_reported_after_three_polls(tmp_path: Path, invert: TabSpec) -> None:
+    replay = Replay(load_transcript("b1_load_invert_save"))
+    replay.routes[("GET", "/queue")] = lambda request: httpx.Response(200, json={"queue_running": [],
+                                                                                 "queue_pending": []})
+    job = client_for(replay, tmp_path, tracker="http", poll_interval=0.001).submit(invert, {"image": png_bytes()})
+    with pytest.raises(JobCancelled) as caught:
+        job.result(5)
+    assert str(caught.value) == ("The run is no longer on the server's queue (it was cancelled, or ComfyUI "
+                                 "restarted). Run it again.")
+    assert sum(r.url.path == "/queue" for r in replay.requests) == 1 + 3  # the first look, then three misses
+
+
+def test_a_prompt_missing_twice_in_a_row_is_still_followed(tmp_path: Path, invert: TabSpec) -> None:
+    replay = Replay(load_transcript("b1_load_invert_save"))
+    answers = ["first look", "gone", "gone", "running", "gone", "gone", "running"]
+
+    def queue(request: httpx.Request) -> httpx.Response:
+        answer = answers.pop(0)
+        if not answers:
+            replay.finished.set()
+        running = [[1, replay.prompt_id, {}, {}, []]] if answer == "running" else []
+        return httpx.Response(200, json={"queue_running": running, "queue_pending": []})
+
+    replay.routes[("GET", "/queue")] = queue
+    job = client_for(replay, tmp_path, tracker="http", poll_interval=0.001).submit(invert, {"image": png_bytes()})
+    assert job.result(5).images and answers == []  # seen running again: the count of misses starts over
+
+
+def test_an_error_report_without_details_still_fails_clearly(tmp_path: Path, invert: TabSpec) -> None:
+    replay = Replay(load_transcript("b1_load_invert_save"))
+    entry = replay.recorded_http("GET", f"/history/{replay.recorded_id}")["response_json"][replay.recorded_id]
+    entry["status"] = {"status_str": "error", "completed": False, "messages": [["execution_error", {}]]}
+    with pytest.raises(ExecutionFailed) as caught:
+        client_for(replay, tmp_path).run(invert, {"image": png_bytes()})
+    assert (caught.value.node_id, str(caught.value)) == ("?", "node ? (node ?) failed: ")
+
+
+def test_done_callbacks_run_once_each_even_if_one_fails(tmp_path: Path, invert: TabSpec) -> None:
+    replay = Replay(load_transcript("b1_load_invert_save"), running_polls=10**6)  # runs until told
+    client = client_for(replay, tmp_path, tracker="http", poll_interval=0.001)
+    job = client.submit(invert, {"image": png_bytes()})
+    seen: list[str] = []
+
+    def broken(job: Job) -> None:
+        raise RuntimeError("a listener's bug")
+
+    job.add_done_callback(broken)
+    job.add_done_callback(lambda j: seen.append(f"first {j.done}"))
+    replay.finished.set()
+    list(job.events())  # they end after the callbacks have run
+    job.add_done_callback(lambda j: seen.append(f"late {j.error}"))
+    assert seen == ["first True", "late None"]
