@@ -89,6 +89,7 @@ class Replay:
         self.drop_after = drop_after
         self.refuse_reconnect = False
         self.refuse_sockets = False  # refuse even the first connection
+        self.down = False  # refuse every connection, HTTP too
         self.foreign = list(foreign or [])  # another prompt's frames, interleaved with the run's
         self.finished = threading.Event()  # the run has ended: /history has its entry
         self.running_polls = running_polls
@@ -102,7 +103,7 @@ class Replay:
     def connect(self, url: str, *, headers: dict[str, str], timeout: float) -> ScriptedSocket:
         from comfyui_gradio.errors import ServerUnavailable
 
-        if self.refuse_sockets or (self.sockets and self.refuse_reconnect):
+        if self.down or self.refuse_sockets or (self.sockets and self.refuse_reconnect):
             raise ServerUnavailable(url, "refused by the script")
         socket = ScriptedSocket()
         self.sockets.append(socket)
@@ -170,6 +171,8 @@ class Replay:
         return httpx.MockTransport(self.handle)
 
     def handle(self, request: httpx.Request) -> httpx.Response:
+        if self.down:
+            raise httpx.ConnectError("connection refused", request=request)
         self.requests.append(request)
         path = request.url.path
         key = (request.method, path if not path.startswith("/history/") else "/history/{id}")

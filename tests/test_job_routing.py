@@ -4,14 +4,16 @@ of a waiting job with an upload. Fast and deterministic (no server, no sleeps)."
 from __future__ import annotations
 
 import json
+import threading
 from pathlib import Path
 from typing import Callable
 
 import httpx
 import pytest
 
+from comfyui_gradio.comfy.job import Job
 from comfyui_gradio.comfy.pool import ComfyPool, Durations
-from comfyui_gradio.errors import ServerError
+from comfyui_gradio.errors import JobTimeout, ServerError
 from comfyui_gradio.forms.catalog import Catalog
 from comfyui_gradio.forms.loader import load_tab
 from comfyui_gradio.forms.schema import TabSpec
@@ -119,3 +121,111 @@ def test_a_moved_job_uploads_its_image_again(stored_as: str, error: str | None, 
         assert not any(r.url.path == "/prompt" for r in b.requests)
     assert [r.url.path for r in b.requests].count("/upload/image") == 1
     assert [s.healthy for s in pool.statuses()] == [False, True]
+
+
+def test_typical_durations_are_a_moving_average(tmp_path: Path) -> None:
+    durations = Durations(weight=0.25)
+    durations.record("w", 10.0)
+    durations.record("w", 18.0)
+    assert (durations.typical("w"), durations.typical("other")) == (12.0, None)
+    assert (durations.remaining("w", 4.0), durations.remaining("w", 20.0), durations.remaining("x", 1.0)) == (
+        8.0, 0.0, None)
+    with pytest.raises(ValueError, match="^a pool needs at least one server$"):
+        ComfyPool([])
+
+
+def test_a_pool_run_records_its_duration_and_frees_its_place(tmp_path: Path, object_info: dict,
+                                                            catalog: Catalog) -> None:
+    pool, (a, b) = replayed_pool(tmp_path, object_info, "a", "b")
+    result = pool.run(WORKFLOWS / "invert.json", {"image": png_bytes()})  # a path, read with a's catalogue
+    assert result.server == "http://a.test" and result.images[0].path.parent == tmp_path / result.prompt_id
+    posted = json.loads(next(r for r in a.requests if r.url.path == "/prompt").content)
+    assert posted["prompt_id"] == result.prompt_id and b.prompt_id is None
+    assert 0.0 <= pool.durations.typical("invert") < 5.0
+    assert [(s.url, s.healthy, s.error, s.queue_remaining, s.in_flight) for s in pool.statuses()] == [
+        ("http://a.test", True, "", 0, 0), ("http://b.test", True, "", 0, 0)]
+    elsewhere = pool.submit(load_tab(WORKFLOWS / "invert.json", catalog), {"image": png_bytes()},
+                            output_dir=tmp_path / "elsewhere")
+    assert elsewhere.result(5).images[0].path.parent == tmp_path / "elsewhere" / elsewhere.prompt_id
+
+
+def test_a_pool_job_past_its_timeout_is_cancelled(tmp_path: Path, object_info: dict, catalog: Catalog) -> None:
+    pool, (a, _) = replayed_pool(tmp_path, object_info, "a", "b")
+    a.routes[("POST", "/prompt")] = lambda request: httpx.Response(200, json={
+        "prompt_id": json.loads(request.content)["prompt_id"], "number": 1, "node_errors": {}})  # never runs
+    job = pool.submit(load_tab(WORKFLOWS / "invert.json", catalog), {"image": png_bytes()}, timeout=0.05)
+    with pytest.raises(JobTimeout):
+        job.result(5)
+    assert [s.in_flight for s in pool.statuses()] == [0, 0]
+
+
+def test_servers_that_are_down_are_named(tmp_path: Path, object_info: dict, txt2img: TabSpec) -> None:
+    pool, (a, b) = replayed_pool(tmp_path, object_info, "a", "b")
+    a.down = True
+    pool.check_all()
+    assert [(s.healthy, s.error) for s in pool.statuses()] == [
+        (False, "Cannot reach ComfyUI at http://a.test (connection refused). Start ComfyUI (python main.py "
+                "--listen) or set COMFYUI_URL / --comfyui-url to its address."), (True, "")]
+    assert pool.catalog() is pool._servers[1].catalog and pool.pick(txt2img, FAST).url == "http://b.test"
+    b.down = True
+    pool.check_all()
+    assert pool.catalog() is None
+    with pytest.raises(ServerError) as caught:
+        pool.submit(txt2img, FAST)
+    assert str(caught.value).startswith("Cannot reach ComfyUI at http://a.test, http://b.test (no server answers)")
+    lone, (c,) = replayed_pool(tmp_path, object_info, "c")
+    c.down = True
+    lone.check_all()
+    with pytest.raises(ServerError) as caught:
+        lone.pick(txt2img, FAST)
+    assert str(caught.value).startswith("Cannot reach ComfyUI at http://c.test (connection refused)")
+
+
+def test_a_server_that_comes_back_is_used_again_with_a_fresh_catalogue(tmp_path: Path, object_info: dict,
+                                                                     txt2img: TabSpec) -> None:
+    pool, (a,) = replayed_pool(tmp_path, object_info, "a")
+    pool.check_all()
+    assert [r.url.path for r in a.requests].count("/object_info") == 1  # read once while it stays up
+    a.down = True
+    pool.check_all()
+    a.down = False
+    assert pool.pick(txt2img, FAST).url == "http://a.test"  # picking looks again when none is up
+    assert [r.url.path for r in a.requests].count("/object_info") == 2
+
+
+def test_the_health_check_keeps_running_in_the_background(tmp_path: Path, object_info: dict) -> None:
+    pool, (a,) = replayed_pool(tmp_path, object_info, "a")
+    checks = threading.Semaphore(0)
+
+    def counted(request: httpx.Request) -> httpx.Response:
+        checks.release()
+        return httpx.Response(200, json={"queue_running": [], "queue_pending": []})
+
+    a.routes[("GET", "/queue")] = counted
+    pool.health_interval = 0.001
+    pool.start()
+    assert all(checks.acquire(timeout=5) for _ in range(3))  # start() checks, then the watcher does
+    pool.close()
+
+
+def test_a_job_that_was_running_fails_clearly_or_is_retried_when_asked(tmp_path: Path, object_info: dict,
+                                                                       catalog: Catalog,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(Job, "reconnect_delays", (0.0,))
+    for retry in (False, True):
+        pool, (a, b) = replayed_pool(tmp_path, object_info, "a", "b")
+        a.drop_after = 4  # the socket dies after execution_start, and the server with it
+        dying(a)
+        a.refuse_sockets = False
+        a.refuse_reconnect = True
+        job = pool.submit(load_tab(WORKFLOWS / "invert.json", catalog), {"image": png_bytes()}, retry=retry)
+        if retry:
+            assert job.result(5).server == "http://b.test"
+            assert pool.durations.typical("invert") is not None
+        else:
+            with pytest.raises(ServerError) as caught:
+                job.result(5)
+            assert str(caught.value) == ("ComfyUI at http://a.test stopped responding while running this job; "
+                                         "nothing was saved. Run it again.")
+            assert b.prompt_id is None and pool.durations.typical("invert") is None
+        assert [s.in_flight for s in pool.statuses()] == [0, 0]

@@ -75,6 +75,7 @@ class _Server:
     client: ComfyClient
     healthy: bool = False
     error: str = "not checked yet"
+    failure: ServerError | None = None  # why the last check failed
     queue_remaining: int = 0
     catalog: Catalog | None = None
     jobs: dict[str, tuple[str, float]] = field(default_factory=dict)  # prompt_id -> (workflow, submitted at)
@@ -130,7 +131,7 @@ class ComfyPool:
         except ServerError as exc:
             if server.healthy:
                 log.warning("ComfyUI at %s is down: %s", server.client.url, exc)
-            server.healthy, server.error = False, str(exc)
+            server.healthy, server.error, server.failure = False, str(exc), exc
             return False
         if not server.healthy:
             log.info("ComfyUI at %s is up", server.client.url)
@@ -185,6 +186,9 @@ class ComfyPool:
 
     def _all_down(self, servers: list[_Server]) -> ServerUnavailable:
         if len(servers) == 1:
+            failure = servers[0].failure
+            if isinstance(failure, ServerUnavailable):  # it already says where and how to fix it
+                return failure
             return ServerUnavailable(servers[0].client.url, servers[0].error or "down")
         urls = ", ".join(s.client.url for s in servers)
         return ServerUnavailable(urls, "no server answers")
