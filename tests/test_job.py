@@ -252,3 +252,25 @@ def test_done_callbacks_run_once_each_even_if_one_fails(tmp_path: Path, invert: 
     list(job.events())  # they end after the callbacks have run
     job.add_done_callback(lambda j: seen.append(f"late {j.error}"))
     assert seen == ["first True", "late None"]
+
+
+def test_an_unknown_final_status_is_a_failure_of_the_workflow(tmp_path: Path, invert: TabSpec) -> None:
+    replay = Replay(load_transcript("b1_load_invert_save"))
+    entry = replay.recorded_http("GET", f"/history/{replay.recorded_id}")["response_json"][replay.recorded_id]
+    entry["status"] = {"status_str": "weird", "completed": False, "messages": [["execution_start", {}]]}
+    with pytest.raises(ExecutionFailed) as caught:
+        client_for(replay, tmp_path).run(invert, {"image": png_bytes()})
+    assert str(caught.value) == "the workflow (node ?) failed: ComfyUI reported status 'weird'"
+    entry["status"] = {"completed": True}  # an older server without status_str
+    assert client_for(replay, tmp_path).run(invert, {"image": png_bytes()}).status == "success"
+
+
+def test_a_waiting_consumer_is_woken_while_nothing_happens(tmp_path: Path, invert: TabSpec) -> None:
+    replay = Replay(load_transcript("b1_load_invert_save"), running_polls=10**6)
+    job = client_for(replay, tmp_path, tracker="http", poll_interval=0.001).submit(invert, {"image": png_bytes()})
+    events = job.events(idle=0.001)
+    assert next(e for e in events if e is not None) == Started()
+    assert next(events) is None  # running, with nothing to report
+    replay.finished.set()
+    assert [e for e in events if e is not None] == [] and job.result(5).images
+    assert list(job.events()) == []  # a second look ends at once
