@@ -31,9 +31,9 @@ def test_outputs_are_named_by_the_schema_else_by_the_node_title(tmp_path: Path) 
     outputs = {"3": {"images": [{"filename": "a.png", "type": "temp"}]}, "7": {"text": "hello"},
                "9": {"images": [{"filename": "b.png"}], "ui_only": [{"no": "filename"}]}}
     files = collect_outputs(outputs, tab({}), PROMPT, fake_download, tmp_path)
-    assert [(f.output_name, f.kind, f.path.name, f.preview, f.text) for f in files] == [
-        ("Keep", "image", "3_a.png", True, None), ("PreviewAny", "text", "7_text_0.txt", False, "hello"),
-        ("node 9", "image", "9_b.png", False, None)]
+    assert [(f.node_id, f.output_name, f.kind, f.path.name, f.preview, f.text) for f in files] == [
+        ("3", "Keep", "image", "3_a.png", True, None), ("7", "PreviewAny", "text", "7_text_0.txt", False, "hello"),
+        ("9", "node 9", "image", "9_b.png", False, None)]
     assert files[0].path.read_bytes() == b"temp:/a.png" and files[2].path.read_bytes() == b"output:/b.png"
     named = collect_outputs(outputs, tab({"outputs": {"picture": {"node": "3"}}}), PROMPT, fake_download,
                             tmp_path / "named")

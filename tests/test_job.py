@@ -14,7 +14,7 @@ import pytest
 
 from comfyui_gradio.comfy.events import NodeStarted, OutputReady, Preview, Queued, Started
 from comfyui_gradio.comfy.job import Job
-from comfyui_gradio.errors import ExecutionFailed, JobCancelled
+from comfyui_gradio.errors import ExecutionFailed, JobCancelled, ServerUnavailable
 from comfyui_gradio.forms.catalog import Catalog
 from comfyui_gradio.forms.loader import load_tab
 from comfyui_gradio.forms.schema import TabSpec
@@ -202,8 +202,8 @@ def test_cancelling_a_running_job_interrupts_it_and_says_it_was_you(tmp_path: Pa
 
 def test_a_prompt_gone_from_the_queue_is_reported_after_three_polls(tmp_path: Path, invert: TabSpec) -> None:
     replay = Replay(load_transcript("b1_load_invert_save"))
-    replay.routes[("GET", "/queue")] = lambda request: httpx.Response(200, json={"queue_running": [],
-                                                                                 "queue_pending": []})
+    others = queue_body(24, "no prompt of ours", "")  # A running, B and D waiting: none of them is ours
+    replay.routes[("GET", "/queue")] = lambda request: httpx.Response(200, json=others)
     job = client_for(replay, tmp_path, tracker="http", poll_interval=0.001).submit(invert, {"image": png_bytes()})
     with pytest.raises(JobCancelled) as caught:
         job.result(5)
@@ -235,6 +235,10 @@ def test_an_error_report_without_details_still_fails_clearly(tmp_path: Path, inv
     with pytest.raises(ExecutionFailed) as caught:
         client_for(replay, tmp_path).run(invert, {"image": png_bytes()})
     assert (caught.value.node_id, str(caught.value)) == ("?", "node ? (node ?) failed: ")
+    entry["status"]["messages"] = [["execution_interrupted", {}]]
+    with pytest.raises(JobCancelled) as caught:
+        client_for(replay, tmp_path).run(invert, {"image": png_bytes()})
+    assert str(caught.value) == "Cancelled on the server; nothing was saved from this run."
 
 
 def test_done_callbacks_run_once_each_even_if_one_fails(tmp_path: Path, invert: TabSpec) -> None:
@@ -274,3 +278,20 @@ def test_a_waiting_consumer_is_woken_while_nothing_happens(tmp_path: Path, inver
     replay.finished.set()
     assert [e for e in events if e is not None] == [] and job.result(5).images
     assert list(job.events()) == []  # a second look ends at once
+
+
+def test_a_lost_server_without_a_pool_says_it_cannot_be_reached(tmp_path: Path, invert: TabSpec) -> None:
+    replay = Replay(load_transcript("b1_load_invert_save"))
+    replay.refuse_sockets = True
+    accept = replay.post_prompt
+
+    def post(request: httpx.Request) -> httpx.Response:
+        answer = accept(request)
+        replay.down = True
+        return answer
+
+    replay.routes[("POST", "/prompt")] = post
+    job = client_for(replay, tmp_path, poll_interval=0.001).submit(invert, {"image": png_bytes()})
+    with pytest.raises(ServerUnavailable) as caught:
+        job.result(5)
+    assert str(caught.value).startswith("Cannot reach ComfyUI at http://comfy.test (connection refused).")
