@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import json
 import threading
+import uuid
 from pathlib import Path
 from typing import Callable
 
 import httpx
 import pytest
 
+from comfyui_gradio.comfy.events import Started
 from comfyui_gradio.comfy.job import Job
 from comfyui_gradio.comfy.pool import ComfyPool, Durations
 from comfyui_gradio.errors import JobTimeout, ServerError
@@ -106,12 +108,17 @@ def test_a_moved_job_uploads_its_image_again(stored_as: str, error: str | None, 
                                              object_info: dict, catalog: Catalog) -> None:
     pool, (a, b) = replayed_pool(tmp_path, object_info, "a", "b")
     dying(a)
+    posted_on_b = never_runs(b)
     b.routes[("POST", "/upload/image")] = lambda request: httpx.Response(
         200, json={"name": stored_as, "subfolder": "comfyui-gradio", "type": "input"})
     job = pool.submit(load_tab(WORKFLOWS / "invert.json", catalog), {"image": png_bytes()})
     assert job.prepared.values["image"] == "comfyui-gradio/x.png"  # a's name
     if error is None:
-        assert job.result(5).server == "http://b.test"
+        assert posted_on_b.wait(5)  # waiting on b now
+        assert [(s.healthy, s.error, s.in_flight) for s in pool.statuses()] == [
+            (False, "stopped answering", 0), (True, "", 1)]
+        job.cancel()
+        list(job.events())
         posted = json.loads(next(r for r in b.requests if r.url.path == "/prompt").content)
         assert posted["prompt"]["1"]["inputs"]["image"] == "comfyui-gradio/x.png"
     else:
@@ -120,7 +127,7 @@ def test_a_moved_job_uploads_its_image_again(stored_as: str, error: str | None, 
         assert str(caught.value) == error
         assert not any(r.url.path == "/prompt" for r in b.requests)
     assert [r.url.path for r in b.requests].count("/upload/image") == 1
-    assert [s.healthy for s in pool.statuses()] == [False, True]
+    assert [(s.healthy, s.in_flight) for s in pool.statuses()] == [(False, 0), (True, 0)]
 
 
 def test_typical_durations_are_a_moving_average(tmp_path: Path) -> None:
@@ -140,7 +147,7 @@ def test_a_pool_run_records_its_duration_and_frees_its_place(tmp_path: Path, obj
     result = pool.run(WORKFLOWS / "invert.json", {"image": png_bytes()})  # a path, read with a's catalogue
     assert result.server == "http://a.test" and result.images[0].path.parent == tmp_path / result.prompt_id
     posted = json.loads(next(r for r in a.requests if r.url.path == "/prompt").content)
-    assert posted["prompt_id"] == result.prompt_id and b.prompt_id is None
+    assert posted["prompt_id"] == result.prompt_id == str(uuid.UUID(result.prompt_id)) and b.prompt_id is None
     assert 0.0 <= pool.durations.typical("invert") < 5.0
     assert [(s.url, s.healthy, s.error, s.queue_remaining, s.in_flight) for s in pool.statuses()] == [
         ("http://a.test", True, "", 0, 0), ("http://b.test", True, "", 0, 0)]
@@ -156,6 +163,34 @@ def test_a_pool_job_past_its_timeout_is_cancelled(tmp_path: Path, object_info: d
     job = pool.submit(load_tab(WORKFLOWS / "invert.json", catalog), {"image": png_bytes()}, timeout=0.05)
     with pytest.raises(JobTimeout):
         job.result(5)
+    with pytest.raises(JobTimeout):
+        pool.run(load_tab(WORKFLOWS / "invert.json", catalog), {"image": png_bytes()}, timeout=0.05)
+    assert [s.in_flight for s in pool.statuses()] == [0, 0]
+
+
+def never_runs(replay: Replay) -> threading.Event:
+    """Make ``replay``'s server accept prompts and keep them waiting; the event is set once one came."""
+    posted = threading.Event()
+
+    def post(request: httpx.Request) -> httpx.Response:
+        posted.set()
+        return httpx.Response(200, json={"prompt_id": json.loads(request.content)["prompt_id"], "number": 1,
+                                         "node_errors": {}})
+
+    replay.routes[("POST", "/prompt")] = post
+    return posted
+
+
+def test_jobs_submitted_one_after_another_spread_out(tmp_path: Path, object_info: dict, catalog: Catalog) -> None:
+    pool, (a, b) = replayed_pool(tmp_path, object_info, "a", "b")
+    never_runs(a)
+    never_runs(b)
+    jobs = [pool.submit(load_tab(WORKFLOWS / "invert.json", catalog), {"image": png_bytes()}) for _ in range(2)]
+    assert [j.client.url for j in jobs] == ["http://a.test", "http://b.test"]  # the first is counted on a
+    assert [s.in_flight for s in pool.statuses()] == [1, 1]
+    for job in jobs:
+        job.cancel()
+        list(job.events())  # they end once the pool has been told
     assert [s.in_flight for s in pool.statuses()] == [0, 0]
 
 
@@ -179,6 +214,15 @@ def test_servers_that_are_down_are_named(tmp_path: Path, object_info: dict, txt2
     with pytest.raises(ServerError) as caught:
         lone.pick(txt2img, FAST)
     assert str(caught.value).startswith("Cannot reach ComfyUI at http://c.test (connection refused)")
+    with pytest.raises(ServerError) as caught:
+        lone.submit(WORKFLOWS / "invert.json", {"image": png_bytes()})  # read without a catalogue, then refused
+    assert str(caught.value).startswith("Cannot reach ComfyUI at http://c.test (connection refused)")
+    c.down = False
+    c.routes[("GET", "/queue")] = lambda request: httpx.Response(500)
+    with pytest.raises(ServerError) as caught:
+        lone.pick(txt2img, FAST)
+    assert str(caught.value).startswith("Cannot reach ComfyUI at http://c.test (ComfyUI at http://c.test answered "
+                                        "GET /queue with HTTP 500; see the ComfyUI server's log)")
 
 
 def test_a_server_that_comes_back_is_used_again_with_a_fresh_catalogue(tmp_path: Path, object_info: dict,
@@ -229,3 +273,20 @@ def test_a_job_that_was_running_fails_clearly_or_is_retried_when_asked(tmp_path:
                                          "nothing was saved. Run it again.")
             assert b.prompt_id is None and pool.durations.typical("invert") is None
         assert [s.in_flight for s in pool.statuses()] == [0, 0]
+
+
+def test_a_running_job_is_retried_only_once(tmp_path: Path, object_info: dict, catalog: Catalog,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(Job, "reconnect_delays", (0.0,))
+    pool, (a, b, c) = replayed_pool(tmp_path, object_info, "a", "b", "c")
+    for replay in (a, b):  # each dies after execution_start
+        replay.drop_after = 4
+        dying(replay)
+        replay.refuse_sockets, replay.refuse_reconnect = False, True
+    job = pool.submit(load_tab(WORKFLOWS / "invert.json", catalog), {"image": png_bytes()}, retry=True)
+    events = list(job.events())
+    with pytest.raises(ServerError) as caught:
+        job.result(5)
+    assert str(caught.value) == ("ComfyUI at http://b.test stopped responding while running this job; "
+                                 "nothing was saved. Run it again.")
+    assert events == [Started(), Started()] and c.prompt_id is None  # started on a, then on b
