@@ -9,7 +9,7 @@ from comfyui_gradio.forms.schema import TabSpec, tab_from_schema
 from comfyui_gradio.forms.workflow import Workflow
 
 PROMPT = {"3": {"class_type": "SaveImage", "inputs": {}, "_meta": {"title": "Keep"}},
-          "7": {"class_type": "PreviewAny", "inputs": {}}}
+          "7": {"class_type": "PreviewAny", "inputs": {}}, "9": {"class_type": "GetImageSize", "inputs": {}}}
 
 
 def tab(schema: dict) -> TabSpec:
@@ -28,21 +28,28 @@ def test_two_outputs_with_the_same_file_name_are_kept_apart(tmp_path: Path) -> N
 
 
 def test_outputs_are_named_by_the_schema_else_by_the_node_title(tmp_path: Path) -> None:
+    assert [(f.output_name, f.path.name) for f in collect_outputs({"5": {"text": ["x"]}}, tab({}), PROMPT,
+                                                                  fake_download, tmp_path / "unknown")] == [
+        ("node 5", "5_text_0.txt")]  # a node the workflow does not have
     outputs = {"3": {"images": [{"filename": "a.png", "type": "temp"}]}, "7": {"text": "hello"},
-               "9": {"images": [{"filename": "b.png"}], "ui_only": [{"no": "filename"}]}}
+               "9": {"text": ["size"], "images": [{"filename": "b.png"}], "ui_only": [{"no": "filename"}],
+                     "3d": [{"filename": "mesh.xyz"}]}}
     files = collect_outputs(outputs, tab({}), PROMPT, fake_download, tmp_path)
     assert [(f.node_id, f.output_name, f.kind, f.path.name, f.preview, f.text) for f in files] == [
         ("3", "Keep", "image", "3_a.png", True, None), ("7", "PreviewAny", "text", "7_text_0.txt", False, "hello"),
-        ("9", "node 9", "image", "9_b.png", False, None)]
-    assert files[0].path.read_bytes() == b"temp:/a.png" and files[2].path.read_bytes() == b"output:/b.png"
-    named = collect_outputs(outputs, tab({"outputs": {"picture": {"node": "3"}}}), PROMPT, fake_download,
-                            tmp_path / "named")
-    assert [(f.output_name, f.node_id) for f in named] == [("picture", "3")]  # only the outputs it names
+        ("9", "GetImageSize", "text", "9_text_0.txt", False, "size"),
+        ("9", "GetImageSize", "image", "9_b.png", False, None), ("9", "GetImageSize", "model3d", "9_mesh.xyz", False, None)]  # an unknown suffix: the list's name says
+    assert files[0].path.read_bytes() == b"temp:/a.png" and files[3].path.read_bytes() == b"output:/b.png"
+    named = collect_outputs(outputs, tab({"outputs": {"picture": {"node": "3"}, "size": {"node": "9"}}}), PROMPT,
+                            fake_download, tmp_path / "named")
+    assert [(f.output_name, f.node_id) for f in named] == [("picture", "3")] + [("size", "9")] * 3  # not node 7
 
 
 def test_a_file_already_in_the_folder_is_not_overwritten(tmp_path: Path) -> None:
     (tmp_path / "3_a.png").write_bytes(b"earlier")
-    outputs = {"3": {"images": [{"filename": "sub\\a.png"}]}, "a/b": {"text": ["one", "two"]}}
+    names = ["sub\\a.png", ".hidden.png", "...", "a&b?c d-e.png"]
+    outputs = {"3": {"images": [{"filename": n} for n in names]}, "a/b": {"text": ["one", "two"]}}
     files = collect_outputs(outputs, tab({}), PROMPT, fake_download, tmp_path)
-    assert [f.path.name for f in files] == ["3_1_a.png", "a_b_text_0.txt", "a_b_text_1.txt"]
-    assert (tmp_path / "3_a.png").read_bytes() == b"earlier" and files[2].path.read_text() == "two"
+    assert [f.path.name for f in files] == ["3_1_a.png", "3_hidden.png", "3_output", "3_a_b_c d-e.png",
+                                            "a_b_text_0.txt", "a_b_text_1.txt"]
+    assert (tmp_path / "3_a.png").read_bytes() == b"earlier" and files[-1].path.read_text() == "two"
