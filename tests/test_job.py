@@ -12,12 +12,14 @@ from typing import Any
 import httpx
 import pytest
 
-from comfyui_gradio.comfy.events import NodeStarted, OutputReady, Preview, Queued, Started
+from comfyui_gradio.comfy.events import (Cached, NodeStarted, OutputReady, Preview, Progress, Queued, Started,
+                                         parse_binary)
 from comfyui_gradio.comfy.job import Job
 from comfyui_gradio.errors import ExecutionFailed, JobCancelled, ServerUnavailable
 from comfyui_gradio.forms.catalog import Catalog
 from comfyui_gradio.forms.loader import load_tab
-from comfyui_gradio.forms.schema import TabSpec
+from comfyui_gradio.forms.schema import TabSpec, tab_from_schema
+from comfyui_gradio.forms.workflow import Workflow
 from tests.paths import TRANSCRIPTS, WORKFLOWS
 from tests.replay import Replay, binary_frame, client_for, load_transcript, png_bytes
 
@@ -295,3 +297,36 @@ def test_a_lost_server_without_a_pool_says_it_cannot_be_reached(tmp_path: Path, 
     with pytest.raises(ServerUnavailable) as caught:
         job.result(5)
     assert str(caught.value).startswith("Cannot reach ComfyUI at http://comfy.test (connection refused).")
+
+
+def test_text_frames_cached_nodes_and_progress_become_events(tmp_path: Path) -> None:
+    transcript = load_transcript("b5_getimagesize_progress_text")
+    workflow = Workflow("b5", tmp_path / "b5.json", transcript["workflow"])
+    cached = json.dumps({"type": "execution_cached", "data": {"nodes": ["1", 2], "prompt_id": "mine"}})
+    progress = json.dumps({"type": "progress", "data": {"value": 2, "max": 5, "prompt_id": "mine", "node": "3"}})
+    replay = Replay(transcript, foreign=[cached, progress])
+    job = client_for(replay, tmp_path).submit(tab_from_schema(workflow, {}, None), prompt_id="mine")
+    events = list(job.events())
+    assert events[:3] == [Cached(("1", "2")), Progress("3", "EmptyImage", 2, 5), Started()]  # as they came
+    assert OutputReady("2", "GetImageSize", {"text": ["width: 40, height: 24\n batch size: 3"]}) in events
+    assert Cached(()) not in events  # the recorded execution_cached lists no nodes
+
+
+def test_previews_carry_the_image_and_its_node(tmp_path: Path, catalog: Catalog) -> None:
+    g2 = load_transcript("g2_txt2img_tiny_sd15_metadata_previews")
+    frames = [parse_binary(binary_frame(e)) for e in g2["events"] if e["kind"] == "ws_binary"]
+    job = client_for(Replay(g2), tmp_path).submit(load_tab(WORKFLOWS / "txt2img.json", catalog), {"steps": 4})
+    previews = [e for e in job.events() if isinstance(e, Preview)]
+    assert previews == [Preview(f.image, "image/jpeg", "3") for f in frames]
+
+
+def test_cancelling_a_job_that_waits_on_the_socket(tmp_path: Path, invert: TabSpec) -> None:
+    replay = Replay(load_transcript("b1_load_invert_save"))
+    replay.routes[("POST", "/prompt")] = lambda request: httpx.Response(200, json={
+        "prompt_id": json.loads(request.content)["prompt_id"], "number": 1, "node_errors": {}})  # never runs
+    job = client_for(replay, tmp_path).submit(invert, {"image": png_bytes()})
+    job.cancel()
+    with pytest.raises(JobCancelled) as caught:
+        job.result(5)
+    assert str(caught.value) == "Cancelled before it started."
+    assert replay.sockets[0].closed
