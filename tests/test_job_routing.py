@@ -14,7 +14,7 @@ import pytest
 
 from comfyui_gradio.comfy.events import Started
 from comfyui_gradio.comfy.job import Job
-from comfyui_gradio.comfy.pool import ComfyPool, Durations
+from comfyui_gradio.comfy.pool import ComfyPool, Durations, missing_requirements
 from comfyui_gradio.errors import JobTimeout, ServerError
 from comfyui_gradio.forms.catalog import Catalog
 from comfyui_gradio.forms.loader import load_tab
@@ -290,3 +290,30 @@ def test_a_running_job_is_retried_only_once(tmp_path: Path, object_info: dict, c
     assert str(caught.value) == ("ComfyUI at http://b.test stopped responding while running this job; "
                                  "nothing was saved. Run it again.")
     assert events == [Started(), Started()] and c.prompt_id is None  # started on a, then on b
+
+
+def test_missing_requirements_name_absent_nodes_and_model_files(catalog: Catalog) -> None:
+    prompt = {
+        "1": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": "absent.safetensors"}},
+        "2": {"class_type": "NoSuchNode", "inputs": {"x": "absent.safetensors"}},
+        "3": {"class_type": "LoadImage", "inputs": {"image": "not-on-the-server.png"}},  # uploads are not listed
+        "4": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": CKPT}},
+        "5": {"class_type": "ImageBlur", "inputs": {"blur_radius": 3, "image": ["3", 0]}},
+        "6": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": "absent.safetensors"}},
+        "7": {"class_type": "CheckpointLoaderSimple"},
+    }
+    assert missing_requirements(prompt, catalog) == ["absent.safetensors", "node NoSuchNode"]
+    assert missing_requirements({"4": prompt["4"]}, catalog) == []
+
+
+def test_a_job_is_not_sent_where_its_model_is_missing(tmp_path: Path, object_info: dict, txt2img: TabSpec) -> None:
+    lacking = json.loads(json.dumps(object_info))
+    lacking["CheckpointLoaderSimple"]["input"]["required"]["ckpt_name"][0] = ["other.safetensors"]
+    pool, (a, _) = replayed_pool(tmp_path, object_info, "a", "b")
+    a.routes[("GET", "/object_info")] = lambda request: httpx.Response(200, json=lacking)
+    pool._servers[0].catalog = None
+    pool.check_all()
+    assert pool.pick(txt2img, FAST).url == "http://b.test"
+    assert pool.pick(txt2img, {**FAST, "checkpoint": "other.safetensors"}).url == "http://a.test"
+    pool._servers[1].healthy = False
+    assert pool.pick(txt2img, FAST).url == "http://a.test"  # no able server: ComfyUI's own check will say why
