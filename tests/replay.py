@@ -58,6 +58,7 @@ class ScriptedSocket:
         self.frames: queue.Queue[Any] = queue.Queue()
         self.sent: list[str] = []
         self.closed = False
+        self.url, self.timeout = "", 0.0  # as the client opened it
 
     def send(self, text: str) -> None:
         self.sent.append(text)
@@ -106,6 +107,7 @@ class Replay:
         if self.down or self.refuse_sockets or (self.sockets and self.refuse_reconnect):
             raise ServerUnavailable(url, "refused by the script")
         socket = ScriptedSocket()
+        socket.url, socket.timeout = url, timeout
         self.sockets.append(socket)
         socket.frames.put(json.dumps({"type": "status", "data": {"status": {"exec_info": {"queue_remaining": 0}},
                                                                   "sid": url.rsplit("=", 1)[-1]}}))

@@ -330,3 +330,12 @@ def test_cancelling_a_job_that_waits_on_the_socket(tmp_path: Path, invert: TabSp
         job.result(5)
     assert str(caught.value) == "Cancelled before it started."
     assert replay.sockets[0].closed
+
+
+def test_the_socket_url_follows_the_server_url(tmp_path: Path, invert: TabSpec) -> None:
+    replay = Replay(load_transcript("b1_load_invert_save"))
+    client = client_for(replay, tmp_path, "https://comfy.test", timeout=7.0)
+    job = client.submit(invert, {"image": png_bytes()})
+    job.result(5)
+    assert (replay.sockets[0].url, replay.sockets[0].timeout) == (
+        f"wss://comfy.test/ws?clientId={job.client_id}", 7.0)
