@@ -117,6 +117,9 @@ def test_polling_reports_the_queue_then_the_start(tmp_path: Path, invert: TabSpe
     assert list(job.events()) == [Queued(2), Queued(2), Started()]
     result = job.result(5)
     assert [o.path.name for o in result.outputs] == ["3_invert_00001_.png"] and result.queued_for > 0
+    assert (result.seeds, result.values, result.prompt) == (job.prepared.seeds, job.prepared.values,
+                                                            job.prepared.prompt)
+    assert 0 < result.queued_for < result.duration < 60 and result.server == "http://comfy.test"
 
 
 # ---- falling back to polling ----------------------------------------------------------------------

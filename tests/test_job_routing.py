@@ -317,3 +317,19 @@ def test_a_job_is_not_sent_where_its_model_is_missing(tmp_path: Path, object_inf
     assert pool.pick(txt2img, {**FAST, "checkpoint": "other.safetensors"}).url == "http://a.test"
     pool._servers[1].healthy = False
     assert pool.pick(txt2img, FAST).url == "http://a.test"  # no able server: ComfyUI's own check will say why
+
+
+def test_the_estimated_wait_adds_what_is_left_of_each_job_and_the_other_prompts(
+        tmp_path: Path, object_info: dict, txt2img: TabSpec) -> None:
+    clock, durations = Clock(), Durations()
+    pool, (a,) = replayed_pool(tmp_path, object_info, "a", clock=clock, durations=durations)
+    a.routes[("GET", "/queue")] = lambda request: httpx.Response(200, json={
+        "queue_running": [[1, "x", {}, {}, []]], "queue_pending": [[2, "y", {}, {}, []], [3, "z", {}, {}, []]]})
+    pool.check_all()
+    server = pool._servers[0]
+    assert pool.statuses()[0].queue_remaining == 3 and pool._estimated_wait(server) == 3 * 5.0
+    durations.record("txt2img", 10.0)
+    pool.pick(txt2img, FAST, reserve="ours")  # one of the three is ours, started now
+    assert [pool._estimated_wait(server, clock.now + t) for t in (3.0, 50.0)] == [7.0 + 2 * 5.0, 1.0 + 2 * 5.0]
+    clock.now += 4.0
+    assert pool._estimated_wait(server) == 6.0 + 2 * 5.0
