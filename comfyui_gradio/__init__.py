@@ -13,6 +13,7 @@ and schemas into tab specs and prepared prompts (pure), ``comfy`` talks to Comfy
 from .comfy.client import ComfyClient, LocalFile
 from .comfy.events import Cached, JobEvent, NodeStarted, OutputReady, Preview, Progress, Queued, Started
 from .comfy.job import Job, JobHooks
+from .comfy.server import JobServer
 from .comfy.pool import ComfyPool, Durations, ServerStatus
 from .comfy.results import OutputFile, RunResult
 from .comfy.transport import WebSocketConnection, WebSocketConnector
@@ -26,7 +27,7 @@ from .forms.workflow import Workflow
 
 __all__ = [
     "Cached", "Catalog", "ComfyClient", "ComfyGradioError", "ComfyPool", "ConfigError", "Durations",
-    "ExecutionFailed", "InputError", "InputSpec", "Job", "JobCancelled", "JobEvent", "JobHooks", "JobTimeout", "Limits", "LocalFile",
+    "ExecutionFailed", "InputError", "InputSpec", "Job", "JobCancelled", "JobEvent", "JobHooks", "JobServer", "JobTimeout", "Limits", "LocalFile",
     "NodeStarted", "Output", "OutputFile", "OutputReady", "Param", "PreparedPrompt", "Preview", "Problem",
     "Progress", "PromptRejected", "ProtocolError", "Queued", "RunResult", "ServerError", "ServerStatus",
     "ServerUnavailable", "Started", "TabSpec", "WebSocketConnection", "WebSocketConnector", "Workflow", "load_tab",

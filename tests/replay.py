@@ -3,6 +3,9 @@ the WebSocket through a scripted connector. Recorded prompt ids are swapped for 
 
 The script holds the WebSocket frames recorded after ``POST /prompt`` until the client posts,
 then pushes them *before* the HTTP answer is returned, as the real server did in b3/b4/b5.
+As on the real server, ``/history/{id}`` is ``{}`` until the run has finished: when the client
+has read the run's frames, or (frames cut off by a dropped socket, or no socket at all) after
+``running_polls`` answers of ``GET /queue`` that show the prompt running.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ import json
 import queue
 import threading
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import httpx
 from PIL import Image
@@ -20,6 +23,9 @@ from PIL import Image
 from comfyui_gradio.comfy.transport import WebSocketClosed
 
 from tests.paths import TRANSCRIPTS
+
+if TYPE_CHECKING:
+    from comfyui_gradio.comfy.client import ComfyClient
 
 
 def load_transcript(name: str) -> dict[str, Any]:
@@ -43,18 +49,25 @@ def binary_frame(event: dict[str, Any]) -> bytes:
 
 
 class ScriptedSocket:
-    """A WebSocketConnection fed from a queue; ``None`` in the queue means the socket closed."""
+    """A WebSocketConnection fed from a queue; ``None`` in the queue means the socket closed.
+
+    A callable in the queue is called when the reader reaches it (e.g. to finish the run).
+    """
 
     def __init__(self) -> None:
-        self.frames: queue.Queue[str | bytes | None] = queue.Queue()
+        self.frames: queue.Queue[Any] = queue.Queue()
         self.sent: list[str] = []
         self.closed = False
+        self.url, self.timeout = "", 0.0  # as the client opened it
 
     def send(self, text: str) -> None:
         self.sent.append(text)
 
     def recv(self) -> str | bytes:
         frame = self.frames.get(timeout=10)
+        while callable(frame):
+            frame()
+            frame = self.frames.get(timeout=10)
         if frame is None:
             raise WebSocketClosed("closed by the script")
         return frame
@@ -67,7 +80,8 @@ class ScriptedSocket:
 class Replay:
     """Serve one transcript. ``routes`` may override any (method, path) with a handler."""
 
-    def __init__(self, transcript: dict[str, Any], *, drop_after: int | None = None) -> None:
+    def __init__(self, transcript: dict[str, Any], *, drop_after: int | None = None,
+                 foreign: list[str | bytes] | None = None, running_polls: int = 2) -> None:
         self.t = transcript
         self.recorded_id = _recorded_prompt_id(transcript)
         self.prompt_id: str | None = None
@@ -75,6 +89,14 @@ class Replay:
         self.requests: list[httpx.Request] = []
         self.drop_after = drop_after
         self.refuse_reconnect = False
+        self.refuse_sockets = False  # refuse even the first connection
+        self.down = False  # refuse every connection, HTTP too
+        self.foreign = list(foreign or [])  # another prompt's frames, interleaved with the run's
+        self.finished = threading.Event()  # the run has ended: /history has its entry
+        self.running_polls = running_polls
+        self._queue_polls = 0
+        self._undelivered: list[Any] = []  # frames of the run no socket has carried yet
+        self._resumed: ScriptedSocket | None = None  # a reconnected socket waiting for the rest of the run
         self.routes: dict[tuple[str, str], Callable[[httpx.Request], httpx.Response]] = {}
         self.view_bytes = png_bytes((200, 100, 50))
 
@@ -82,23 +104,49 @@ class Replay:
     def connect(self, url: str, *, headers: dict[str, str], timeout: float) -> ScriptedSocket:
         from comfyui_gradio.errors import ServerUnavailable
 
-        if self.sockets and self.refuse_reconnect:
+        if self.down or self.refuse_sockets or (self.sockets and self.refuse_reconnect):
             raise ServerUnavailable(url, "refused by the script")
         socket = ScriptedSocket()
+        socket.url, socket.timeout = url, timeout
         self.sockets.append(socket)
         socket.frames.put(json.dumps({"type": "status", "data": {"status": {"exec_info": {"queue_remaining": 0}},
                                                                   "sid": url.rsplit("=", 1)[-1]}}))
+        if self._undelivered:  # a reconnect mid-run gets the rest of the stream (h3) ...
+            self._resumed = socket
         return socket
 
+    def _resume(self) -> None:
+        """... once the client has asked /history whether the run ended while it was away (it had not)."""
+        socket, self._resumed = self._resumed, None
+        if socket is not None:
+            frames, self._undelivered = self._undelivered, []
+            for frame in frames:
+                socket.frames.put(frame)
+
     def _push_run(self) -> None:
+        frames = self.run_frames()
         socket = self.sockets[-1] if self.sockets else None
         if socket is None:
+            self._undelivered = frames
             return
-        for count, frame in enumerate(self.ws_frames()):
+        for count, frame in enumerate(frames):
             if self.drop_after is not None and count == self.drop_after:
                 socket.frames.put(None)
+                self._undelivered = frames[count:]
                 return
             socket.frames.put(frame)
+
+    def run_frames(self) -> list[Any]:
+        """The run's frames, one foreign frame after each but the last (the rest before it).
+
+        The run is finished (``/history`` has it) just before its last frame, ``executing(null)``.
+        """
+        own = self.ws_frames()
+        frames: list[Any] = []
+        for index, frame in enumerate(own[:-1]):
+            frames += [frame, *self.foreign[index:index + 1]]
+        frames += self.foreign[len(own) - 1:]
+        return frames + [self.finished.set, *own[-1:]]
 
     def ws_frames(self) -> list[str | bytes]:
         """Every frame recorded after the POST /prompt (or after ws_open for sockets opened first)."""
@@ -125,6 +173,8 @@ class Replay:
         return httpx.MockTransport(self.handle)
 
     def handle(self, request: httpx.Request) -> httpx.Response:
+        if self.down:
+            raise httpx.ConnectError("connection refused", request=request)
         self.requests.append(request)
         path = request.url.path
         key = (request.method, path if not path.startswith("/history/") else "/history/{id}")
@@ -141,7 +191,7 @@ class Replay:
         if key == ("POST", "/upload/image"):
             return httpx.Response(200, json={"name": "x.png", "subfolder": "comfyui-gradio", "type": "input"})
         if key == ("GET", "/queue"):
-            return httpx.Response(200, json={"queue_running": [], "queue_pending": []})
+            return self._queue()
         if request.method == "POST":
             return httpx.Response(200)
         return httpx.Response(404)
@@ -157,9 +207,22 @@ class Replay:
         answer = answer or {"prompt_id": self.prompt_id, "number": 1, "node_errors": {}}
         return httpx.Response(status, json=json.loads(self._swap(json.dumps(answer))))
 
+    def _queue(self) -> httpx.Response:
+        """The prompt is running until the run finishes; cut-off runs finish after ``running_polls`` polls."""
+        if self.prompt_id is None or self.finished.is_set():
+            return httpx.Response(200, json={"queue_running": [], "queue_pending": []})
+        if self._undelivered:
+            self._queue_polls += 1
+            if self._queue_polls >= self.running_polls:
+                self._undelivered = []
+                self.finished.set()
+        item = [1, self.prompt_id, {}, {"client_id": "replay"}, []]
+        return httpx.Response(200, json={"queue_running": [item], "queue_pending": []})
+
     def _history(self, prompt_id: str) -> httpx.Response:
         recorded = self.recorded_http("GET", f"/history/{self.recorded_id}")
-        if recorded is None or prompt_id != self.prompt_id:
+        if recorded is None or prompt_id != self.prompt_id or not self.finished.is_set():
+            self._resume()
             return httpx.Response(200, json={})
         return httpx.Response(200, json=json.loads(self._swap(json.dumps(recorded["response_json"]))))
 
@@ -173,6 +236,14 @@ def _recorded_prompt_id(transcript: dict[str, Any]) -> str | None:
         if event["kind"] == "http" and event["path"] == "/prompt" and event["method"] == "POST":
             return (event.get("response_json") or {}).get("prompt_id")
     return None
+
+
+def client_for(replay: Replay, tmp_path: Path, url: str = "http://comfy.test", **kwargs: Any) -> "ComfyClient":
+    """A client whose HTTP and WebSocket both go to ``replay``."""
+    from comfyui_gradio.comfy.client import ComfyClient
+
+    http = httpx.Client(base_url=url, transport=replay.transport())
+    return ComfyClient(url, http=http, connect_ws=replay.connect, output_dir=tmp_path, **kwargs)
 
 
 def run_in_thread(fn: Callable[[], Any]) -> threading.Thread:

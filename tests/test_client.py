@@ -10,6 +10,7 @@ import pytest
 
 from comfyui_gradio.forms.catalog import Catalog
 from comfyui_gradio.comfy.client import ComfyClient
+from comfyui_gradio.comfy.job import Job
 from comfyui_gradio.errors import ExecutionFailed, InputError, JobTimeout, PromptRejected, ServerUnavailable
 from comfyui_gradio.comfy.events import (MessageType, NodeStarted, OutputReady, Preview, PreviewFrame, Progress, Started,
                                    TextFrame, parse_binary, parse_text)
@@ -17,12 +18,7 @@ from comfyui_gradio.forms.loader import load_tab
 from comfyui_gradio.forms.schema import TabSpec, tab_from_schema
 from comfyui_gradio.forms.workflow import Workflow
 from tests.paths import WORKFLOWS
-from tests.replay import TRANSCRIPTS, Replay, load_transcript, png_bytes
-
-
-def client_for(replay: Replay, tmp_path: Path, **kwargs) -> ComfyClient:
-    http = httpx.Client(base_url="http://comfy.test", transport=replay.transport())
-    return ComfyClient("http://comfy.test", http=http, connect_ws=replay.connect, output_dir=tmp_path, **kwargs)
+from tests.replay import TRANSCRIPTS, Replay, client_for, load_transcript, png_bytes
 
 
 def tab_of(transcript: dict, tmp_path: Path, schema: dict | None = None) -> TabSpec:
@@ -153,17 +149,27 @@ def test_unknown_node_class_rejection_says_what_to_do(tmp_path: Path) -> None:
 def test_dropped_socket_reconnects_and_finishes(tmp_path: Path, catalog: Catalog) -> None:
     replay = Replay(load_transcript("b1_load_invert_save"), drop_after=4)
     job = client_for(replay, tmp_path).submit(load_tab(WORKFLOWS / "invert.json", catalog), {"image": png_bytes()})
+    events = list(job.events())
     assert job.result(10).images[0].path.exists()
     assert len(replay.sockets) == 2  # same client id, a second connection
+    assert [e.title for e in events if isinstance(e, NodeStarted)] == ["Load Image", "Invert Image", "Save Image"]
+    assert events[-1] == OutputReady("3", "Save Image", {"images": [
+        {"filename": "invert_00001_.png", "subfolder": "probe", "type": "output"}]})  # read from the new socket
 
 
-def test_socket_that_cannot_come_back_falls_back_to_polling(tmp_path: Path, catalog: Catalog) -> None:
-    replay = Replay(load_transcript("b1_load_invert_save"), drop_after=4)
+def test_socket_that_cannot_come_back_falls_back_to_polling(tmp_path: Path, catalog: Catalog,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(Job, "reconnect_delays", (0.0, 0.0, 0.0))
+    replay = Replay(load_transcript("b1_load_invert_save"), drop_after=4, running_polls=3)
     replay.refuse_reconnect = True
-    job = client_for(replay, tmp_path, poll_interval=0.05).submit(load_tab(WORKFLOWS / "invert.json", catalog),
-                                                                  {"image": png_bytes()})
-    assert job.result(15).images[0].path.exists()
-    assert any(r.url.path == "/queue" for r in replay.requests) or job.done
+    job = client_for(replay, tmp_path, poll_interval=0.001).submit(load_tab(WORKFLOWS / "invert.json", catalog),
+                                                                   {"image": png_bytes()})
+    events = list(job.events())
+    assert job.result(5).images[0].path.read_bytes() == replay.view_bytes
+    assert len(replay.sockets) == 1 and events == [Started()]  # the socket died after execution_start
+    history = f"/history/{job.prompt_id}"
+    polled = [r.url.path for r in replay.requests if r.url.path in ("/queue", history) and r.method == "GET"]
+    assert polled == ["/queue", history, "/queue", history, "/queue", history, history]  # ends on the 3rd poll
 
 
 def test_http_tracker_never_opens_a_socket(tmp_path: Path, catalog: Catalog) -> None:

@@ -30,6 +30,7 @@ from .results import RunResult
 from ..forms.loader import load_tab
 from ..forms.schema import Param, TabSpec
 from ..forms.vocabulary import UPLOAD_CLASSES
+from .server import Tracker
 from .transport import WebSocketConnector, connect_websocket
 
 __all__ = ["ComfyClient", "LocalFile", "local_uploads"]
@@ -78,7 +79,7 @@ class ComfyClient:
         connect_ws: WebSocketConnector = connect_websocket,
         headers: Mapping[str, str] | None = None,
         output_dir: Path | str | None = None,
-        tracker: str = "websocket",
+        tracker: Tracker = "websocket",
         timeout: float = 10.0,
         poll_interval: float = 0.5,
         max_upload_bytes: int | None = None,
@@ -91,7 +92,7 @@ class ComfyClient:
         self.http = http or httpx.Client(base_url=self.url, headers=self.headers, timeout=timeout)
         self.connect_ws = connect_ws
         self.output_dir = Path(output_dir) if output_dir else Path.cwd() / "outputs"
-        self.tracker = tracker
+        self.tracker: Tracker = tracker
         self.timeout = timeout
         self.poll_interval = poll_interval
         self._uploaded: dict[str, str] = {}  # sha256 -> server-side name
@@ -205,7 +206,7 @@ class ComfyClient:
             self._uploaded[digest] = server_name
         return server_name
 
-    def upload_all(self, uploads: dict[str, "LocalFile"]) -> dict[str, str]:
+    def upload_all(self, uploads: Mapping[str, "LocalFile"]) -> dict[str, str]:
         """Upload every local file; return the server-side name for each value key."""
         return {key: self.upload_image(f.data, field=f.label, filename=f.filename, kind=f.kind)
                 for key, f in uploads.items()}

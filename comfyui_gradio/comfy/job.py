@@ -5,7 +5,8 @@ socket ``/ws?clientId=<new id>`` is opened first with the ``feature_flags`` hand
 ``POST /prompt`` carries that ``client_id`` and a client-made ``prompt_id``, so messages that arrive
 before the HTTP answer are already recognisable. Messages of other prompts are ignored. The
 outputs are read from ``/history/{id}`` (authoritative) and downloaded through ``/view`` into the
-job's folder. If the socket drops it is reopened with the same client id; if that fails, or the
+job's folder by ``collect.collect_outputs``. The job talks to its server only through the narrow
+``server.JobServer`` interface. If the socket drops it is reopened with the same client id; if that fails, or the
 socket was refused in the first place, the job is finished by polling ``/history`` and ``/queue``
 (``tracker="http"`` does only that). A pool can move a job to another server (``JobHooks``).
 """
@@ -19,20 +20,23 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass
+from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 from ..errors import (ComfyGradioError, ExecutionFailed, JobCancelled, JobTimeout, ProtocolError, ServerError,
                      ServerUnavailable)
+from ..forms.prepare import PreparedPrompt
+from ..forms.schema import TabSpec
+from .collect import collect_outputs, node_title
 from .events import (Cached, JobEvent, MessageType, NodeStarted, OutputReady, Preview, PreviewFrame, Progress,
                      Queued, Started, TextFrame, WireMessage, parse_binary, parse_text)
-from ..forms.prepare import PreparedPrompt
-from .results import OutputFile, RunResult, kind_of
-from ..forms.schema import TabSpec
+from .results import RunResult
+from .server import JobServer
 from .transport import WebSocketClosed, WebSocketConnection
 
 if TYPE_CHECKING:
-    from .client import ComfyClient, LocalFile
+    from .client import LocalFile
 
 __all__ = ["Job", "JobHooks"]
 
@@ -47,6 +51,14 @@ class _Disconnected:
     socket: object  # which connection ended: a replaced socket's end is ignored
 
 
+class QueuePlace(str, Enum):
+    """Where ``GET /queue`` shows a prompt."""
+
+    RUNNING = "running"
+    PENDING = "pending"
+    GONE = "gone"  # on neither list: finished, cancelled, or lost in a restart
+
+
 @dataclass
 class JobHooks:
     """Optional callbacks a pool gives a job.
@@ -56,26 +68,22 @@ class JobHooks:
     resubmission of a job whose server died while running it.
     """
 
-    failover: Callable[["Job"], "ComfyClient | None"] | None = None
+    failover: Callable[["Job"], JobServer | None] | None = None
     finished: Callable[["Job", bool], None] | None = None
     retry_running: bool = False
-
-
-def _listed(items: Any) -> list[Any]:
-    return items if isinstance(items, list) else [items]
-
-
-def _slug(text: str) -> str:
-    return "".join(c if c.isalnum() else "_" for c in text)
 
 
 class Job:
     """One submitted prompt. Iterate ``events()`` for progress; ``result()`` waits for the outputs.
 
     A background thread follows the server and feeds both; ``cancel()`` may be called from any thread.
+    ``client`` is the server the prompt is on now (it changes when a pool moves the job).
     """
 
-    def __init__(self, client: ComfyClient, tab: TabSpec, prepared: PreparedPrompt, *, timeout: float | None,
+    reconnect_delays: tuple[float, ...] = (0.1, 0.5, 1.5)  # seconds before each attempt to reopen the socket
+    history_delays: tuple[float, ...] = (0.0, 0.05, 0.2, 0.5, 1.0)  # before each read of a finished prompt
+
+    def __init__(self, client: JobServer, tab: TabSpec, prepared: PreparedPrompt, *, timeout: float | None,
                  output_dir: Path, uploads: dict[str, LocalFile] | None = None,
                  hooks: JobHooks | None = None, prompt_id: str | None = None) -> None:
         self.client = client
@@ -309,7 +317,7 @@ class Job:
     def _reconnect(self, reason: str) -> bool:
         self._ws = None
         log.warning("WebSocket for prompt %s dropped (%s); reconnecting", self.prompt_id, reason)
-        for delay in (0.1, 0.5, 1.5):
+        for delay in self.reconnect_delays:
             time.sleep(delay)
             if self._open_socket():
                 return True
@@ -370,7 +378,7 @@ class Job:
             if entry is not None:
                 return self._check_history(entry)
             where = self._queue_place()
-            if where is None:
+            if where is QueuePlace.GONE:
                 missing += 1
                 if self._cancelled or missing >= 3:
                     raise JobCancelled("The run is no longer on the server's queue (it was cancelled, "
@@ -384,16 +392,16 @@ class Job:
             if item is _CANCEL and not self._started:
                 raise JobCancelled("Cancelled before it started.")
 
-    def _queue_place(self) -> str | None:
+    def _queue_place(self) -> QueuePlace:
         state = self.client.queue_state()
         if any(item[1] == self.prompt_id for item in state.get("queue_running", [])):
             self._mark_started()
-            return "running"
+            return QueuePlace.RUNNING
         pending = state.get("queue_pending", [])
         if any(item[1] == self.prompt_id for item in pending):
             self._events.put(Queued(self._position(state)))
-            return "pending"
-        return None
+            return QueuePlace.PENDING
+        return QueuePlace.GONE
 
     def _emit_position(self, throttle: float = 0.0) -> None:
         now = time.monotonic()
@@ -438,22 +446,15 @@ class Job:
         return JobCancelled(f"Cancelled {who}{at}; nothing was saved from this run.")
 
     def _title(self, node_id: str) -> str:
-        node = self.prepared.prompt.get(node_id)
-        if node is None:
-            return f"node {node_id}"
-        return str((node.get("_meta") or {}).get("title") or node.get("class_type"))
+        return node_title(self.prepared.prompt, node_id)
 
     # ---- collect ----------------------------------------------------------------------------
 
     def _collect(self) -> RunResult:
         entry = self._history_with_retry()
         self._check_history(entry)
-        wanted = {o.node_id: o.name for o in self.tab.outputs}
-        files: list[OutputFile] = []
-        for node_id, output in (entry.get("outputs") or {}).items():
-            if wanted and node_id not in wanted:
-                continue
-            files += self._save_outputs(node_id, wanted.get(node_id) or self._title(node_id), output)
+        files = collect_outputs(entry.get("outputs") or {}, self.tab, self.prepared.prompt, self.client.download,
+                                self.job_dir)
         return RunResult(
             prompt_id=self.prompt_id, status="success", duration=time.monotonic() - self._submitted_at,
             seeds=dict(self.prepared.seeds), values=dict(self.prepared.values), outputs=files,
@@ -461,44 +462,9 @@ class Job:
             queued_for=(self.started_at or self._submitted_at) - self._submitted_at)
 
     def _history_with_retry(self) -> dict[str, Any]:
-        for delay in (0.0, 0.05, 0.2, 0.5, 1.0):
+        for delay in self.history_delays:
             time.sleep(delay)
             entry = self.client.history(self.prompt_id)
             if entry is not None:
                 return entry
         raise ProtocolError(f"ComfyUI finished prompt {self.prompt_id} but has no history for it")
-
-    def _save_outputs(self, node_id: str, name: str, output: dict[str, Any]) -> list[OutputFile]:
-        files = []
-        for key, items in output.items():
-            if key == "text":
-                files += [self._save_text(node_id, name, str(text), i) for i, text in enumerate(_listed(items))]
-                continue
-            for item in _listed(items):
-                if isinstance(item, dict) and "filename" in item:
-                    files.append(self._save_file(node_id, name, key, item))
-        return files
-
-    def _save_file(self, node_id: str, name: str, key: str, item: dict[str, Any]) -> OutputFile:
-        data = self.client.download(str(item["filename"]), str(item.get("subfolder", "")),
-                                    str(item.get("type", "output")))
-        path = self._local_path(node_id, str(item["filename"]))
-        path.write_bytes(data)
-        return OutputFile(path, kind_of(path.name, key), node_id, name, preview=item.get("type") == "temp")
-
-    def _save_text(self, node_id: str, name: str, text: str, index: int) -> OutputFile:
-        path = self._local_path(node_id, f"text_{index}.txt")
-        path.write_text(text, encoding="utf-8")
-        return OutputFile(path, "text", node_id, name, text=text)
-
-    def _local_path(self, node_id: str, server_name: str) -> Path:
-        """A path inside this job's folder; the server's name is never trusted as a path."""
-        self.job_dir.mkdir(parents=True, exist_ok=True)
-        base = Path(server_name.replace("\\", "/")).name
-        safe = "".join(c if c.isalnum() or c in "._- " else "_" for c in base).lstrip(".") or "output"
-        path = self.job_dir / f"{_slug(node_id)}_{safe}"
-        counter = 1
-        while path.exists():
-            path = self.job_dir / f"{_slug(node_id)}_{counter}_{safe}"
-            counter += 1
-        return path

@@ -19,7 +19,7 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 from ..forms.catalog import Catalog
 from .client import ComfyClient
@@ -75,6 +75,7 @@ class _Server:
     client: ComfyClient
     healthy: bool = False
     error: str = "not checked yet"
+    failure: ServerError | None = None  # why the last check failed
     queue_remaining: int = 0
     catalog: Catalog | None = None
     jobs: dict[str, tuple[str, float]] = field(default_factory=dict)  # prompt_id -> (workflow, submitted at)
@@ -84,12 +85,14 @@ class ComfyPool:
     """A set of ComfyUI servers used as one. ``submit``/``run`` mirror ``ComfyClient``'s."""
 
     def __init__(self, clients: list[ComfyClient], *, health_interval: float = 5.0,
-                 durations: Durations | None = None) -> None:
+                 durations: Durations | None = None, clock: Callable[[], float] = time.monotonic) -> None:
+        """``clock`` gives the seconds that routing compares (``time.monotonic``; tests pass their own)."""
         if not clients:
             raise ValueError("a pool needs at least one server")
         self._servers = [_Server(c) for c in clients]
         self.durations = durations or Durations()
         self.health_interval = health_interval
+        self._clock = clock
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -128,7 +131,7 @@ class ComfyPool:
         except ServerError as exc:
             if server.healthy:
                 log.warning("ComfyUI at %s is down: %s", server.client.url, exc)
-            server.healthy, server.error = False, str(exc)
+            server.healthy, server.error, server.failure = False, str(exc), exc
             return False
         if not server.healthy:
             log.info("ComfyUI at %s is up", server.client.url)
@@ -149,7 +152,7 @@ class ComfyPool:
 
     def _estimated_wait(self, server: _Server, now: float | None = None) -> float:
         """Seconds before a new job would start on ``server`` (see the module docstring)."""
-        now = now or time.monotonic()
+        now = self._clock() if now is None else now
         wait = 0.0
         for workflow, since in server.jobs.values():
             typical = self.durations.typical(workflow) or DEFAULT_DURATION
@@ -178,11 +181,14 @@ class ComfyPool:
         with self._lock:
             best = min(able, key=self._estimated_wait)
             if reserve:
-                best.jobs[reserve] = (tab.name, time.monotonic())
+                best.jobs[reserve] = (tab.name, self._clock())
             return best.client
 
     def _all_down(self, servers: list[_Server]) -> ServerUnavailable:
         if len(servers) == 1:
+            failure = servers[0].failure
+            if isinstance(failure, ServerUnavailable):  # it already says where and how to fix it
+                return failure
             return ServerUnavailable(servers[0].client.url, servers[0].error or "down")
         urls = ", ".join(s.client.url for s in servers)
         return ServerUnavailable(urls, "no server answers")
@@ -233,7 +239,7 @@ class ComfyPool:
     def _finished(self, job: Job, ok: bool) -> None:
         self._release(job.prompt_id)
         if ok and job.started_at is not None:
-            self.durations.record(job.tab.name, time.monotonic() - job.started_at)
+            self.durations.record(job.tab.name, time.monotonic() - job.started_at)  # the job's clock
 
 
 def _prompt_for_check(tab: TabSpec, values: Mapping[str, Any] | None) -> dict[str, dict[str, Any]]:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-__all__ = ["OutputFile", "RunResult", "kind_of"]
+__all__ = ["OutputFile", "RunResult", "RunStatus", "kind_of"]
 
 _EXTENSIONS = {
     "image": {".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp", ".tif", ".tiff", ".avif"},
@@ -26,6 +26,10 @@ def kind_of(filename: str, key: str = "") -> str:
     return {"audio": "audio", "gifs": "video", "video": "video", "3d": "model3d"}.get(key, "file")
 
 
+RunStatus = Literal["success"]
+"""A ``RunResult`` exists only for a run that succeeded; every other ending raises (see ``errors``)."""
+
+
 @dataclass(frozen=True)
 class OutputFile:
     """One output, downloaded to ``path``. ``preview`` marks PreviewImage-style temporary results."""
@@ -43,7 +47,7 @@ class RunResult:
     """A successful run. ``record`` holds what was sent, for reproducing the run."""
 
     prompt_id: str
-    status: str
+    status: RunStatus
     duration: float  # seconds from submit to outputs on disk
     seeds: dict[str, int]
     values: dict[str, Any]

@@ -1,0 +1,335 @@
+"""Routing and moving jobs across replayed servers: estimated waits on a hand-moved clock, failover
+of a waiting job with an upload. Fast and deterministic (no server, no sleeps)."""
+
+from __future__ import annotations
+
+import json
+import threading
+import uuid
+from pathlib import Path
+from typing import Callable
+
+import httpx
+import pytest
+
+from comfyui_gradio.comfy.events import Started
+from comfyui_gradio.comfy.job import Job
+from comfyui_gradio.comfy.pool import ComfyPool, Durations, missing_requirements
+from comfyui_gradio.errors import JobTimeout, ServerError
+from comfyui_gradio.forms.catalog import Catalog
+from comfyui_gradio.forms.loader import load_tab
+from comfyui_gradio.forms.schema import TabSpec
+from tests.paths import WORKFLOWS
+from tests.replay import Replay, client_for, load_transcript, png_bytes
+
+CKPT = "tiny-random-sd15.safetensors"
+FAST = {"steps": 1, "width": 64, "height": 64, "checkpoint": CKPT}
+
+
+@pytest.fixture()
+def txt2img(catalog: Catalog) -> TabSpec:
+    return load_tab(WORKFLOWS / "txt2img.json", catalog)
+
+
+class Clock:
+    """A clock the test moves by hand."""
+
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def replayed_pool(tmp_path: Path, object_info: dict, *names: str, clock: Callable[[], float] = Clock(),
+                  durations: Durations | None = None) -> tuple[ComfyPool, list[Replay]]:
+    """A pool of replayed b1 servers named ``http://<name>.test``, all healthy."""
+    replays = [Replay(load_transcript("b1_load_invert_save")) for _ in names]
+    for replay in replays:
+        replay.routes[("GET", "/object_info")] = lambda request: httpx.Response(200, json=object_info)
+    clients = [client_for(r, tmp_path, f"http://{n}.test", poll_interval=0.001) for r, n in zip(replays, names)]
+    pool = ComfyPool(clients, health_interval=3600, clock=clock, durations=durations)
+    pool.check_all()
+    return pool, replays
+
+
+def test_routing_looks_past_queue_length(tmp_path: Path, object_info: dict, txt2img: TabSpec) -> None:
+    clock, durations = Clock(), Durations()
+    pool, _ = replayed_pool(tmp_path, object_info, "a", "b", clock=clock, durations=durations)
+    durations.record("txt2img", 0.5)
+    assert pool.pick(txt2img, FAST, reserve="long").url == "http://a.test"
+    clock.now += 0.01
+    assert pool.pick(txt2img, FAST, reserve="short").url == "http://b.test"  # a holds 0.5 s of work
+    clock.now += 0.6  # both hold one job; a's has overrun its typical 0.5 s, b's has too
+    durations.record("txt2img", 30.0)  # now a long workflow (typical 9.35 s): a's job is the older one
+    assert pool.pick(txt2img, FAST).url == "http://a.test"
+    pool._release("short")  # b's job ended
+    assert pool.pick(txt2img, FAST).url == "http://b.test"
+    assert [s.in_flight for s in pool.statuses()] == [1, 0]
+
+
+def test_an_overrunning_job_still_counts_a_tenth_of_its_typical_time(tmp_path: Path, object_info: dict,
+                                                                    txt2img: TabSpec) -> None:
+    clock, durations = Clock(), Durations()
+    pool, _ = replayed_pool(tmp_path, object_info, "a", "b", clock=clock, durations=durations)
+    durations.record("txt2img", 10.0)
+    durations.record("other", 0.5)
+    pool.pick(txt2img, FAST, reserve="overrun")  # on a: typical 10 s
+    clock.now += 50.0  # far past it: it still counts 1 s
+    other = TabSpec(**{**vars(txt2img), "name": "other"})
+    pool.pick(other, FAST, reserve="fresh")  # on b: 0.5 s left
+    clock.now += 0.1  # a: 1 s, b: 0.4 s
+    assert pool.pick(txt2img, FAST).url == "http://b.test"
+    clock.now += 0.35  # b: 0.05 s by the clock, but never less than a tenth of 0.5 s
+    assert pool.pick(txt2img, FAST).url == "http://b.test"
+
+
+def dying(replay: Replay) -> None:
+    """Make ``replay``'s server stop answering once it has accepted a prompt (sockets refused)."""
+    replay.refuse_sockets = True
+    accept = replay.post_prompt
+
+    def post(request: httpx.Request) -> httpx.Response:
+        answer = accept(request)
+        replay.routes.update({key: gone for key in [("GET", "/queue"), ("GET", "/history/{id}")]})
+        return answer
+
+    def gone(request: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectError("connection refused", request=request)
+
+    replay.routes[("POST", "/prompt")] = post
+
+
+@pytest.mark.parametrize("stored_as, error", [
+    ("x.png", None),
+    ("x (1).png", "ComfyUI at http://b.test stored the uploaded images under other names; run it again."),
+])
+def test_a_moved_job_uploads_its_image_again(stored_as: str, error: str | None, tmp_path: Path,
+                                             object_info: dict, catalog: Catalog) -> None:
+    pool, (a, b) = replayed_pool(tmp_path, object_info, "a", "b")
+    dying(a)
+    posted_on_b = never_runs(b)
+    b.routes[("POST", "/upload/image")] = lambda request: httpx.Response(
+        200, json={"name": stored_as, "subfolder": "comfyui-gradio", "type": "input"})
+    job = pool.submit(load_tab(WORKFLOWS / "invert.json", catalog), {"image": png_bytes()})
+    assert job.prepared.values["image"] == "comfyui-gradio/x.png"  # a's name
+    if error is None:
+        assert posted_on_b.wait(5)  # waiting on b now
+        assert [(s.healthy, s.error, s.in_flight) for s in pool.statuses()] == [
+            (False, "stopped answering", 0), (True, "", 1)]
+        job.cancel()
+        list(job.events())
+        posted = json.loads(next(r for r in b.requests if r.url.path == "/prompt").content)
+        assert posted["prompt"]["1"]["inputs"]["image"] == "comfyui-gradio/x.png"
+    else:
+        with pytest.raises(ServerError) as caught:
+            job.result(5)
+        assert str(caught.value) == error
+        assert not any(r.url.path == "/prompt" for r in b.requests)
+    assert [r.url.path for r in b.requests].count("/upload/image") == 1
+    assert [(s.healthy, s.in_flight) for s in pool.statuses()] == [(False, 0), (True, 0)]
+
+
+def test_typical_durations_are_a_moving_average(tmp_path: Path) -> None:
+    durations = Durations(weight=0.25)
+    durations.record("w", 10.0)
+    durations.record("w", 18.0)
+    assert (durations.typical("w"), durations.typical("other")) == (12.0, None)
+    assert (durations.remaining("w", 4.0), durations.remaining("w", 20.0), durations.remaining("x", 1.0)) == (
+        8.0, 0.0, None)
+    with pytest.raises(ValueError, match="^a pool needs at least one server$"):
+        ComfyPool([])
+
+
+def test_a_pool_run_records_its_duration_and_frees_its_place(tmp_path: Path, object_info: dict,
+                                                            catalog: Catalog) -> None:
+    pool, (a, b) = replayed_pool(tmp_path, object_info, "a", "b")
+    result = pool.run(WORKFLOWS / "invert.json", {"image": png_bytes()})  # a path, read with a's catalogue
+    assert result.server == "http://a.test" and result.images[0].path.parent == tmp_path / result.prompt_id
+    posted = json.loads(next(r for r in a.requests if r.url.path == "/prompt").content)
+    assert posted["prompt_id"] == result.prompt_id == str(uuid.UUID(result.prompt_id)) and b.prompt_id is None
+    assert 0.0 <= pool.durations.typical("invert") < 5.0
+    assert [(s.url, s.healthy, s.error, s.queue_remaining, s.in_flight) for s in pool.statuses()] == [
+        ("http://a.test", True, "", 0, 0), ("http://b.test", True, "", 0, 0)]
+    elsewhere = pool.submit(load_tab(WORKFLOWS / "invert.json", catalog), {"image": png_bytes()},
+                            output_dir=tmp_path / "elsewhere")
+    assert elsewhere.result(5).images[0].path.parent == tmp_path / "elsewhere" / elsewhere.prompt_id
+
+
+def test_a_pool_job_past_its_timeout_is_cancelled(tmp_path: Path, object_info: dict, catalog: Catalog) -> None:
+    pool, (a, _) = replayed_pool(tmp_path, object_info, "a", "b")
+    a.routes[("POST", "/prompt")] = lambda request: httpx.Response(200, json={
+        "prompt_id": json.loads(request.content)["prompt_id"], "number": 1, "node_errors": {}})  # never runs
+    job = pool.submit(load_tab(WORKFLOWS / "invert.json", catalog), {"image": png_bytes()}, timeout=0.05)
+    with pytest.raises(JobTimeout):
+        job.result(5)
+    with pytest.raises(JobTimeout):
+        pool.run(load_tab(WORKFLOWS / "invert.json", catalog), {"image": png_bytes()}, timeout=0.05)
+    assert [s.in_flight for s in pool.statuses()] == [0, 0]
+
+
+def never_runs(replay: Replay) -> threading.Event:
+    """Make ``replay``'s server accept prompts and keep them waiting; the event is set once one came."""
+    posted = threading.Event()
+
+    def post(request: httpx.Request) -> httpx.Response:
+        posted.set()
+        return httpx.Response(200, json={"prompt_id": json.loads(request.content)["prompt_id"], "number": 1,
+                                         "node_errors": {}})
+
+    replay.routes[("POST", "/prompt")] = post
+    return posted
+
+
+def test_jobs_submitted_one_after_another_spread_out(tmp_path: Path, object_info: dict, catalog: Catalog) -> None:
+    pool, (a, b) = replayed_pool(tmp_path, object_info, "a", "b")
+    never_runs(a)
+    never_runs(b)
+    jobs = [pool.submit(load_tab(WORKFLOWS / "invert.json", catalog), {"image": png_bytes()}) for _ in range(2)]
+    assert [j.client.url for j in jobs] == ["http://a.test", "http://b.test"]  # the first is counted on a
+    assert [s.in_flight for s in pool.statuses()] == [1, 1]
+    for job in jobs:
+        job.cancel()
+        list(job.events())  # they end once the pool has been told
+    assert [s.in_flight for s in pool.statuses()] == [0, 0]
+
+
+def test_servers_that_are_down_are_named(tmp_path: Path, object_info: dict, txt2img: TabSpec) -> None:
+    pool, (a, b) = replayed_pool(tmp_path, object_info, "a", "b")
+    a.down = True
+    pool.check_all()
+    assert [(s.healthy, s.error) for s in pool.statuses()] == [
+        (False, "Cannot reach ComfyUI at http://a.test (connection refused). Start ComfyUI (python main.py "
+                "--listen) or set COMFYUI_URL / --comfyui-url to its address."), (True, "")]
+    assert pool.catalog() is pool._servers[1].catalog and pool.pick(txt2img, FAST).url == "http://b.test"
+    b.down = True
+    pool.check_all()
+    assert pool.catalog() is None
+    with pytest.raises(ServerError) as caught:
+        pool.submit(txt2img, FAST)
+    assert str(caught.value).startswith("Cannot reach ComfyUI at http://a.test, http://b.test (no server answers)")
+    lone, (c,) = replayed_pool(tmp_path, object_info, "c")
+    c.down = True
+    lone.check_all()
+    with pytest.raises(ServerError) as caught:
+        lone.pick(txt2img, FAST)
+    assert str(caught.value).startswith("Cannot reach ComfyUI at http://c.test (connection refused)")
+    with pytest.raises(ServerError) as caught:
+        lone.submit(WORKFLOWS / "invert.json", {"image": png_bytes()})  # read without a catalogue, then refused
+    assert str(caught.value).startswith("Cannot reach ComfyUI at http://c.test (connection refused)")
+    c.down = False
+    c.routes[("GET", "/queue")] = lambda request: httpx.Response(500)
+    with pytest.raises(ServerError) as caught:
+        lone.pick(txt2img, FAST)
+    assert str(caught.value).startswith("Cannot reach ComfyUI at http://c.test (ComfyUI at http://c.test answered "
+                                        "GET /queue with HTTP 500; see the ComfyUI server's log)")
+
+
+def test_a_server_that_comes_back_is_used_again_with_a_fresh_catalogue(tmp_path: Path, object_info: dict,
+                                                                     txt2img: TabSpec) -> None:
+    pool, (a,) = replayed_pool(tmp_path, object_info, "a")
+    pool.check_all()
+    assert [r.url.path for r in a.requests].count("/object_info") == 1  # read once while it stays up
+    a.down = True
+    pool.check_all()
+    a.down = False
+    assert pool.pick(txt2img, FAST).url == "http://a.test"  # picking looks again when none is up
+    assert [r.url.path for r in a.requests].count("/object_info") == 2
+
+
+def test_the_health_check_keeps_running_in_the_background(tmp_path: Path, object_info: dict) -> None:
+    pool, (a,) = replayed_pool(tmp_path, object_info, "a")
+    checks = threading.Semaphore(0)
+
+    def counted(request: httpx.Request) -> httpx.Response:
+        checks.release()
+        return httpx.Response(200, json={"queue_running": [], "queue_pending": []})
+
+    a.routes[("GET", "/queue")] = counted
+    pool.health_interval = 0.001
+    pool.start()
+    assert all(checks.acquire(timeout=5) for _ in range(3))  # start() checks, then the watcher does
+    pool.close()
+
+
+def test_a_job_that_was_running_fails_clearly_or_is_retried_when_asked(tmp_path: Path, object_info: dict,
+                                                                       catalog: Catalog,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(Job, "reconnect_delays", (0.0,))
+    for retry in (False, True):
+        pool, (a, b) = replayed_pool(tmp_path, object_info, "a", "b")
+        a.drop_after = 4  # the socket dies after execution_start, and the server with it
+        dying(a)
+        a.refuse_sockets = False
+        a.refuse_reconnect = True
+        job = pool.submit(load_tab(WORKFLOWS / "invert.json", catalog), {"image": png_bytes()}, retry=retry)
+        if retry:
+            assert job.result(5).server == "http://b.test"
+            assert pool.durations.typical("invert") is not None
+        else:
+            with pytest.raises(ServerError) as caught:
+                job.result(5)
+            assert str(caught.value) == ("ComfyUI at http://a.test stopped responding while running this job; "
+                                         "nothing was saved. Run it again.")
+            assert b.prompt_id is None and pool.durations.typical("invert") is None
+        assert [s.in_flight for s in pool.statuses()] == [0, 0]
+
+
+def test_a_running_job_is_retried_only_once(tmp_path: Path, object_info: dict, catalog: Catalog,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(Job, "reconnect_delays", (0.0,))
+    pool, (a, b, c) = replayed_pool(tmp_path, object_info, "a", "b", "c")
+    for replay in (a, b):  # each dies after execution_start
+        replay.drop_after = 4
+        dying(replay)
+        replay.refuse_sockets, replay.refuse_reconnect = False, True
+    job = pool.submit(load_tab(WORKFLOWS / "invert.json", catalog), {"image": png_bytes()}, retry=True)
+    events = list(job.events())
+    with pytest.raises(ServerError) as caught:
+        job.result(5)
+    assert str(caught.value) == ("ComfyUI at http://b.test stopped responding while running this job; "
+                                 "nothing was saved. Run it again.")
+    assert events == [Started(), Started()] and c.prompt_id is None  # started on a, then on b
+
+
+def test_missing_requirements_name_absent_nodes_and_model_files(catalog: Catalog) -> None:
+    prompt = {
+        "1": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": "absent.safetensors"}},
+        "2": {"class_type": "NoSuchNode", "inputs": {"x": "absent.safetensors"}},
+        "3": {"class_type": "LoadImage", "inputs": {"image": "not-on-the-server.png"}},  # uploads are not listed
+        "4": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": CKPT}},
+        "5": {"class_type": "ImageBlur", "inputs": {"blur_radius": 3, "image": ["3", 0]}},
+        "6": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": "absent.safetensors"}},
+        "7": {"class_type": "CheckpointLoaderSimple"},
+    }
+    assert missing_requirements(prompt, catalog) == ["absent.safetensors", "node NoSuchNode"]
+    assert missing_requirements({"4": prompt["4"]}, catalog) == []
+
+
+def test_a_job_is_not_sent_where_its_model_is_missing(tmp_path: Path, object_info: dict, txt2img: TabSpec) -> None:
+    lacking = json.loads(json.dumps(object_info))
+    lacking["CheckpointLoaderSimple"]["input"]["required"]["ckpt_name"][0] = ["other.safetensors"]
+    pool, (a, _) = replayed_pool(tmp_path, object_info, "a", "b")
+    a.routes[("GET", "/object_info")] = lambda request: httpx.Response(200, json=lacking)
+    pool._servers[0].catalog = None
+    pool.check_all()
+    assert pool.pick(txt2img, FAST).url == "http://b.test"
+    assert pool.pick(txt2img, {**FAST, "checkpoint": "other.safetensors"}).url == "http://a.test"
+    pool._servers[1].healthy = False
+    assert pool.pick(txt2img, FAST).url == "http://a.test"  # no able server: ComfyUI's own check will say why
+
+
+def test_the_estimated_wait_adds_what_is_left_of_each_job_and_the_other_prompts(
+        tmp_path: Path, object_info: dict, txt2img: TabSpec) -> None:
+    clock, durations = Clock(), Durations()
+    pool, (a,) = replayed_pool(tmp_path, object_info, "a", clock=clock, durations=durations)
+    a.routes[("GET", "/queue")] = lambda request: httpx.Response(200, json={
+        "queue_running": [[1, "x", {}, {}, []]], "queue_pending": [[2, "y", {}, {}, []], [3, "z", {}, {}, []]]})
+    pool.check_all()
+    server = pool._servers[0]
+    assert pool.statuses()[0].queue_remaining == 3 and pool._estimated_wait(server) == 3 * 5.0
+    durations.record("txt2img", 10.0)
+    pool.pick(txt2img, FAST, reserve="ours")  # one of the three is ours, started now
+    assert [pool._estimated_wait(server, clock.now + t) for t in (3.0, 50.0)] == [7.0 + 2 * 5.0, 1.0 + 2 * 5.0]
+    clock.now += 4.0
+    assert pool._estimated_wait(server) == 6.0 + 2 * 5.0
