@@ -76,10 +76,14 @@ def test_public_signatures_use_only_exported_types() -> None:
             member for attr, member in vars(obj).items() if inspect.isfunction(member) and
             (not attr.startswith("_") or attr == "__init__")] if inspect.isclass(obj) else []
         for member in members:
-            for hint in typing.get_type_hints(member, localns=names).values():
+            for hint in typing.get_type_hints(member, localns={**names, **_globals_of(member)}).values():
                 missing |= {f"{name}: {t.__module__}.{t.__qualname__}" for t in _classes_in(hint)
                             if t.__module__.startswith("comfyui_gradio") and t not in exported}
     assert missing == set()
+
+
+def _globals_of(member: object) -> dict[str, object]:
+    return dict(vars(inspect.getmodule(member)))
 
 
 def _every_class() -> dict[str, type]:

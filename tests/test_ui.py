@@ -16,7 +16,7 @@ from comfyui_gradio.web.apidocs import endpoint_values
 from comfyui_gradio.web.endpoint import endpoint_fields, split_values, tool_docstring
 from comfyui_gradio.web.history import record_text
 from comfyui_gradio.web.page import servers_panel
-from comfyui_gradio.web.runs import RunBook, RunStatus
+from comfyui_gradio.web.runs import RunBook, RecordStatus
 from comfyui_gradio.web.widgets import describe
 from tests.paths import WORKFLOWS
 from tests.fake_comfyui import FakeComfyUI
@@ -93,8 +93,8 @@ def test_runs_left_running_by_an_earlier_app_are_read_back_as_failed(tmp_path: P
     (tmp_path / "ann" / "r4" / "record.json").write_text("{not json")  # skipped with a warning
     runs = RunBook(tmp_path).load().recent("ann")
     assert [(r.run_id, r.status, r.error) for r in runs] == [
-        ("r3", RunStatus.CANCELLED, "Cancelled."), ("r2", RunStatus.DONE, ""),
-        ("r1", RunStatus.FAILED, "the app restarted while this run was going")]
+        ("r3", RecordStatus.CANCELLED, "Cancelled."), ("r2", RecordStatus.DONE, ""),
+        ("r1", RecordStatus.FAILED, "the app restarted while this run was going")]
     assert record_text(runs[2]) == "**failed**\n\nthe app restarted while this run was going\n\nprompt: a fox"
     assert record_text(runs[1]) == "**done** in 3.0 s\n\nprompt: a fox, seed: 7"
 

@@ -9,7 +9,7 @@ from typing import Any
 import gradio as gr
 
 from ..forms.vocabulary import RANDOMIZE_SUFFIX
-from .runs import RunBook, RunRecord, RunStatus
+from .runs import RunBook, RunRecord, RecordStatus
 
 __all__ = ["HistoryView"]
 
@@ -55,7 +55,7 @@ class HistoryView:
         runs = self.runs.recent(owner, self.tab) if owner else []
         choices = [(r.label(), r.run_id) for r in runs]
         value = selected if any(r.run_id == selected for r in runs) else (runs[0].run_id if runs else None)
-        running = any(r.status is RunStatus.RUNNING for r in runs)
+        running = any(r.status is RecordStatus.RUNNING for r in runs)
         return (gr.update(choices=choices, value=value), gr.Timer(active=running), *self._show(owner, value))
 
     def _show(self, owner: str | None, run_id: str | None) -> tuple[str, list]:

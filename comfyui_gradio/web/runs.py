@@ -23,7 +23,7 @@ from ..errors import JobCancelled
 from ..comfy.job import Job
 from ..forms.schema import TabSpec
 
-__all__ = ["RunBook", "RunRecord", "RunStatus", "input_copies", "owner_folder"]
+__all__ = ["RunBook", "RunRecord", "RecordStatus", "input_copies", "owner_folder"]
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +31,7 @@ RECORD = "record.json"
 RESTARTED = "the app restarted while this run was going"
 
 
-class RunStatus(str, Enum):
+class RecordStatus(str, Enum):
     """Where a run is; the value is what ``record.json`` holds."""
 
     RUNNING = "running"
@@ -50,7 +50,7 @@ class RunRecord:
     run_id: str
     owner: str
     tab: str
-    status: RunStatus
+    status: RecordStatus
     form: dict[str, Any]  # the form as filled in, by parameter name (images: local copies)
     started: float  # epoch seconds
     finished: float | None = None
@@ -60,7 +60,7 @@ class RunRecord:
     record: dict[str, Any] = field(default_factory=dict)  # what was sent, for reproducing the run
 
     def __post_init__(self) -> None:
-        self.status = RunStatus(self.status)  # a record read back from JSON holds the value
+        self.status = RecordStatus(self.status)  # a record read back from JSON holds the value
 
     @property
     def duration(self) -> float | None:
@@ -94,14 +94,14 @@ class RunBook:
             except (OSError, ValueError, TypeError) as exc:
                 log.warning("Ignoring unreadable run record %s: %s", path, exc)
                 continue
-            if record.status is RunStatus.RUNNING:
-                record.status, record.error = RunStatus.FAILED, RESTARTED
+            if record.status is RecordStatus.RUNNING:
+                record.status, record.error = RecordStatus.FAILED, RESTARTED
             self._add(record)
         return self
 
     def start(self, owner: str, tab: TabSpec, form: dict[str, Any], job: Job) -> RunRecord:
         """Record a submitted job; the record is completed when the job ends."""
-        record = RunRecord(run_id=job.prompt_id, owner=owner, tab=tab.name, status=RunStatus.RUNNING,
+        record = RunRecord(run_id=job.prompt_id, owner=owner, tab=tab.name, status=RecordStatus.RUNNING,
                            form=_jsonable(form), started=time.time(), seeds=dict(job.prepared.seeds),
                            record=_provenance(tab, job))
         with self._lock:
@@ -129,13 +129,13 @@ class RunBook:
         error = job.error
         if error is None:
             result = job.result(0)
-            record.status = RunStatus.DONE
+            record.status = RecordStatus.DONE
             record.outputs = [{"path": str(o.path), "kind": o.kind, "output_name": o.output_name}
                               for o in result.outputs]
             record.record.update(server=result.server, queued_s=round(result.queued_for, 3),
                                  total_s=round(result.duration, 3))
         else:
-            record.status = RunStatus.CANCELLED if isinstance(error, JobCancelled) else RunStatus.FAILED
+            record.status = RecordStatus.CANCELLED if isinstance(error, JobCancelled) else RecordStatus.FAILED
             record.error = str(error)
         record.record["server"] = job.client.url
         self._write(record)
