@@ -139,19 +139,22 @@ class RunBook:
         by_url = {server.url: server for server in servers}
         for record in self.unfinished():
             server, tab = by_url.get(str(record.record.get("server"))), tabs.get(record.tab)
-            if server is None or tab is None:
-                reason = SERVER_GONE.format(server=record.record.get("server")) if server is None else \
-                    TAB_GONE.format(tab=record.tab)
-                self.fail(record, reason)
-                continue
-            try:
-                job = server.attach(tab, record.run_id, _prepared(record), timeout=timeout,
-                                    output_dir=self.root / owner_folder(record.owner))
-            except ComfyGradioError as exc:
-                self.fail(record, str(exc))
-                continue
-            log.info("Following run %s again on %s", record.run_id, server.url)
-            self.follow(record, job)
+            if server is None:
+                self.fail(record, SERVER_GONE.format(server=record.record.get("server")))
+            elif tab is None:
+                self.fail(record, TAB_GONE.format(tab=record.tab))
+            else:
+                self._attach(record, server, tab, timeout)
+
+    def _attach(self, record: RunRecord, server: ComfyClient, tab: TabSpec, timeout: float | None) -> None:
+        try:
+            job = server.attach(tab, record.run_id, _prepared(record), timeout=timeout,
+                                output_dir=self.root / owner_folder(record.owner))
+        except ComfyGradioError as exc:
+            self.fail(record, str(exc))
+            return
+        log.info("Following run %s again on %s", record.run_id, server.url)
+        self.follow(record, job)
 
     def unfinished(self) -> list[RunRecord]:
         """The runs marked "running" that no job of this process follows (left by an earlier process)."""
