@@ -85,17 +85,18 @@ def _write_record(root: Path, owner: str, run_id: str, status: str, mtime: float
     os.utime(folder / "record.json", (mtime, mtime))
 
 
-def test_runs_left_running_by_an_earlier_app_are_read_back_as_failed(tmp_path: Path) -> None:
+def test_runs_of_an_earlier_app_are_read_back_and_those_left_running_await_reattaching(tmp_path: Path) -> None:
     _write_record(tmp_path, "ann", "r1", "running", 1000.0)
     _write_record(tmp_path, "ann", "r2", "done", 2000.0, finished=1998.0, seeds={"seed": 7})
     _write_record(tmp_path, "ann", "r3", "cancelled", 3000.0, error="Cancelled.")
     (tmp_path / "ann" / "r4").mkdir()
     (tmp_path / "ann" / "r4" / "record.json").write_text("{not json")  # skipped with a warning
-    runs = RunBook(tmp_path).load().recent("ann")
+    book = RunBook(tmp_path).load()
+    runs = book.recent("ann")
     assert [(r.run_id, r.status, r.error) for r in runs] == [
-        ("r3", RecordStatus.CANCELLED, "Cancelled."), ("r2", RecordStatus.DONE, ""),
-        ("r1", RecordStatus.FAILED, "the app restarted while this run was going")]
-    assert record_text(runs[2]) == "**failed**\n\nthe app restarted while this run was going\n\nprompt: a fox"
+        ("r3", RecordStatus.CANCELLED, "Cancelled."), ("r2", RecordStatus.DONE, ""), ("r1", RecordStatus.RUNNING, "")]
+    assert [r.run_id for r in book.unfinished()] == ["r1"]  # for RunBook.reattach
+    assert record_text(runs[2]) == "**running**\n\nprompt: a fox"
     assert record_text(runs[1]) == "**done** in 3.0 s\n\nprompt: a fox, seed: 7"
 
 

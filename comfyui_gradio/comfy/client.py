@@ -4,7 +4,8 @@
     result = client.run("workflows/txt2img.json", {"prompt": "a cat"})
     result.images[0].path, result.seeds, result.duration
 
-``submit`` returns a ``job.Job`` that follows the prompt to its end. All httpx errors are translated here (``_request``); see ``errors`` for the exception tree.
+``submit`` returns a ``job.Job`` that follows the prompt to its end; ``attach`` returns one for a prompt
+queued earlier. All httpx errors are translated here (``_request``); see ``errors`` for the exception tree.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ __all__ = ["ComfyClient", "LocalFile", "local_uploads"]
 log = logging.getLogger(__name__)
 
 UPLOAD_SUBFOLDER = "comfyui-gradio"
+UNKNOWN_PROMPT = "ComfyUI no longer knows this run (it restarted?); run it again."
 
 
 @dataclass(frozen=True)
@@ -252,6 +254,31 @@ class ComfyClient:
                   hooks=hooks, prompt_id=prompt_id)
         job._start()
         return job
+
+    def attach(self, workflow: TabSpec | Path | str, prompt_id: str, prepared: PreparedPrompt,
+               *, timeout: float | None = None, output_dir: Path | None = None) -> "Job":
+        """Follow a prompt queued earlier (say by an app process that has since stopped) without posting it.
+
+        A finished prompt is collected at once, a queued or running one is followed to its end (by polling:
+        its WebSocket messages go to the client id that posted it). ``prepared`` is what was sent (its
+        ``prompt`` names the nodes of the outputs). Raise ``ServerError`` if the server does not know the
+        prompt: ComfyUI forgets its queue and history when it restarts.
+        """
+        tab = self.load(workflow)
+        if not self._knows(prompt_id):
+            raise ServerError(UNKNOWN_PROMPT)
+        job = Job(self, tab, prepared, timeout=timeout, output_dir=output_dir or self.output_dir, prompt_id=prompt_id)
+        job._start(post=False)
+        return job
+
+    def _knows(self, prompt_id: str) -> bool:
+        """Whether the prompt is in the history or on the queue (the history is read again after the
+        queue, as the prompt may finish between the two reads)."""
+        if self.history(prompt_id) is not None:
+            return True
+        state = self.queue_state()
+        queued = (item[1] for key in ("queue_running", "queue_pending") for item in state.get(key, []))
+        return prompt_id in queued or self.history(prompt_id) is not None
 
     def run(self, workflow: TabSpec | Path | str, values: Mapping[str, Any] | None = None,
             *, timeout: float | None = None) -> RunResult:

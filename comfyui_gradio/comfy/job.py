@@ -176,9 +176,12 @@ class Job:
 
     # ---- start ------------------------------------------------------------------------------
 
-    def _start(self) -> None:
+    def _start(self, post: bool = True) -> None:
+        """Queue the prompt (unless ``post`` is False: it was queued earlier, see ``ComfyClient.attach``;
+        with no socket of its own the job then follows it by polling) and follow it in the background."""
         self._submitted_at = time.monotonic()
-        self._post()
+        if post:
+            self._post()
         threading.Thread(target=self._follow, name=f"job-{self.prompt_id[:8]}", daemon=True).start()
 
     def _post(self) -> None:

@@ -5,7 +5,10 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
+import os
+import signal
 import sys
+import threading
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -18,8 +21,10 @@ from .config import Settings, load_settings
 from ..errors import ConfigError, Problem
 from ..comfy.pool import ComfyPool
 from .page import build_app
+from .runs import RunBook
+from .shared import SECRET_FILE
 
-__all__ = ["create_app", "main"]
+__all__ = ["create_app", "launch", "main", "stop_on_sigterm"]
 
 log = logging.getLogger(__name__)
 
@@ -45,14 +50,38 @@ def make_pool(settings: Settings) -> ComfyPool:
     return ComfyPool(clients).start()
 
 
-def create_app(settings: Settings, pool: ComfyPool | None = None) -> tuple[gr.Blocks, ComfyPool]:
-    """Build the app; its queue runs up to CONCURRENCY jobs, and at least 4 per server, at once."""
+def create_app(settings: Settings, pool: ComfyPool | None = None,
+               runs: RunBook | None = None) -> tuple[gr.Blocks, ComfyPool]:
+    """Build the app; its queue runs up to CONCURRENCY jobs, and at least 4 per server, at once.
+
+    The runs an earlier process left going (``runs``, read from OUTPUT_DIR if not given) are followed
+    again in the background: their records show "running" until each is collected or failed.
+    """
     pool = pool or make_pool(settings)
+    runs = runs or RunBook(settings.output_dir).load()
     catalog = pick_catalog(pool, settings.cache_dir / "object_info.json")
     tabs = discover_tabs(settings.workflows_dir, catalog, Limits(max_batch_size=settings.max_batch_size))
-    app = build_app(settings, pool, tabs)
+    app = build_app(settings, pool, tabs, runs)
     app.queue(default_concurrency_limit=max(settings.concurrency, 4 * len(pool.clients)))
+    specs = {load.name: load.spec for load in tabs if load.spec is not None}
+    threading.Thread(target=runs.reattach, args=(pool.clients, specs), kwargs={"timeout": settings.job_timeout},
+                     name="reattach-runs", daemon=True).start()
     return app, pool
+
+
+def stop_on_sigterm(runs: RunBook) -> None:
+    """On SIGTERM (a redeploy, a Space going to sleep, ``docker stop``), write down the runs in flight,
+    still "running" with their prompt ids and servers so the next start collects them, and end the
+    process at once: closing Gradio's server first would cancel API callers' runs as they disconnect.
+    Only for the main thread of the process that serves the app (``main``)."""
+
+    def stop(signum: int, frame: object) -> None:
+        going = runs.suspend()
+        log.info("Stopping; %d run(s) in flight will be collected when the app starts again", going)
+        logging.shutdown()
+        os._exit(0)
+
+    signal.signal(signal.SIGTERM, stop)
 
 
 def launch(app: gr.Blocks, settings: Settings, **extra: Any) -> None:
@@ -65,6 +94,7 @@ def launch(app: gr.Blocks, settings: Settings, **extra: Any) -> None:
                                   mcp_server=settings.mcp,
                                   auth=list(settings.auth) or None, max_file_size=f"{settings.max_upload_mb}mb",
                                   allowed_paths=[str(settings.output_dir.resolve())],
+                                  blocked_paths=[str((settings.output_dir / SECRET_FILE).resolve())],
                                   footer_links=["api", "gradio", "settings"])
     kwargs.update(extra)  # e.g. auth=callable(user, password) when embedding the app
     if not settings.share:
@@ -106,10 +136,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request (health checks too) is noise
     try:
         settings = load_settings(argv)
-    except ConfigError as exc:
-        sys.exit(f"Invalid settings:\n{exc}")
-    app, _ = create_app(settings)
-    try:
+        runs = RunBook(settings.output_dir).load()
+        app, _ = create_app(settings, runs=runs)
+        stop_on_sigterm(runs)
         launch(app, settings)
     except ConfigError as exc:
         sys.exit(f"Invalid settings:\n{exc}")

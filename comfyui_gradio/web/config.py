@@ -40,6 +40,7 @@ class Settings:
     mcp: bool = False  # also serve every tab as an MCP tool
     comfyui_headers: dict[str, str] = field(default_factory=dict, repr=False)  # secrets: never shown
     comfyui_tokens: dict[int, str] = field(default_factory=dict, repr=False)  # server number (1-based) -> token
+    app_secret: str = field(default="", repr=False)  # keys the browsers' owner ids; "" = kept in OUTPUT_DIR/.secret
 
     @property
     def comfyui_urls(self) -> list[str]:
@@ -104,6 +105,7 @@ def load_settings(argv: Sequence[str] | None = None, env: Mapping[str, str] | No
         mcp=args.mcp if args.mcp is not None else _bool(env, "GRADIO_MCP_SERVER", problems),
         comfyui_headers=_headers(env, problems),
         comfyui_tokens=_tokens(env, problems),
+        app_secret=env.get("APP_SECRET", "").strip() or None,
     )
     if problems:
         raise ConfigError(problems)

@@ -11,7 +11,7 @@ from ..comfy.pool import ComfyPool
 from ..forms.loader import TabLoad
 from .config import Settings
 from .runs import RunBook
-from .shared import Shared
+from .shared import Shared, browser_secret
 from .tab import TabView
 
 __all__ = ["build_app", "servers_panel"]
@@ -40,7 +40,7 @@ def build_app(settings: Settings, backend: ComfyPool, tabs: list[TabLoad], runs:
     shared = Shared(settings, backend, runs or RunBook(settings.output_dir).load())
     views: list[TabView] = []
     with gr.Blocks(title="ComfyUI workflows") as app:
-        owner = gr.BrowserState(None, storage_key=OWNER_KEY)
+        owner = gr.BrowserState(None, storage_key=OWNER_KEY, secret=browser_secret(settings))
         banner = gr.Markdown(servers_panel(backend), elem_id="server-banner")
         with gr.Tabs():
             for load in tabs:

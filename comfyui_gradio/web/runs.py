@@ -5,6 +5,10 @@ by their Gradio session. Every run gets a folder ``OUTPUT_DIR/<owner>/<prompt id
 outputs, copies of its input images, and ``record.json``: the final prompt sent, the seeds, the
 input files' hashes, the workflow and schema versions, the server and the timings. Records are
 read back at start-up, so recent runs survive a restart of the app too.
+
+A run the app was following when it stopped (a redeploy, a sleeping Space, SIGTERM or SIGKILL) is
+left "running" on disk with its prompt id and server; ``RunBook.reattach`` follows it again on the
+next start and collects its outputs from that server, or marks it failed with the reason.
 """
 
 from __future__ import annotations
@@ -12,15 +16,18 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import threading
 import time
 from dataclasses import asdict, dataclass, field
 from enum import Enum
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping, Sequence
 
-from ..errors import JobCancelled
+from ..comfy.client import ComfyClient
+from ..errors import ComfyGradioError, JobCancelled
 from ..comfy.job import Job
+from ..forms.prepare import PreparedPrompt
 from ..forms.schema import TabSpec
 
 __all__ = ["RunBook", "RunRecord", "RecordStatus", "input_copies", "owner_folder"]
@@ -28,7 +35,9 @@ __all__ = ["RunBook", "RunRecord", "RecordStatus", "input_copies", "owner_folder
 log = logging.getLogger(__name__)
 
 RECORD = "record.json"
-RESTARTED = "the app restarted while this run was going"
+SERVER_GONE = ("This run was on ComfyUI at {server}, which is no longer one of the app's servers (COMFYUI_URL); "
+               "its results cannot be collected. Run it again.")
+TAB_GONE = "The workflow {tab!r} is no longer in the app's workflows folder; this run's results cannot be collected."
 
 
 class RecordStatus(str, Enum):
@@ -75,27 +84,32 @@ class RunRecord:
 
 
 class RunBook:
-    """Recent runs by owner, in memory and on disk. Thread-safe."""
+    """Recent runs by owner, in memory and on disk. Thread-safe.
+
+    After ``suspend`` (the process is ending) no record is completed any more: the runs still going
+    stay "running" on disk for ``reattach`` in the next process.
+    """
 
     def __init__(self, root: Path, *, keep: int = 20) -> None:
         self.root = root
         self.keep = keep
         self._runs: dict[str, list[RunRecord]] = {}
         self._lock = threading.Lock()
+        self._following: dict[str, tuple[RunRecord, Job]] = {}  # run id -> the run and its job, while going
+        self._writing = threading.RLock()  # one record write at a time (re-entrant: a signal handler takes it)
+        self._suspended = False
 
     def folder(self, owner: str, run_id: str) -> Path:
         return self.root / owner_folder(owner) / run_id
 
     def load(self) -> "RunBook":
-        """Read the records left by earlier app processes (a run left 'running' is marked lost)."""
+        """Read the records left by earlier app processes (runs left "running" stay so, for ``reattach``)."""
         for path in sorted(self.root.glob(f"*/*/{RECORD}"), key=lambda p: p.stat().st_mtime):
             try:
                 record = RunRecord(**json.loads(path.read_text(encoding="utf-8")))
             except (OSError, ValueError, TypeError) as exc:
                 log.warning("Ignoring unreadable run record %s: %s", path, exc)
                 continue
-            if record.status is RecordStatus.RUNNING:
-                record.status, record.error = RecordStatus.FAILED, RESTARTED
             self._add(record)
         return self
 
@@ -106,9 +120,68 @@ class RunBook:
                            record=_provenance(tab, job))
         with self._lock:
             self._add(record)
-        self._write(record)
-        job.add_done_callback(lambda j: self._finish(record, j))
+        with self._writing:
+            self._write(record)
+        self.follow(record, job)
         return record
+
+    def follow(self, record: RunRecord, job: Job) -> None:
+        """Complete ``record`` when ``job`` ends."""
+        with self._lock:
+            self._following[record.run_id] = (record, job)
+        job.add_done_callback(lambda j: self._finish(record, j))
+
+    def reattach(self, servers: Sequence[ComfyClient], tabs: Mapping[str, TabSpec], *,
+                 timeout: float | None = None) -> None:
+        """Follow every run an earlier process left "running" on the server that ran it (``ComfyClient.attach``):
+        its outputs are collected when it ends. A run whose server or tab is gone, or that the server no
+        longer knows, is marked failed with the reason. Blocks while asking the servers: call it in a thread."""
+        by_url = {server.url: server for server in servers}
+        for record in self.unfinished():
+            server, tab = by_url.get(str(record.record.get("server"))), tabs.get(record.tab)
+            if server is None:
+                self.fail(record, SERVER_GONE.format(server=record.record.get("server")))
+            elif tab is None:
+                self.fail(record, TAB_GONE.format(tab=record.tab))
+            else:
+                self._attach(record, server, tab, timeout)
+
+    def _attach(self, record: RunRecord, server: ComfyClient, tab: TabSpec, timeout: float | None) -> None:
+        try:
+            job = server.attach(tab, record.run_id, _prepared(record), timeout=timeout,
+                                output_dir=self.root / owner_folder(record.owner))
+        except ComfyGradioError as exc:
+            self.fail(record, str(exc))
+            return
+        log.info("Following run %s again on %s", record.run_id, server.url)
+        self.follow(record, job)
+
+    def unfinished(self) -> list[RunRecord]:
+        """The runs marked "running" that no job of this process follows (left by an earlier process)."""
+        with self._lock:
+            return [r for runs in self._runs.values() for r in runs
+                    if r.status is RecordStatus.RUNNING and r.run_id not in self._following]
+
+    def fail(self, record: RunRecord, reason: str) -> None:
+        with self._writing:
+            if self._suspended:
+                return
+            record.status, record.error, record.finished = RecordStatus.FAILED, reason, time.time()
+            self._write(record)
+
+    def suspend(self) -> int:
+        """Write every run still going as it stands ("running", on the server it is on now), then stop
+        completing records for good: the process is ending. Returns how many runs were going."""
+        with self._writing:
+            if self._suspended:
+                return 0
+            self._suspended = True  # a job that ends from now on leaves its record as it is
+            with self._lock:
+                going = list(self._following.values())
+            for record, job in going:
+                record.record["server"] = job.client.url
+                self._write(record)
+        return len(going)
 
     def recent(self, owner: str, tab: str | None = None) -> list[RunRecord]:
         """The owner's runs, newest first."""
@@ -125,6 +198,15 @@ class RunBook:
         del runs[: max(len(runs) - self.keep, 0)]
 
     def _finish(self, record: RunRecord, job: Job) -> None:
+        with self._writing:
+            if self._suspended:
+                return
+            with self._lock:
+                self._following.pop(record.run_id, None)
+            self._complete(record, job)
+            self._write(record)
+
+    def _complete(self, record: RunRecord, job: Job) -> None:
         record.finished = time.time()
         error = job.error
         if error is None:
@@ -138,13 +220,15 @@ class RunBook:
             record.status = RecordStatus.CANCELLED if isinstance(error, JobCancelled) else RecordStatus.FAILED
             record.error = str(error)
         record.record["server"] = job.client.url
-        self._write(record)
 
     def _write(self, record: RunRecord) -> None:
+        """Write ``record.json`` whole or not at all (a process killed mid-write leaves the old one)."""
         folder = self.folder(record.owner, record.run_id)
+        temporary = folder / f"{RECORD}.tmp"
         try:
             folder.mkdir(parents=True, exist_ok=True)
-            (folder / RECORD).write_text(json.dumps(asdict(record), indent=2, default=str), encoding="utf-8")
+            temporary.write_text(json.dumps(asdict(record), indent=2, default=str), encoding="utf-8")
+            os.replace(temporary, folder / RECORD)
         except OSError as exc:
             log.warning("Could not write the run record in %s: %s", folder, exc)
 
@@ -167,11 +251,17 @@ def _provenance(tab: TabSpec, job: Job) -> dict[str, Any]:
     return {
         "prompt": job.prepared.prompt,
         "seeds": dict(job.prepared.seeds),
+        "values": dict(job.prepared.values),
         "inputs": {key: hashlib.sha256(f.data).hexdigest() for key, f in job.uploads.items()},
         "workflow": tab.workflow.path.name,
         **tab.versions,  # of the files the tab was built from, not as they may be on disk now
         "server": job.client.url,
     }
+
+
+def _prepared(record: RunRecord) -> PreparedPrompt:
+    """What was sent for ``record``'s run, as far as collecting its outputs needs it."""
+    return PreparedPrompt(record.record.get("prompt") or {}, record.record.get("values") or {}, dict(record.seeds))
 
 
 def _jsonable(form: dict[str, Any]) -> dict[str, Any]:

@@ -1,7 +1,9 @@
 """What every tab of one app shares: the settings, the pool, the run book, the runs going on by
 caller, and the owner id of each browser session.
 
-Who owns a run: a browser keeps a random owner id in its local storage (``gr.BrowserState``).
+Who owns a run: a browser keeps a random owner id in its local storage (``gr.BrowserState``),
+encrypted with ``browser_secret``: the same in every process of the app, so a browser is still
+known (and finds its runs) after the app restarts.
 A run started from a page keeps going if the page is reloaded or the connection drops, and is
 listed again under "Your recent runs"; only its Cancel button stops it. A run started through
 the API (no owner id) is stopped when its caller cancels (``job.cancel()``) or goes away.
@@ -9,18 +11,63 @@ the API (no owner id) is stopped when its caller cancels (``job.cancel()``) or g
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import os
+import secrets
 import threading
+import time
 import uuid
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import gradio as gr
 
 from ..comfy.job import Job
 from ..comfy.pool import ComfyPool
+from ..errors import ConfigError, Problem
 from .config import Settings
 from .runs import RunBook
 
-__all__ = ["ActiveRuns", "Shared"]
+__all__ = ["ActiveRuns", "SECRET_FILE", "Shared", "browser_secret"]
+
+SECRET_FILE = ".secret"  # in OUTPUT_DIR, beside the runs it unlocks
+
+
+def browser_secret(settings: Settings) -> str:
+    """The key of the owner ids kept in browsers, from ``APP_SECRET`` or else from ``OUTPUT_DIR/.secret``
+    (made once, readable by the app's user only).
+
+    Gradio hands a ``BrowserState``'s secret to every page it serves, so the page gets a key derived
+    from the configured one, never the configured one itself.
+    """
+    key = settings.app_secret or _stored_secret(settings.output_dir / SECRET_FILE)
+    return hmac.new(key.encode(), b"comfyui-gradio owner id", hashlib.sha256).hexdigest()
+
+
+def _stored_secret(path: Path) -> str:
+    """The secret in ``path``, made first if there is none. Of two processes starting at once, the one
+    that creates the file writes it; the other reads it once it is written."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            pass
+        else:
+            with os.fdopen(descriptor, "w", encoding="ascii") as file:
+                file.write(secrets.token_urlsafe(32))
+        for _ in range(50):  # another process may have made it an instant ago and be writing it
+            key = path.read_text(encoding="ascii").strip()
+            if key:
+                return key
+            time.sleep(0.02)
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError([Problem("settings", "APP_SECRET", f"not set, and {path} cannot be made or read "
+                                   f"({getattr(exc, 'strerror', None) or exc}); set APP_SECRET or make "
+                                   "OUTPUT_DIR writable")]) from exc
+    raise ConfigError([Problem("settings", "APP_SECRET", f"not set, and {path} is empty; delete it or set "
+                               "APP_SECRET")])
 
 
 class ActiveRuns:
