@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 import threading
 from pathlib import Path
@@ -18,11 +19,13 @@ import pytest
 from gradio_client import handle_file
 from gradio_client.exceptions import AppError
 from PIL import Image
+from playwright.sync_api import Page, expect
 
 from comfyui_gradio.web.runs import owner_folder
 from comfyui_gradio.web.uploads import NOT_UPLOADED
 from tests.fake_comfyui import FakeComfyUI
-from tests.harness import RunningApp, only_image, picture
+from tests.harness import RunningApp, only_image, picture, wait_for
+from tests.test_browser import browser, gallery_image, open_tab, page  # noqa: F401
 
 NOT_AN_IMAGE = "Picture: this file is not an image (PNG, JPEG, WebP, ...) that can be read; choose an image file"
 TOO_BIG = "Picture: the image has more than 179 megapixels; at most 16 megapixels are accepted. Use a smaller image."
@@ -84,6 +87,11 @@ def bad_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     sentinel = folder / "sentinel.png"
     Image.new("RGB", (8, 8), (1, 2, 3)).save(sentinel)
     return {"text": text, "bomb": bomb, "sentinel": sentinel}
+
+
+def test_the_open_detector_sees_pillow_read_a_file(bad_files: dict[str, Path], watched: Opens) -> None:
+    Image.open(bad_files["sentinel"]).close()
+    assert watched.of(bad_files["sentinel"]) == [os.path.realpath(bad_files["sentinel"])]
 
 
 def nothing_sent(fake: FakeComfyUI) -> bool:
@@ -202,3 +210,37 @@ def test_good_uploads_are_inverted_through_both(running: RunningApp, fake: FakeC
     assert event == "complete" and status.startswith("✅ Done in ")
     image = Image.open(gallery[0]["image"]["path"]).convert("RGB")
     assert image.getpixel((3, 3)) == (55, 155, 255)
+
+
+# ---- on the page --------------------------------------------------------------------------------
+
+@pytest.mark.browser
+def test_the_page_shows_the_message_for_a_file_that_is_not_an_image(page: Page, running: RunningApp,
+                                                                    fake: FakeComfyUI,
+                                                                    bad_files: dict[str, Path]) -> None:
+    open_tab(page, running.url, "Invert colors")
+    page.locator("#invert-image input[type=file]").set_input_files(bad_files["text"])
+    page.locator("#invert-generate").click()
+    expect(page.get_by_text(NOT_AN_IMAGE)).to_be_visible()
+    assert nothing_sent(fake)
+
+
+@pytest.mark.browser
+def test_run_again_puts_the_picture_back_and_it_runs(page: Page, running: RunningApp, fake: FakeComfyUI,
+                                                     tmp_path: Path) -> None:
+    open_tab(page, running.url, "Invert colors")
+    page.locator("#invert-image input[type=file]").set_input_files(picture(tmp_path, (40, 80, 120), (32, 32)))
+    expect(page.locator("#invert-image img")).to_be_visible()
+    page.locator("#invert-generate").click()
+    expect(page.locator("#invert-status")).to_contain_text("✅ Done in ")
+    page.locator("#invert-image input[type=file]").set_input_files(picture(tmp_path, (0, 0, 0), (32, 32)))
+
+    page.get_by_role("button", name="Your recent runs").click()
+    expect(page.locator("#invert-history-pick input")).to_have_value(re.compile(r"· done"))
+    page.locator("#invert-again").click()
+    the_copy = re.compile(r"/gradio_api/file=.*/[0-9a-f]{24}\.png$")  # the run's input copy, cached
+    expect(page.locator("#invert-image img")).to_have_attribute("src", the_copy)
+    page.locator("#invert-generate").click()
+    wait_for(lambda: len(fake.prompts) == 2, timeout=15)
+    expect(page.locator("#invert-status")).to_contain_text("✅ Done in ")
+    assert gallery_image(page, "invert").getpixel((3, 3)) == (215, 175, 135)
