@@ -200,6 +200,23 @@ def test_a_filedata_outside_gradios_upload_folder_is_refused_by_gradio_unread(
     assert nothing_sent(fake)
 
 
+def test_the_widgets_page_only_event_sent_to_the_server_opens_nothing(running: RunningApp, fake: FakeComfyUI,
+                                                                      bad_files: dict[str, Path],
+                                                                      watched: Opens) -> None:
+    """The picture widget's copy into the endpoint input runs in the page, but its fn_index can be sent to
+    the queue: Gradio's gr.Image must not open the path given there."""
+    config = httpx.get(running.url + "config").json()
+    widget = next(c["id"] for c in config["components"] if c["props"].get("elem_id") == "invert-image")
+    [copy] = [d["id"] for d in config["dependencies"] if d["inputs"] == [widget]]
+    joined = httpx.post(running.url + "gradio_api/queue/join", json={
+        "data": [{"path": str(bad_files["sentinel"])}], "fn_index": copy, "session_hash": "s1", "trigger_id": None})
+    assert joined.status_code == 200, joined.text
+    stream = httpx.get(running.url + "gradio_api/queue/data", params={"session_hash": "s1"}, timeout=30).text
+    assert '"msg":"process_completed"' in stream and '"success":false' in stream
+    assert watched.of(bad_files["sentinel"]) == []
+    assert nothing_sent(fake)
+
+
 # ---- good uploads -----------------------------------------------------------------------------
 
 def test_good_uploads_are_inverted_through_both(running: RunningApp, fake: FakeComfyUI, tmp_path: Path) -> None:

@@ -145,7 +145,9 @@ class TabView:
                 randomize.change(lambda on: gr.update(interactive=not on), inputs=[randomize],
                                  outputs=[self.inputs[f.param.name]], api_visibility="private", queue=False)
         for name, widget in self.shown.items():  # also when "Run again" fills the widget
-            widget.change(None, inputs=[widget], outputs=[self.inputs[name]], js=COPY_VALUE,
+            # Runs in the page only; a caller may still send it to the server by its fn_index, where
+            # preprocess=False keeps Gradio's widget from opening the path it names.
+            widget.change(None, inputs=[widget], outputs=[self.inputs[name]], js=COPY_VALUE, preprocess=False,
                           api_visibility="private", queue=False)
         self.history.listen([page_load.then, self.generate.click, run.then], self.inputs | self.shown)
 
