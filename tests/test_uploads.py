@@ -237,6 +237,7 @@ def test_the_page_shows_the_message_for_a_file_that_is_not_an_image(page: Page, 
                                                                     bad_files: dict[str, Path]) -> None:
     open_tab(page, running.url, "Invert colors")
     page.locator("#invert-image input[type=file]").set_input_files(bad_files["text"])
+    expect(page.locator("#invert-image img")).to_have_attribute("src", re.compile(r"/notes\.png$"))  # uploaded
     page.locator("#invert-generate").click()
     expect(page.get_by_text(NOT_AN_IMAGE)).to_be_visible()
     assert nothing_sent(fake)
