@@ -405,12 +405,17 @@ def _check_size(data: bytes, label: str, limit: int) -> None:
 
 
 def _check_image(data: bytes, label: str, max_pixels: int | None) -> None:
-    """Refuse files Pillow cannot decode, and images with too many pixels."""
+    """Refuse files Pillow cannot decode, and images with too many pixels (Pillow's own bomb check
+    refuses, before the size is known, an image of more than twice ``Image.MAX_IMAGE_PIXELS``)."""
+    limit = min(max_pixels or 2 * Image.MAX_IMAGE_PIXELS, 2 * Image.MAX_IMAGE_PIXELS)
     try:
         with Image.open(io.BytesIO(data)) as image:
             size = image.size
             image.verify()
-    except (UnidentifiedImageError, OSError, SyntaxError, Image.DecompressionBombError) as exc:
+    except Image.DecompressionBombError as exc:
+        raise InputError(label, f"the image has more than {2 * Image.MAX_IMAGE_PIXELS / 1e6:.0f} megapixels; "
+                                f"at most {limit / 1e6:.0f} megapixels are accepted. Use a smaller image.") from exc
+    except (UnidentifiedImageError, OSError, SyntaxError) as exc:
         raise InputError(label, "this file is not an image (PNG, JPEG, WebP, ...) that can be read; "
                                 "choose an image file") from exc
     if max_pixels and size[0] * size[1] > max_pixels:

@@ -8,12 +8,14 @@ from __future__ import annotations
 import inspect
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Iterator
 
 import gradio as gr
+from gradio.context import Context
 
 from ..comfy.job import Job
-from ..errors import ComfyGradioError, JobCancelled
+from ..errors import ComfyGradioError, InputError, JobCancelled
 from ..forms.prepare import random_seed
 from ..forms.schema import Param, TabSpec
 from ..forms.vocabulary import OUTPUT_CLASSES_BY_KIND
@@ -22,6 +24,7 @@ from .history import HistoryView
 from .runs import input_copies, owner_folder
 from .shared import Shared
 from .stream import Outputs, RunStream
+from .uploads import COPY_VALUE, upload_value, uploaded_file
 from .widgets import form_values, widget_for
 
 __all__ = ["TabView"]
@@ -34,10 +37,12 @@ class TabView:
     owner: gr.BrowserState
     fields: list[EndpointField] = field(default_factory=list)
     inputs: dict[str, gr.components.Component] = field(default_factory=dict)  # by field name, in field order
+    shown: dict[str, gr.components.Component] = field(default_factory=dict)  # an upload field's visible widget
     outputs: Outputs | None = None
     history: HistoryView | None = None
     generate: gr.Button | None = None
     cancel: gr.Button | None = None
+    blocks: gr.Blocks | None = None  # the app: its upload route's files are the ones an upload field takes
 
     def __post_init__(self) -> None:
         self.fields = endpoint_fields(self.spec, self.shared.settings.max_runs)
@@ -45,6 +50,7 @@ class TabView:
     # ---- render -----------------------------------------------------------------------------
 
     def render(self) -> None:
+        self.blocks = Context.root_block  # the Blocks being built
         if self.spec.description:
             gr.Markdown(self.spec.description)
         if self.spec.notes:
@@ -88,6 +94,10 @@ class TabView:
         return {}
 
     def _render_param(self, param: Param) -> dict[str, gr.components.Component]:
+        """An upload field's endpoint input is hidden (``uploads.upload_value``); its widget fills it."""
+        if param.is_upload:
+            self.shown[param.name] = widget_for(param, self.spec.name)
+            return {param.name: upload_value(f"{self.spec.name}-{param.name}-value")}
         if not param.is_seed:
             return {param.name: widget_for(param, self.spec.name)}
         flag = next(f for f in self.fields if f.kind == "randomize" and f.param is param)
@@ -134,7 +144,12 @@ class TabView:
                 randomize = self.inputs[f.name]
                 randomize.change(lambda on: gr.update(interactive=not on), inputs=[randomize],
                                  outputs=[self.inputs[f.param.name]], api_visibility="private", queue=False)
-        self.history.listen([page_load.then, self.generate.click, run.then], self.inputs)
+        for name, widget in self.shown.items():  # also when "Run again" fills the widget
+            # Runs in the page only; a caller may still send it to the server by its fn_index, where
+            # preprocess=False keeps Gradio's widget from opening the path it names.
+            widget.change(None, inputs=[widget], outputs=[self.inputs[name]], js=COPY_VALUE, preprocess=False,
+                          api_visibility="private", queue=False)
+        self.history.listen([page_load.then, self.generate.click, run.then], self.inputs | self.shown)
 
     def _endpoint(self) -> Any:
         """``_run`` under the tab's name, with a parameter and a docstring line per field: Gradio's
@@ -155,6 +170,10 @@ class TabView:
     def _run(self, request: gr.Request, progress: gr.Progress, values: dict[str, Any]) -> Iterator[dict]:
         caller, owner = self.shared.caller(request)
         form, runs, seed_mode = split_values(self.fields, values)
+        try:
+            form |= self._uploaded(caller, form)
+        except InputError as exc:
+            raise gr.Error(str(exc), title="Could not start") from exc
         jobs = self._submit(caller, runs, seed_mode, form)
         assert self.outputs is not None
         stream = RunStream(self.outputs, self._eta, previews=owner is not None)
@@ -172,6 +191,20 @@ class TabView:
                 for job in jobs:
                     job.cancel()
         yield stream.final(results)
+
+    def _uploaded(self, caller: str, form: dict[str, Any]) -> dict[str, Path]:
+        """The checked file of each upload field that has a value (``uploads.uploaded_file``), before
+        anything is read or sent to ComfyUI."""
+        assert self.blocks is not None
+        files = {}
+        for param in self.spec.params:
+            if param.is_upload and form.get(param.name):
+                earlier = {Path(r.form[param.name]).name: Path(r.form[param.name])
+                           for r in self.shared.runs.recent(caller, self.spec.name)
+                           if isinstance(r.form.get(param.name), str)}
+                files[param.name] = uploaded_file(form[param.name], param.label, self.blocks.upload_file_set,
+                                                  earlier)
+        return files
 
     def _submit(self, caller: str, runs: int, seed_mode: str, form: dict[str, Any]) -> list[Job]:
         settings = self.shared.settings
