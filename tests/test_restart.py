@@ -145,7 +145,7 @@ def test_runs_left_going_by_a_stopped_app_are_collected_by_the_next_start(fake: 
             [output] = record.outputs
             assert Path(output["path"]).parent == settings.output_dir / "ann" / job.prompt_id
             assert Image.open(output["path"]).size == (64, height)
-            assert record_on_disk(settings, "ann", job.prompt_id)["outputs"] == record.outputs
+            wait_for(lambda: record_on_disk(settings, "ann", job.prompt_id)["outputs"] == record.outputs)
         assert [p["prompt_id"] for p in fake.prompts] == [quick.prompt_id, slow.prompt_id]  # none sent again
         assert {run_id: (runs.get("ann", run_id).status, runs.get("ann", run_id).error)
                 for run_id in (unknown, no_server, no_tab)} == {
