@@ -61,6 +61,7 @@ from typing import Any
 
 from ..errors import ConfigError, Problem
 from .catalog import Catalog, InputSpec
+from .subgraphs import SUBGRAPH_IO, flatten
 
 __all__ = ["is_ui_format", "linear_data", "ui_to_api"]
 
@@ -91,7 +92,9 @@ UI_ONLY_CLASSES = frozenset(
 )
 SET_CLASS = "SetNode"  # KJNodes: GetNode "name" reads what SetNode "name" was given
 GET_CLASS = "GetNode"
-VIRTUAL_CLASSES = UI_ONLY_CLASSES | PASSTHROUGH_CLASSES | {PRIMITIVE_CLASS, SET_CLASS, GET_CLASS}
+VIRTUAL_CLASSES = UI_ONLY_CLASSES | PASSTHROUGH_CLASSES | {PRIMITIVE_CLASS, SET_CLASS, GET_CLASS, SUBGRAPH_IO}
+# V3 inputs whose widgets the editor builds from the chosen option or the links made (comfy_api/latest/_io.py)
+DYNAMIC_TYPES = ("COMFY_DYNAMICCOMBO_V3", "COMFY_AUTOGROW_V3")
 EXPORT_HINT = "open the workflow in ComfyUI and save it with Export (API)"
 
 
@@ -100,6 +103,16 @@ class _Link:
     origin: str
     origin_slot: int
     target: str  # the target slot is not needed: an input names its link
+
+
+@dataclass(frozen=True)
+class _Value:
+    """What an input resolves to when it is a subgraph instance's promoted widget, not a link."""
+
+    value: Any
+
+
+_Origin = tuple[str, int] | _Value | None  # what a link delivers: an output, a promoted value, or nothing
 
 
 @dataclass(frozen=True)
@@ -149,7 +162,7 @@ def ui_to_api(workflow: dict, catalog: Catalog, *, source: str = "<workflow>") -
     problems = [p for node in graph.nodes.values() for p in _node_problems(node, workflow, graph, source)]
     if problems:
         raise ConfigError(problems)
-    primitive_values = _primitive_values(graph)
+    primitive_values = _primitive_values(graph, source)
     prompt = {
         node_id: _api_node(node, graph, primitive_values.get(node_id, {}), source)
         for node_id, node in graph.nodes.items()
@@ -168,13 +181,14 @@ def _index(workflow: object, catalog: Catalog, source: str) -> _Graph:
         reason = f"not a ComfyUI UI-format workflow (no 'nodes' list); {EXPORT_HINT}"
         raise ConfigError([Problem(source, "nodes", reason)])
     assert isinstance(workflow, dict)
+    flat_nodes, flat_links = flatten(workflow, source)
     nodes: dict[str, dict[str, Any]] = {}
-    for index, node in enumerate(workflow["nodes"]):
+    for index, node in enumerate(flat_nodes):
         if not isinstance(node, dict) or "id" not in node or not isinstance(node.get("type"), str):
             reason = "a node must be an object with an 'id' and a 'type'"
             raise ConfigError([Problem(source, f"nodes[{index}]", reason)])
         nodes[str(node["id"])] = node
-    links = dict(_parse_links(workflow.get("links") or [], source))
+    links = dict(_parse_links(flat_links, source))
     return _Graph(nodes, links, catalog)
 
 
@@ -193,18 +207,14 @@ def _parse_links(raw_links: list, source: str) -> Iterator[tuple[Any, _Link]]:
 
 def _node_problems(node: dict, workflow: dict, graph: _Graph, source: str) -> list[Problem]:
     """Why this node cannot be converted; empty when it can (or when it would not be sent anyway)."""
-    if node.get("mode") in (MODE_NEVER, MODE_BYPASS):
+    if node.get("mode") in (MODE_NEVER, MODE_BYPASS) or _is_virtual(node, graph):
         return []
     class_type = node["type"]
-    if graph.catalog.has_class(class_type) or class_type in VIRTUAL_CLASSES:
-        return []
     key, title = f"nodes.{node['id']}", node.get("title") or class_type
-    if class_type in _subgraph_ids(workflow):
-        reason = (
-            f"'{title}' is a subgraph, which cannot be converted here; {EXPORT_HINT}, "
-            "or unpack the subgraph (right-click > Unpack Subgraph) and save the workflow again"
-        )
-    elif _group_name(class_type) and _is_group_node(class_type, workflow):
+    if graph.catalog.has_class(class_type):
+        reason = _class_mismatch(node, graph.catalog.inputs(class_type), title)
+        return [Problem(source, key, reason)] if reason else []
+    if _group_name(class_type) and _is_group_node(class_type, workflow):
         reason = (
             f"'{title}' is a group node ('{_group_name(class_type)}'), "
             f"which cannot be converted here; {EXPORT_HINT}, "
@@ -212,17 +222,25 @@ def _node_problems(node: dict, workflow: dict, graph: _Graph, source: str) -> li
         )
     else:
         reason = (
-            f"'{title}' uses node class '{class_type}', which this ComfyUI server does not have "
-            f"(custom node not installed?); install the custom node that provides it and restart ComfyUI, "
-            f"or {EXPORT_HINT}"
+            f"'{title}' needs node {class_type}, which this ComfyUI server does not have: install the custom "
+            f"node that provides it (or update ComfyUI) and restart ComfyUI, or {EXPORT_HINT}"
         )
     return [Problem(source, key, reason)]
 
 
-def _subgraph_ids(workflow: dict) -> set[str]:
-    definitions = workflow.get("definitions") or {}
-    subgraphs = (definitions.get("subgraphs") or []) if isinstance(definitions, dict) else []
-    return {str(s.get("id")) for s in subgraphs if isinstance(s, dict)}
+def _class_mismatch(node: dict, specs: dict[str, InputSpec], title: str) -> str:
+    """Why the server's class cannot be trusted to read this node's saved values; "" when it can."""
+    class_type = node["type"]
+    dynamic = [spec.name for spec in specs.values() if spec.type in DYNAMIC_TYPES]
+    if dynamic:
+        return (f"'{title}' ({class_type}) has V3 dynamic inputs ({', '.join(dynamic)}), whose values this "
+                f"converter cannot place yet; {EXPORT_HINT}")
+    unknown = [str(i.get("name")) for i in node.get("inputs") or [] if i.get("name") not in specs]
+    if unknown:
+        return (f"'{title}' was saved with input {', '.join(unknown)}, which node {class_type} on this ComfyUI "
+                f"server does not have (the file comes from another version of the node): update ComfyUI or "
+                f"the custom node, or {EXPORT_HINT}")
+    return ""
 
 
 def _group_name(class_type: str) -> str:
@@ -263,7 +281,9 @@ def _api_node(node: dict, graph: _Graph, primitive_values: dict[str, Any], sourc
         if slot.get("link") is None:
             continue
         origin = _resolve_link(graph, slot["link"], slot.get("type"), set(), source)
-        if origin is not None:
+        if isinstance(origin, _Value):
+            inputs[slot["name"]] = _boxed(origin.value)
+        elif origin is not None:
             inputs[slot["name"]] = [origin[0], origin[1]]
     return {"inputs": inputs, "class_type": node["type"], "_meta": {"title": _title(node, graph.catalog)}}
 
@@ -375,7 +395,7 @@ def _boxed(value: Any) -> Any:
 # ---------------------------------------------------------------------------- links
 
 
-def _resolve_link(graph: _Graph, link_id: Any, want_type: Any, seen: set, source: str) -> tuple[str, int] | None:
+def _resolve_link(graph: _Graph, link_id: Any, want_type: Any, seen: set, source: str) -> _Origin:
     """The real ``(node_id, output_slot)`` a link delivers, or None when it ends nowhere."""
     link = graph.links.get(link_id)
     if link is None:
@@ -386,7 +406,7 @@ def _resolve_link(graph: _Graph, link_id: Any, want_type: Any, seen: set, source
 
 def _resolve_output(
     graph: _Graph, node_id: str, slot: int, want_type: Any, seen: set, source: str
-) -> tuple[str, int] | None:
+) -> _Origin:
     """Follow an output through bypassed and virtual nodes (``ExecutableNodeDTO.resolveOutput``)."""
     if (node_id, slot) in seen:
         reason = f"links form a loop through reroutes or bypassed nodes; {EXPORT_HINT}"
@@ -402,6 +422,8 @@ def _resolve_output(
         return (node_id, slot)
     if node["type"] in PASSTHROUGH_CLASSES:
         return _resolve_input(graph, node, slot, want_type, seen, source)
+    if node["type"] == SUBGRAPH_IO:
+        return _through_subgraph_border(graph, node, slot, want_type, seen, source)
     if node["type"] == GET_CLASS:
         setter = _setter_for(node, graph)
         return None if setter is None else _resolve_input(graph, setter, 0, want_type, seen, source)
@@ -410,12 +432,24 @@ def _resolve_output(
 
 def _resolve_input(
     graph: _Graph, node: dict, index: int, want_type: Any, seen: set, source: str
-) -> tuple[str, int] | None:
+) -> _Origin:
     inputs = node.get("inputs") or []
     if index >= len(inputs) or inputs[index].get("link") is None:
         return None
     slot_type = want_type if want_type is not None else inputs[index].get("type")
     return _resolve_link(graph, inputs[index]["link"], slot_type, seen, source)
+
+
+def _through_subgraph_border(
+    graph: _Graph, node: dict, slot: int, want_type: Any, seen: set, source: str
+) -> _Origin:
+    """Into an instance's output, or out of its input to what feeds the instance, else its promoted
+    widget's value (``ExecutableNodeDTO.resolveInput``: ``widgetInfo``)."""
+    inputs = node.get("inputs") or []
+    promoted = node.get("promoted") or {}
+    if slot < len(inputs) and inputs[slot].get("link") is None and slot in promoted:
+        return _Value(promoted[slot])
+    return _resolve_input(graph, node, slot, want_type, seen, source)
 
 
 def _bypass_input_index(node: dict, slot: int, want_type: Any) -> int | None:
@@ -450,7 +484,7 @@ def _setter_for(getter: dict, graph: _Graph) -> dict | None:
     )
 
 
-def _primitive_values(graph: _Graph) -> dict[str, dict[str, Any]]:
+def _primitive_values(graph: _Graph, source: str) -> dict[str, dict[str, Any]]:
     """What each PrimitiveNode writes into its targets' widgets: ``{node_id: {widget: value}}``."""
     values: dict[str, dict[str, Any]] = {}
     for node in graph.nodes.values():
@@ -458,18 +492,26 @@ def _primitive_values(graph: _Graph) -> dict[str, dict[str, Any]]:
         if not _is_virtual(node, graph) or node["type"] != PRIMITIVE_CLASS or not isinstance(saved, list) or not saved:
             continue
         for link_id in (node.get("outputs") or [{}])[0].get("links") or []:
-            target = _widget_target(graph, link_id)
+            target = _widget_target(graph, link_id, source)
             if target is not None:
                 values.setdefault(target[0], {})[target[1]] = saved[0]
     return values
 
 
-def _widget_target(graph: _Graph, link_id: Any) -> tuple[str, str] | None:
-    """``(node_id, widget_name)`` of the widget input a link ends at; None for a plain socket."""
+def _widget_target(graph: _Graph, link_id: Any, source: str) -> tuple[str, str] | None:
+    """``(node_id, widget_name)`` of the widget input a link ends at; None for a plain socket.
+
+    A PrimitiveNode feeding a subgraph instance is refused: which value the editor then sends
+    depends on how it syncs the promoted widget, which this converter does not model.
+    """
     link = graph.links.get(link_id)
     target = graph.nodes.get(link.target) if link else None
     if link is None or target is None:
         return None
+    if target["type"] == SUBGRAPH_IO:
+        reason = (f"a PrimitiveNode feeds subgraph '{target.get('title') or link.target}', whose value this "
+                  f"converter cannot place; connect it inside the subgraph, or {EXPORT_HINT}")
+        raise ConfigError([Problem(source, f"nodes.{link.target}", reason)])
     entry = next((i for i in target.get("inputs") or [] if i.get("link") == link_id), None)
     widget = entry.get("widget") if entry else None
     return (link.target, widget["name"]) if isinstance(widget, dict) and widget.get("name") else None
