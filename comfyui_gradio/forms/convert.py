@@ -71,7 +71,8 @@ MODE_NEVER = 2
 MODE_BYPASS = 4
 CONTROL_VALUES = frozenset({"fixed", "increment", "decrement", "randomize"})
 UPLOAD_BUTTON_VALUE = "image"  # what the editor saves for the upload button, whatever the file kind
-WIDGET_FALLBACKS = {"INT": 0, "FLOAT": 0, "STRING": "", "BOOLEAN": False}  # a widget's value without a default
+# A widget's value without a default; the recorder of RecordAudio is sent empty until something is recorded.
+WIDGET_FALLBACKS = {"INT": 0, "FLOAT": 0, "STRING": "", "BOOLEAN": False, "AUDIO_RECORD": ""}
 PRIMITIVE_CLASS = "PrimitiveNode"
 PASSTHROUGH_CLASSES = frozenset({"Reroute", "Reroute (rgthree)"})
 UI_ONLY_CLASSES = frozenset(
@@ -126,8 +127,8 @@ class _Graph:
 class _Slot:
     """One entry of a node's widget list: a widget that is sent (its ``spec``) or a UI-only extra."""
 
-    kind: str = "widget"  # or "forced", "control", "filter", "upload", "maybe_control"
-    spec: InputSpec | None = None  # the input of a "widget"
+    kind: str = "widget"  # or "forced", "control", "filter", "upload", "maybe_control", "dynamic"
+    spec: InputSpec | None = None  # the input of a "widget" or a "dynamic" combo
 
 
 # ---------------------------------------------------------------------------- public API
@@ -229,18 +230,16 @@ def _node_problems(node: dict, workflow: dict, graph: _Graph, source: str) -> li
 
 
 def _class_mismatch(node: dict, specs: dict[str, InputSpec], title: str) -> str:
-    """Why the server's class cannot be trusted to read this node's saved values; "" when it can."""
-    class_type = node["type"]
-    dynamic = [spec.name for spec in specs.values() if spec.type in DYNAMIC_TYPES]
-    if dynamic:
-        return (f"'{title}' ({class_type}) has V3 dynamic inputs ({', '.join(dynamic)}), whose values this "
-                f"converter cannot place yet; {EXPORT_HINT}")
-    unknown = [str(i.get("name")) for i in node.get("inputs") or [] if i.get("name") not in specs]
-    if unknown:
-        return (f"'{title}' was saved with input {', '.join(unknown)}, which node {class_type} on this ComfyUI "
-                f"server does not have (the file comes from another version of the node): update ComfyUI or "
-                f"the custom node, or {EXPORT_HINT}")
-    return ""
+    """Why the server's class cannot be trusted to read this node's saved values; "" when it can:
+    an input saved that the class lacks (V3 dynamic inputs save theirs as ``<input>.<name>``)."""
+    dynamic = tuple(f"{spec.name}." for spec in specs.values() if spec.type in DYNAMIC_TYPES)
+    unknown = [str(i.get("name")) for i in node.get("inputs") or []
+               if i.get("name") not in specs and not str(i.get("name")).startswith(dynamic)]
+    if not unknown:
+        return ""
+    return (f"'{title}' was saved with input {', '.join(unknown)}, which node {node['type']} on this ComfyUI "
+            f"server does not have (the file comes from another version of the node): update ComfyUI or "
+            f"the custom node, or {EXPORT_HINT}")
 
 
 def _group_name(class_type: str) -> str:
@@ -292,12 +291,8 @@ def _widget_inputs(node: dict, specs: list[InputSpec]) -> dict[str, Any]:
     """The node's widget values by input name, from ``widgets_values`` and the class defaults."""
     values = node.get("widgets_values")
     positional = values if isinstance(values, list) else []
-    slots = _widget_slots(specs, positional)
-    widgets = [slot.spec for slot in slots if slot.spec]
-    if isinstance(values, dict):
-        saved = {spec.name: values[spec.name] for spec in widgets if spec.name in values}
-    else:
-        saved = _assign_positional(slots, positional)
+    named = values if isinstance(values, dict) else None
+    widgets, saved = _assign_values(_widget_slots(specs, positional), positional, named)
     result: dict[str, Any] = {}
     for spec in widgets:
         value = saved[spec.name] if spec.name in saved else _default(spec)
@@ -306,19 +301,42 @@ def _widget_inputs(node: dict, specs: list[InputSpec]) -> dict[str, Any]:
     return result
 
 
-def _assign_positional(slots: list[_Slot], values: list) -> dict[str, Any]:
-    """Walk ``values`` along ``slots``; UI-only slots swallow their value when it looks like theirs."""
+def _assign_values(slots: list[_Slot], values: list, named: dict | None) -> tuple[list[InputSpec], dict[str, Any]]:
+    """Walk ``values`` along ``slots``: the widgets met and their saved values by name. UI-only
+    slots swallow their value when it looks like theirs; a dynamic combo is replaced, where it
+    stands, by its combo and the widgets of the option chosen (``dynamicComboWidget`` in the
+    frontend's ``dynamicWidgets.ts`` inserts them right after the combo). A dict ``named`` maps
+    values by name instead."""
+    pending = list(slots)
+    widgets: list[InputSpec] = []
     saved: dict[str, Any] = {}
-    index = 0
-    for position, slot in enumerate(slots):
-        if index >= len(values):
-            break
+    index = position = 0
+    while position < len(pending):
+        slot = pending[position]
+        if slot.kind == "dynamic" and slot.spec:
+            combo = _combo_of(slot.spec)
+            chosen = (named.get(combo.name) if named is not None and combo.name in named
+                      else values[index] if named is None and index < len(values) else _default(combo))
+            pending[position + 1:position + 1] = [s for sub in slot.spec.option_inputs(chosen) for s in _slots_for(sub)]
+            slot = _Slot(spec=combo)
         if slot.spec:
+            widgets.append(slot.spec)
+        if named is not None:
+            if slot.spec and slot.spec.name in named:
+                saved[slot.spec.name] = named[slot.spec.name]
+        elif index < len(values) and slot.spec:
             saved[slot.spec.name] = values[index]
             index += 1
-        elif slot.kind == "forced" or _is_extra_value(slot, values[index], slots[position + 1 :]):
+        elif index < len(values) and (slot.kind == "forced" or _is_extra_value(slot, values[index],
+                                                                                 pending[position + 1:])):
             index += 1
-    return saved
+        position += 1
+    return widgets, saved
+
+
+def _combo_of(spec: InputSpec) -> InputSpec:
+    """The plain combo a dynamic combo shows: its option keys, no control widget."""
+    return InputSpec(spec.name, "COMBO", {}, spec.option_keys, spec.required)
 
 
 def _is_extra_value(slot: _Slot, value: Any, following: list[_Slot]) -> bool:
@@ -366,6 +384,8 @@ def _widget_slots(specs: list[InputSpec], values: list) -> list[_Slot]:
 
 def _slots_for(spec: InputSpec) -> list[_Slot]:
     """The widget (and its UI-only companions) the frontend creates for one input; none for a socket."""
+    if spec.is_dynamic_combo:
+        return [_Slot("dynamic", spec)]
     if not spec.is_editor_widget:
         return []
     if spec.force_input:

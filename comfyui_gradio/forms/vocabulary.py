@@ -30,8 +30,9 @@ UPLOAD_CLASSES = {("LoadImage", "image"): "image", ("LoadImageMask", "image"): "
 KIND_BY_WIDGET_TYPE = {"INT": "int", "FLOAT": "float", "STRING": "text", "BOOLEAN": "bool", "COMBO": "choice"}
 WIDGET_TYPES = frozenset(KIND_BY_WIDGET_TYPE)
 # Input types the ComfyUI editor draws as widgets on a node, so each holds a slot in a UI save's
-# widgets_values: the widget types and the editor's own (a markdown note, a webcam, 3D viewers).
-EDITOR_WIDGET_TYPES = WIDGET_TYPES | {"MARKDOWN", "WEBCAM", "LOAD_3D", "LOAD_3D_ANIMATION"}
+# widgets_values: the widget types and the editor's own (a markdown note, a webcam, 3D viewers, RecordAudio's
+# recorder).
+EDITOR_WIDGET_TYPES = WIDGET_TYPES | {"MARKDOWN", "WEBCAM", "LOAD_3D", "LOAD_3D_ANIMATION", "AUDIO_RECORD"}
 
 # Output node classes known without a catalogue (ComfyUI core + the common video nodes), by what they show.
 OUTPUT_CLASSES_BY_KIND = {
