@@ -265,3 +265,23 @@ def test_a_file_without_subgraphs_is_left_as_it_was(catalog: Catalog) -> None:
     before = copy.deepcopy(wf)
     assert ui_to_api(wf, catalog) == {"1": LOAD, "12": invert(["1", 0]), "3": save(["12", 0])}
     assert wf == before
+
+
+def test_legacy_proxy_widgets_of_unfed_inner_widgets_with_saved_values_are_refused(catalog: Catalog) -> None:
+    wf = around(SCALE, [scale_definition()], widgets=[64], title="Resize")
+    wf["nodes"][1]["properties"] = {"proxyWidgets": [["5", "width"], ["5", "height"]]}
+    wf["definitions"]["subgraphs"][0]["links"][1]["origin_id"] = 9  # width is no longer fed by input -10
+    with pytest.raises(ConfigError) as caught:
+        ui_to_api(wf, catalog, source="s.json")
+    assert caught.value.problems == [Problem("s.json", "nodes.12", (
+        "subgraph 'Resize' saves values for legacy proxy widgets (properties.proxyWidgets), whose order this "
+        "converter cannot tell; open the workflow in ComfyUI, save it again, or save it with Export (API)"))]
+
+
+def test_legacy_proxy_widgets_without_saved_values_keep_the_inner_values(catalog: Catalog) -> None:
+    wf = around(SCALE, [scale_definition()], widgets=[])
+    wf["nodes"][1]["properties"] = {"proxyWidgets": [["5", "height"], ["5", "$$canvas-image-preview"], "odd"]}
+    assert ui_to_api(wf, catalog)["12:5"]["inputs"]["height"] == 50
+    wf["nodes"][1]["widgets_values"] = [70]  # proxies of fed widgets and previews do not reorder anything
+    wf["nodes"][1]["properties"] = {"proxyWidgets": [["5", "width"], ["22", "$$canvas-image-preview"]]}
+    assert ui_to_api(wf, catalog)["12:5"]["inputs"]["width"] == 70

@@ -44,12 +44,29 @@ and ``ExecutableNodeDTO.resolveInput/resolveOutput`` in litegraph):
 - Muted nodes (mode 2), bypassed nodes and UI-only nodes (Note, MarkdownNote, PrimitiveNode,
   Reroute, ...) are not sent, and inputs linked to a node that is not sent are removed.
 - ``_meta.title`` is the node's own title, else the class's display name.
+- Subgraphs (``definitions.subgraphs``, instances typed by UUID) are expanded first by
+  ``subgraphs.flatten`` to any depth: inner nodes get path ids (``"12:5"``, ``"12:7:3"``), links run
+  through the input (-10) and output (-20) nodes to what feeds or reads the instance, an unconnected
+  promoted input takes the instance's saved value, muted and bypassed instances are not expanded
+  (a bypassed one passes through by the subgraph's slots). Sources: ComfyUI_frontend 1.58
+  ``src/utils/executionUtil.ts`` (``graphToPrompt``), ``src/lib/litegraph/src/subgraph/
+  ExecutableNodeDTO.ts`` (``resolveInput``/``resolveOutput``/``#resolveSubgraphOutput``) and
+  ``SubgraphNode.getInnerNodes``.
+- V3 dynamic inputs (ComfyUI ``comfy_api/latest/_io.py``; the frontend's ``dynamicWidgets.ts``): a
+  ``COMFY_DYNAMICCOMBO_V3`` is a combo of its option keys followed, in the widget list, by the
+  widgets of the chosen option named ``<combo>.<input>`` (nested options too); ``COMFY_AUTOGROW_V3``
+  inputs are sockets (their template is forced to input) saved as ``<input>.<name>``;
+  ``COMFY_MATCHTYPE_V3`` inputs are sockets. RecordAudio's recorder (``AUDIO_RECORD``) is sent, ``""``
+  when nothing was recorded.
+- Refused with a ``ConfigError`` naming the node: a class the server does not have ("needs node X"),
+  a saved input the server's class lacks (the file is from another version of the node), a
+  PrimitiveNode feeding a subgraph instance, legacy ``proxyWidgets`` of unfed inner widgets with
+  saved values, a subgraph that contains itself, legacy group nodes.
 
 Not modelled (the result can differ from the frontend's): dynamic prompts (``{a|b}`` and comments in
 ``dynamicPrompts`` text widgets are sent as written; the frontend resolves them at random when it
 queues), PrimitiveNode "Run widget replace on values", and widgets added by frontend extensions
-beyond the upload button (webcam capture, 3D viewers). Subgraphs and legacy group nodes are refused
-with a ``ConfigError`` that says how to export the workflow instead.
+beyond the upload button (webcam capture, 3D viewers, curves).
 """
 
 from __future__ import annotations

@@ -106,6 +106,11 @@ def _expand_instance(instance: dict, definition: dict, prefix: str, definitions:
     instance_id = f"{prefix}{instance['id']}"
     inner = f"{instance_id}:"
     inner_links = _inner_links(definition, source, instance_id)
+    if _proxies_unlinked_widgets(instance, definition, inner_links) and instance.get("widgets_values"):
+        reason = (f"subgraph '{_title(instance, definition)}' saves values for legacy proxy widgets "
+                  "(properties.proxyWidgets), whose order this converter cannot tell; open the workflow in "
+                  "ComfyUI, save it again, or save it with Export (API)")
+        raise ConfigError([Problem(source, f"nodes.{instance_id}", reason)])
     nodes.append(_input_node(instance, definition, prefix, inner_links, instance_id))
     nodes.append(_output_node(instance, definition, inner, inner_links, instance_id))
     for link_id, origin, origin_slot, target, target_slot in inner_links:
@@ -128,6 +133,20 @@ def _inner_links(definition: dict, source: str, instance_id: str) -> list[tuple[
         found.append((raw.get("id"), raw.get("origin_id"), raw["origin_slot"], raw.get("target_id"),
                       raw["target_slot"]))
     return found
+
+
+def _proxies_unlinked_widgets(instance: dict, definition: dict, inner_links: list) -> bool:
+    """Legacy ``proxyWidgets`` naming an inner widget no subgraph input feeds (the editor turns those
+    into new subgraph inputs on load, which reorders the instance's promoted values)."""
+    proxies = (instance.get("properties") or {}).get("proxyWidgets") or []
+    by_id = {str(n.get("id")): n for n in definition.get("nodes") or [] if isinstance(n, dict)}
+    fed = set()
+    for _, origin, _, target, target_slot in inner_links:
+        target_inputs = (by_id.get(str(target)) or {}).get("inputs") or []
+        if origin == INPUT_NODE_ID and target_slot < len(target_inputs):
+            fed.add((str(target), str((target_inputs[target_slot].get("widget") or {}).get("name"))))
+    return any(isinstance(p, list) and len(p) == 2 and (str(p[0]), str(p[1])) not in fed
+               and not str(p[1]).startswith("$$") for p in proxies)
 
 
 def _input_node(instance: dict, definition: dict, prefix: str, inner_links: list, instance_id: str) -> dict:
