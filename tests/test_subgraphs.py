@@ -285,3 +285,16 @@ def test_legacy_proxy_widgets_without_saved_values_keep_the_inner_values(catalog
     wf["nodes"][1]["widgets_values"] = [70]  # proxies of fed widgets and previews do not reorder anything
     wf["nodes"][1]["properties"] = {"proxyWidgets": [["5", "width"], ["22", "$$canvas-image-preview"]]}
     assert ui_to_api(wf, catalog)["12:5"]["inputs"]["width"] == 70
+
+
+def test_what_feeds_an_instance_is_resolved_for_the_instance_inputs_own_type(catalog: Catalog) -> None:
+    """``resolveInput(outerLink.target_slot)`` takes the instance input's type ("*" here), so a
+    bypassed node before the instance passes its first input, not the one of the inner IMAGE type."""
+    sub = invert_definition()
+    sub["inputs"][0]["type"] = "*"
+    wf = around(INVERT, [sub])
+    wf["nodes"].insert(1, node(2, "ImageBlur", mode=4, inputs=[slot("mask", "MASK", 20), slot("image", "IMAGE", 21)],
+                               outputs=[out("IMAGE", "IMAGE", [10])]))
+    wf["links"] = [[20, 1, 1, 2, 0, "MASK"], [21, 1, 0, 2, 1, "IMAGE"], [10, 2, 0, 12, 0, "IMAGE"],
+                   [11, 12, 0, 3, 0, "IMAGE"]]
+    assert ui_to_api(wf, catalog)["12:5"]["inputs"] == {"image": ["1", 1]}

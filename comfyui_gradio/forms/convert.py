@@ -480,13 +480,15 @@ def _resolve_input(
 def _through_subgraph_border(
     graph: _Graph, node: dict, slot: int, want_type: Any, seen: set, source: str
 ) -> _Origin:
-    """Into an instance's output, or out of its input to what feeds the instance, else its promoted
-    widget's value (``ExecutableNodeDTO.resolveInput``: ``widgetInfo``)."""
+    """Into an instance's output (keeping the wanted type), or out of its input to what feeds the
+    instance (wanting the instance input's own type), else its promoted widget's value
+    (``ExecutableNodeDTO.resolveInput``: ``widgetInfo``)."""
+    if "promoted" not in node:
+        return _resolve_input(graph, node, slot, want_type, seen, source)
     inputs = node.get("inputs") or []
-    promoted = node.get("promoted") or {}
-    if slot < len(inputs) and inputs[slot].get("link") is None and slot in promoted:
-        return _Value(promoted[slot])
-    return _resolve_input(graph, node, slot, want_type, seen, source)
+    if slot < len(inputs) and inputs[slot].get("link") is None and slot in node["promoted"]:
+        return _Value(node["promoted"][slot])
+    return _resolve_input(graph, node, slot, None, seen, source)
 
 
 def _bypass_input_index(node: dict, slot: int, want_type: Any) -> int | None:
