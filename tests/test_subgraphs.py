@@ -298,3 +298,50 @@ def test_what_feeds_an_instance_is_resolved_for_the_instance_inputs_own_type(cat
     wf["links"] = [[20, 1, 1, 2, 0, "MASK"], [21, 1, 0, 2, 1, "IMAGE"], [10, 2, 0, 12, 0, "IMAGE"],
                    [11, 12, 0, 3, 0, "IMAGE"]]
     assert ui_to_api(wf, catalog)["12:5"]["inputs"] == {"image": ["1", 1]}
+
+
+def test_an_instance_output_is_resolved_for_the_type_its_reader_wants(catalog: Catalog) -> None:
+    """``#resolveSubgraphOutput`` passes the reader's type on: a bypassed inner node then passes
+    its IMAGE input, not its first one."""
+    blur = node(5, "ImageBlur", mode=4, inputs=[slot("mask", "MASK", 1), slot("image", "IMAGE", 3)],
+                outputs=[out("IMAGE", "IMAGE", [2])])
+    sub = definition(INVERT, "Pick", [blur], [link(1, -10, 0, 5, 0, "MASK"), link(3, -10, 1, 5, 1),
+                                              link(2, 5, 0, -20, 0)],
+                     [io("mask", "MASK", [1]), io("image", "IMAGE", [3])], [io("out", "*", [2])])
+    wf = around(INVERT, [sub], extra_inputs=[slot("image", "IMAGE", 13)])
+    wf["nodes"][1]["inputs"][0] = slot("mask", "MASK", 14)
+    wf["links"] += [[13, 1, 0, 12, 1, "IMAGE"], [14, 1, 1, 12, 0, "MASK"]]
+    assert ui_to_api(wf, catalog)["3"] == save(["1", 0])
+
+
+def test_links_missing_inside_and_outside_a_subgraph_are_logged_with_the_file(
+    catalog: Catalog, caplog: pytest.LogCaptureFixture
+) -> None:
+    sub = invert_definition(mode=4)
+    sub["nodes"][0]["inputs"][0]["link"] = 77  # the bypassed inner node reads a link that is not there
+    with caplog.at_level("WARNING", logger="comfyui_gradio.forms.convert"):
+        assert ui_to_api(around(INVERT, [sub]), catalog, source="s.json")["3"] == save()
+    wf = around(INVERT, [invert_definition()])
+    wf["nodes"][1]["inputs"][0]["link"] = 99  # the instance reads a link that is not there
+    with caplog.at_level("WARNING", logger="comfyui_gradio.forms.convert"):
+        assert ui_to_api(wf, catalog, source="s.json")["12:5"]["inputs"] == {}
+    assert caplog.messages == ["s.json: link '12:77' is missing from 'links'; the input is left unconnected",
+                               "s.json: link 99 is missing from 'links'; the input is left unconnected"]
+
+
+@pytest.mark.parametrize("bad", [link(9, -10, 1, 5, 0), link(9, -10, -1, 5, 0), link(9, 5, 0, -20, 1),
+                                 link(9, 5, 0, -20, -1)])
+def test_a_link_to_a_border_slot_the_subgraph_lacks_is_refused(catalog: Catalog, bad: dict) -> None:
+    sub = invert_definition()
+    sub["links"].append(bad)
+    with pytest.raises(ConfigError) as caught:
+        ui_to_api(around(INVERT, [sub]), catalog, source="s.json")
+    assert caught.value.problems == [Problem("s.json", "nodes.12.links[2]",
+                                             f"subgraph 'Invert' has an unreadable link {bad!r}")]
+
+
+def test_a_border_slot_within_the_subgraph_is_read(catalog: Catalog) -> None:
+    sub = scale_definition()
+    sub["outputs"].append(io("again", "IMAGE", [9]))
+    sub["links"].append(link(9, -10, 1, -20, 1, "INT"))  # the last input straight to the last output
+    assert ui_to_api(around(SCALE, [sub]), catalog)["3"] == save(["12:5", 0])

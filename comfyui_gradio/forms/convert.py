@@ -211,10 +211,9 @@ def _index(workflow: object, catalog: Catalog, source: str) -> _Graph:
 
 
 def _parse_links(raw_links: list, source: str) -> Iterator[tuple[Any, _Link]]:
-    """Accept both ``[id, from, from_slot, to, to_slot, type]`` and the newer object form."""
+    """Accept both ``[id, from, from_slot, to, to_slot, type]`` and the newer object form (the holes
+    old files hold where links were deleted are gone: ``subgraphs.flatten`` drops them)."""
     for index, raw in enumerate(raw_links):
-        if raw is None:  # old files can hold holes where links were deleted
-            continue
         if isinstance(raw, dict) and {"id", "origin_id", "origin_slot", "target_id", "target_slot"} <= raw.keys():
             raw = [raw["id"], raw["origin_id"], raw["origin_slot"], raw["target_id"], raw["target_slot"]]
         if not (isinstance(raw, list) and len(raw) >= 5 and all(isinstance(raw[i], int) for i in (2, 4))):
@@ -334,7 +333,8 @@ def _assign_values(slots: list[_Slot], values: list, named: dict | None) -> tupl
             combo = _combo_of(slot.spec)
             chosen = (named.get(combo.name) if named is not None and combo.name in named
                       else values[index] if named is None and index < len(values) else _default(combo))
-            pending[position + 1:position + 1] = [s for sub in slot.spec.option_inputs(chosen) for s in _slots_for(sub)]
+            brought = [s for sub in slot.spec.option_inputs(chosen) for s in _slots_for(sub)]
+            pending = pending[:position + 1] + brought + pending[position + 1:]
             slot = _Slot(spec=combo)
         if slot.spec:
             widgets.append(slot.spec)
@@ -353,7 +353,7 @@ def _assign_values(slots: list[_Slot], values: list, named: dict | None) -> tupl
 
 def _combo_of(spec: InputSpec) -> InputSpec:
     """The plain combo a dynamic combo shows: its option keys, no control widget."""
-    return InputSpec(spec.name, "COMBO", {}, spec.option_keys, spec.required)
+    return InputSpec(spec.name, "COMBO", {}, spec.option_keys)
 
 
 def _is_extra_value(slot: _Slot, value: Any, following: list[_Slot]) -> bool:
@@ -485,8 +485,7 @@ def _through_subgraph_border(
     (``ExecutableNodeDTO.resolveInput``: ``widgetInfo``)."""
     if "promoted" not in node:
         return _resolve_input(graph, node, slot, want_type, seen, source)
-    inputs = node.get("inputs") or []
-    if slot < len(inputs) and inputs[slot].get("link") is None and slot in node["promoted"]:
+    if node["inputs"][slot].get("link") is None and slot in node["promoted"]:  # flatten checked the slot
         return _Value(node["promoted"][slot])
     return _resolve_input(graph, node, slot, None, seen, source)
 

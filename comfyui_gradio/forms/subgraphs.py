@@ -126,8 +126,7 @@ def _inner_links(definition: dict, source: str, instance_id: str) -> list[tuple[
         raw = saved
         if isinstance(saved, list) and len(saved) >= 5:
             raw = dict(zip(("id", "origin_id", "origin_slot", "target_id", "target_slot"), saved))
-        if not isinstance(raw, dict) or not all(isinstance(raw.get(k), int)
-                                                for k in ("origin_slot", "target_slot")):
+        if not isinstance(raw, dict) or not _fits(raw, definition):
             reason = f"subgraph '{_title({}, definition)}' has an unreadable link {saved!r}"
             raise ConfigError([Problem(source, f"nodes.{instance_id}.links[{index}]", reason)])
         found.append((raw.get("id"), raw.get("origin_id"), raw["origin_slot"], raw.get("target_id"),
@@ -147,6 +146,17 @@ def _proxies_unlinked_widgets(instance: dict, definition: dict, inner_links: lis
             fed.add((str(target), str((target_inputs[target_slot].get("widget") or {}).get("name"))))
     return any(isinstance(p, list) and len(p) == 2 and (str(p[0]), str(p[1])) not in fed
                and not str(p[1]).startswith("$$") for p in proxies)
+
+
+def _fits(link: dict, definition: dict) -> bool:
+    """Slots are numbers, and a link from the input node or into the output node names one of the
+    subgraph's inputs or outputs (the frontend throws ``SlotIndexError`` otherwise)."""
+    origin_slot, target_slot = link.get("origin_slot"), link.get("target_slot")
+    if not isinstance(origin_slot, int) or not isinstance(target_slot, int):
+        return False
+    if link.get("origin_id") == INPUT_NODE_ID and not 0 <= origin_slot < len(definition.get("inputs") or []):
+        return False
+    return link.get("target_id") != OUTPUT_NODE_ID or 0 <= target_slot < len(definition.get("outputs") or [])
 
 
 def _input_node(instance: dict, definition: dict, prefix: str, inner_links: list, instance_id: str) -> dict:
