@@ -53,7 +53,8 @@ CONVERT_JS = """
 async ([workflow, timeoutMs]) => {
   const work = (async () => {
     const loaded = await window.app.loadGraphData(workflow, true, false, null,
-      {deferWarnings: true, skipAssetScans: true, silentAssetErrors: true});
+      {deferWarnings: true, skipAssetScans: true, silentAssetErrors: true,  // 1.58
+       showMissingNodesDialog: false, showMissingModelsDialog: false});    // 1.27
     const prompt = await window.app.graphToPrompt();
     return {loaded: loaded !== false, output: prompt.output};
   })();
@@ -118,7 +119,8 @@ def templates(folder: pathlib.Path) -> Iterator[tuple[str, dict]]:
 
 def open_frontend(page: Page, url: str) -> None:
     page.goto(url, wait_until="domcontentloaded")
-    page.wait_for_function("() => window.app && window.app.rootGraph && window.app.canvas", timeout=120_000)
+    page.wait_for_function("() => window.app && (window.app.rootGraph || window.app.graph) && window.app.canvas",
+                           timeout=120_000)
     page.wait_for_timeout(2_000)  # let the extensions' setup finish after the app appears
 
 
