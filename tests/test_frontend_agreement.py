@@ -2,13 +2,15 @@
 queued (recorded in headless Chromium on a real ComfyUI, ``tests/data/frontend-<version>/``) and
 ours must agree on every node's class_type and inputs, or ours must be refused with a reason.
 
-A version folder holds the server's ``object_info.json`` and pairs of files of the same name: the
-template in ``templates/`` (or ``workflows/``) and the frontend's prompt in ``prompts/``. Until the
-recordings are merged, the tests skip.
+A version folder (recorded by ``tools/frontend_reference.py``) holds the server's
+``object_info.json.gz``, a ``manifest.json`` and pairs of files of the same name: the template in
+``workflows/`` and the frontend's prompt in ``prompts/``; a template is judged when the server has
+every class it uses.
 """
 
 from __future__ import annotations
 
+import gzip
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -47,14 +49,15 @@ def shape(prompt: dict) -> dict[str, tuple[str, dict]]:
     return {str(k): (v.get("class_type"), v.get("inputs")) for k, v in prompt.items()}
 
 
-def agreement(folder: Path) -> Agreement:
-    catalog = Catalog(json.loads((folder / "object_info.json").read_text()))
+def agreement(folder: Path, frontend: str) -> Agreement:
+    catalog = Catalog(json.loads(gzip.decompress((folder / "object_info.json.gz").read_bytes())))
     found = Agreement()
     for template, recorded in pairs(folder):
         expected = json.loads(recorded.read_text())
         expected = expected.get("output", expected) if isinstance(expected, dict) else expected
         try:
-            ours = shape(ui_to_api(json.loads(template.read_text()), catalog, source=template.name))
+            ours = shape(ui_to_api(json.loads(template.read_text()), catalog, source=template.name,
+                                   frontend=frontend))
         except ConfigError as exc:
             found.refused[template.name] = str(exc)
             continue
@@ -70,9 +73,9 @@ def agreement(folder: Path) -> Agreement:
 @pytest.mark.parametrize("version", VERSIONS)
 def test_every_judged_template_is_converted_as_the_frontend_does_or_refused_with_a_reason(version: str) -> None:
     folder = DATA / f"frontend-{version}"
-    if not (folder / "object_info.json").exists() or not pairs(folder):
+    if not (folder / "object_info.json.gz").exists() or not pairs(folder):
         pytest.skip(f"no recordings of frontend {version} in {folder}")
-    found = agreement(folder)
+    found = agreement(folder, version)
     print(f"frontend {version}: {len(found.identical)} identical of {found.judged} judged, "
           f"{len(found.refused)} refused with a reason, {len(found.different)} silent differences")
     assert found.different == {}

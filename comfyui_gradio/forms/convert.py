@@ -79,11 +79,13 @@ from typing import Any
 from ..errors import ConfigError, Problem
 from .catalog import Catalog, InputSpec
 from .subgraphs import SUBGRAPH_IO, flatten
+from .vocabulary import FRONTEND_EXTRAS, RENUMBERS_SUBGRAPH_NODES
 
 __all__ = ["is_ui_format", "linear_data", "ui_to_api"]
 
 logger = logging.getLogger(__name__)
 
+LATEST_FRONTEND = "1.58.1"  # the frontend whose prompt ui_to_api gives by default
 MODE_NEVER = 2
 MODE_BYPASS = 4
 CONTROL_VALUES = frozenset({"fixed", "increment", "decrement", "randomize"})
@@ -138,6 +140,7 @@ class _Graph:
     nodes: dict[str, dict[str, Any]]  # by str(node id), in file order
     links: dict[Any, _Link]  # by link id as written in the file
     catalog: Catalog
+    extras: dict[str, dict[str, Any]]  # what the frontend's extensions send, by class (FRONTEND_EXTRAS)
 
 
 @dataclass(frozen=True)
@@ -169,14 +172,19 @@ def linear_data(workflow: dict) -> dict | None:
     return {"inputs": list(data.get("inputs") or []), "outputs": list(data.get("outputs") or [])}
 
 
-def ui_to_api(workflow: dict, catalog: Catalog, *, source: str = "<workflow>") -> dict[str, dict]:
-    """The API-format prompt ComfyUI's frontend would queue for ``workflow``.
+def ui_to_api(
+    workflow: dict, catalog: Catalog, *, source: str = "<workflow>", frontend: str = LATEST_FRONTEND
+) -> dict[str, dict]:
+    """The API-format prompt ComfyUI's frontend (version ``frontend``) would queue for ``workflow``.
 
     ``catalog`` is the server's node catalogue: it gives each class's widgets, their order and
     defaults. Raises ``ConfigError`` listing every node that cannot be converted (unknown class,
-    subgraph, group node) and for malformed files; ``source`` names the file in its problems.
+    a saved input the class lacks, group node) and for malformed files; ``source`` names the file
+    in its problems. The frontend version only decides which extension widgets are sent
+    (``vocabulary.FRONTEND_EXTRAS``).
     """
-    graph = _index(workflow, catalog, source)
+    version = _version(frontend)
+    graph = _index(workflow, catalog, source, version)
     problems = [p for node in graph.nodes.values() for p in _node_problems(node, workflow, graph, source)]
     if problems:
         raise ConfigError(problems)
@@ -193,13 +201,26 @@ def ui_to_api(workflow: dict, catalog: Catalog, *, source: str = "<workflow>") -
 # ---------------------------------------------------------------------------- reading the file
 
 
-def _index(workflow: object, catalog: Catalog, source: str) -> _Graph:
+def _version(frontend: str) -> tuple[int, int]:
+    try:
+        return int(frontend.split(".")[0]), int(frontend.split(".")[1])
+    except (ValueError, IndexError) as exc:
+        raise ValueError(f"frontend must be a version such as '1.58.1', not {frontend!r}") from exc
+
+
+def _extras_of(version: tuple[int, int]) -> dict[str, dict[str, Any]]:
+    """``vocabulary.FRONTEND_EXTRAS`` of the newest recorded version at or before ``version``."""
+    known = [v for v in FRONTEND_EXTRAS if v <= version]
+    return FRONTEND_EXTRAS[max(known)] if known else {}
+
+
+def _index(workflow: object, catalog: Catalog, source: str, version: tuple[int, int]) -> _Graph:
     """Nodes by string id and links by id; ConfigError if the file is not a UI-format workflow."""
     if not is_ui_format(workflow):
         reason = f"not a ComfyUI UI-format workflow (no 'nodes' list); {EXPORT_HINT}"
         raise ConfigError([Problem(source, "nodes", reason)])
     assert isinstance(workflow, dict)
-    flat_nodes, flat_links = flatten(workflow, source)
+    flat_nodes, flat_links = flatten(workflow, source, renumber=version >= RENUMBERS_SUBGRAPH_NODES)
     nodes: dict[str, dict[str, Any]] = {}
     for index, node in enumerate(flat_nodes):
         if not isinstance(node, dict) or "id" not in node or not isinstance(node.get("type"), str):
@@ -207,7 +228,7 @@ def _index(workflow: object, catalog: Catalog, source: str) -> _Graph:
             raise ConfigError([Problem(source, f"nodes[{index}]", reason)])
         nodes[str(node["id"])] = node
     links = dict(_parse_links(flat_links, source))
-    return _Graph(nodes, links, catalog)
+    return _Graph(nodes, links, catalog, _extras_of(version))
 
 
 def _parse_links(raw_links: list, source: str) -> Iterator[tuple[Any, _Link]]:
@@ -291,6 +312,7 @@ def _title(node: dict, catalog: Catalog) -> str:
 def _api_node(node: dict, graph: _Graph, primitive_values: dict[str, Any], source: str) -> dict[str, Any]:
     """``{"inputs", "class_type", "_meta"}`` for one node that is sent."""
     inputs = _widget_inputs(node, list(graph.catalog.inputs(node["type"]).values()))
+    inputs.update(graph.extras.get(node["type"], {}))
     inputs.update({name: _boxed(value) for name, value in primitive_values.items()})
     for slot in node.get("inputs") or []:
         if slot.get("link") is None:

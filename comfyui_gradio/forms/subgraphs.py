@@ -16,7 +16,10 @@ links and whose ``promoted`` map holds the values of unconnected promoted widget
 ``widgets_values``, one per subgraph input that feeds an inner widget, in the order of the
 subgraph's inputs; an empty list keeps the inner widgets' own values, which is what legacy
 ``properties.proxyWidgets`` instances save). Inner link ids become ``"<instance>:<id>"``. Muted and
-bypassed instances are not expanded (``graphToPrompt``'s ``isExcludedFromPrompt``).
+bypassed instances of the root graph are not expanded (``graphToPrompt``); nested instances are,
+whatever their mode (``getInnerNodes`` does not look at it): a muted one is read through as if
+active and a bypassed one passes its inputs on. Inner node ids are first made unique as the editor
+does on load (``subgraph_definitions``).
 """
 
 from __future__ import annotations
@@ -30,23 +33,71 @@ __all__ = ["SUBGRAPH_IO", "flatten", "subgraph_definitions"]
 SUBGRAPH_IO = "<subgraph io>"  # the class of the pass-through nodes standing for an instance's borders
 INPUT_NODE_ID = -10
 OUTPUT_NODE_ID = -20
-SKIPPED_MODES = (2, 4)  # muted, bypassed: the instance is kept whole, as one node that is not sent
+BYPASS = 4
+# Muted and bypassed instances of the root graph are kept whole, as one node that is not sent
+# (``graphToPrompt``); nested ones are expanded whatever their mode (``SubgraphNode.getInnerNodes``).
+SKIPPED_MODES = (2, BYPASS)
 
 
-def subgraph_definitions(workflow: dict) -> dict[str, dict]:
-    """The file's subgraph definitions by UUID."""
+def subgraph_definitions(workflow: dict, renumber: bool = True) -> dict[str, dict]:
+    """The file's subgraph definitions by UUID, their node ids made unique as the editor makes them
+    on load (``deduplicateSubgraphNodeIds``, ``subgraph/subgraphDeduplication.ts``): in file order,
+    an inner node whose id a root node or an earlier definition already holds gets the next free id
+    after the graph's ``lastNodeId``, and the definition's links follow it."""
     definitions = workflow.get("definitions") or {}
     subgraphs = (definitions.get("subgraphs") or []) if isinstance(definitions, dict) else []
-    return {str(s.get("id")): s for s in subgraphs if isinstance(s, dict)}
+    used = {str(n.get("id")) for n in workflow.get("nodes") or [] if isinstance(n, dict)}
+    last = [_last_node_id(workflow)]
+    return {str(s.get("id")): _unique_ids(s, used, last) if renumber else s for s in subgraphs if isinstance(s, dict)}
 
 
-def flatten(workflow: dict, source: str) -> tuple[list[dict], list[list]]:
+def _last_node_id(workflow: dict) -> int:
+    state = workflow.get("state") if isinstance(workflow.get("state"), dict) else {}
+    last = state.get("lastNodeId", workflow.get("last_node_id"))
+    return last if isinstance(last, int) else 0
+
+
+def _unique_ids(definition: dict, used: set[str], last: list[int]) -> dict:
+    """A copy of ``definition`` whose node ids are not in ``used`` (which it then joins)."""
+    remapped: dict[str, int] = {}
+    nodes = []
+    for node in definition.get("nodes") or []:
+        if not isinstance(node, dict):
+            nodes.append(node)
+            continue
+        key = str(node.get("id"))
+        if key in used:
+            while str(last[0] + 1) in used:
+                last[0] += 1
+            last[0] += 1
+            remapped[key] = last[0]
+            node = {**node, "id": last[0]}
+        elif isinstance(node.get("id"), int):
+            last[0] = max(last[0], node["id"])
+        used.add(str(node.get("id")))
+        nodes.append(node)
+    if not remapped:
+        return definition
+    links = [_relinked(raw, remapped) for raw in definition.get("links") or []]
+    return {**definition, "nodes": nodes, "links": links}
+
+
+def _relinked(raw: Any, remapped: dict[str, int]) -> Any:
+    if isinstance(raw, dict):
+        return {**raw, **{end: remapped.get(str(raw.get(end)), raw.get(end)) for end in ("origin_id", "target_id")}}
+    if isinstance(raw, list) and len(raw) >= 5:
+        return [raw[0], remapped.get(str(raw[1]), raw[1]), raw[2], remapped.get(str(raw[3]), raw[3]), *raw[4:]]
+    return raw
+
+
+def flatten(workflow: dict, source: str, *, renumber: bool = True) -> tuple[list[dict], list[list]]:
     """The workflow's nodes and links with every active subgraph instance expanded, to any depth.
 
-    Links come back as ``[id, origin, origin_slot, target, target_slot]`` lists. Raises
+    Links come back as ``[id, origin, origin_slot, target, target_slot]`` lists; ``renumber`` makes
+    inner node ids unique first (``subgraph_definitions``), as frontends since 1.58 do. Raises
     ``ConfigError`` for a subgraph that contains itself or a malformed definition.
     """
-    definitions = subgraph_definitions(workflow)
+    definitions = subgraph_definitions(workflow, renumber)
     nodes: list[dict] = []
     links: list[list] = [raw for raw in workflow.get("links") or [] if raw is not None]
     if not definitions:
@@ -65,7 +116,7 @@ def _expand_level(level_nodes: list, prefix: str, definitions: dict[str, dict], 
         if definition is None:
             nodes.append(_renamed(node, prefix))
             continue
-        if node.get("mode") in SKIPPED_MODES:
+        if node.get("mode") in SKIPPED_MODES and not prefix:
             nodes.append(_renamed(_with_definition_slots(node, definition), prefix))
             continue
         if definition["id"] in stack:
@@ -112,7 +163,10 @@ def _expand_instance(instance: dict, definition: dict, prefix: str, definitions:
                   "ComfyUI, save it again, or save it with Export (API)")
         raise ConfigError([Problem(source, f"nodes.{instance_id}", reason)])
     nodes.append(_input_node(instance, definition, prefix, inner_links, instance_id))
-    nodes.append(_output_node(instance, definition, inner, inner_links, instance_id))
+    if instance.get("mode") == BYPASS:  # nested: expanded all the same, its outputs pass its inputs on
+        nodes.append({**_renamed(_with_definition_slots(instance, definition), prefix), "type": SUBGRAPH_IO})
+    else:
+        nodes.append(_output_node(instance, definition, inner, inner_links, instance_id))
     for link_id, origin, origin_slot, target, target_slot in inner_links:
         origin_id = f"{instance_id}:{INPUT_NODE_ID}" if origin == INPUT_NODE_ID else f"{inner}{origin}"
         target_id = instance_id if target == OUTPUT_NODE_ID else f"{inner}{target}"
