@@ -345,3 +345,42 @@ def test_a_border_slot_within_the_subgraph_is_read(catalog: Catalog) -> None:
     sub["outputs"].append(io("again", "IMAGE", [9]))
     sub["links"].append(link(9, -10, 1, -20, 1, "INT"))  # the last input straight to the last output
     assert ui_to_api(around(SCALE, [sub]), catalog)["3"] == save(["12:5", 0])
+
+
+# ---------------------------------------------------------------------------- what the recordings showed
+
+
+def test_inner_ids_a_root_node_holds_are_renumbered_after_the_last_node_id(catalog: Catalog) -> None:
+    """``deduplicateSubgraphNodeIds`` (frontend 1.58.1); 1.27.10 kept the ids as saved."""
+    wf = around(INVERT, [invert_definition()])
+    wf["last_node_id"] = 40
+    wf["nodes"][0]["id"] = 5  # LoadImage now holds the inner node's id
+    wf["links"][0][1] = 5
+    wf["nodes"].append(node(41, "Note"))  # 41 is taken too: the next free id is 42
+    assert ui_to_api(wf, catalog) == {"5": LOAD, "12:42": invert(["5", 0]), "3": save(["12:42", 0])}
+    assert ui_to_api(wf, catalog, frontend="1.27.10") == {"5": LOAD, "12:5": invert(["5", 0]), "3": save(["12:5", 0])}
+
+
+def test_renumbering_counts_on_from_the_highest_id_kept_and_reads_the_graph_state(catalog: Catalog) -> None:
+    first = invert_definition()
+    second = copy.deepcopy(invert_definition())
+    second["id"] = SCALE
+    second["nodes"][0]["id"] = 9
+    second["links"] = [[1, -10, 0, 9, 0, "IMAGE"], [2, 9, 0, -20, 0, "IMAGE"]]
+    third = copy.deepcopy(first)
+    third["id"] = OUTER  # its node 5 collides with the first definition's
+    wf = around(INVERT, [first, second, third])
+    wf["state"], wf["last_node_id"] = {"lastNodeId": 2}, 99  # the state wins over last_node_id
+    wf["nodes"][1]["type"] = OUTER
+    assert ui_to_api(wf, catalog)["3"] == save(["12:10", 0])  # after 9, the highest id kept
+
+
+def test_nested_instances_are_expanded_whatever_their_mode(catalog: Catalog) -> None:
+    """``getInnerNodes`` does not look at the mode: a bypassed nested instance passes its input on
+    while its inner nodes are still sent; a muted one is read through."""
+    for mode, read in ((4, ["1", 0]), (2, ["12:7:5", 0])):
+        inner = node(7, INVERT, inputs=[slot("image", "IMAGE", 1)], outputs=[out("IMAGE", "IMAGE", [2])], mode=mode)
+        outer = definition(OUTER, "Outer", [inner], [link(1, -10, 0, 7, 0), link(2, 7, 0, -20, 0)],
+                           [io("image", "IMAGE", [1])], [io("IMAGE", "IMAGE", [2])])
+        assert ui_to_api(around(OUTER, [outer, invert_definition()]), catalog) == {
+            "1": LOAD, "12:7:5": invert(["1", 0]), "3": save(read)}

@@ -137,3 +137,47 @@ def test_a_dotted_input_of_a_plain_input_is_refused_too(v3_catalog: Catalog) -> 
     with pytest.raises(ConfigError) as caught:
         ui_to_api(wf, v3_catalog, source="r.json")
     assert "saved with input scale_method.x, z, which node" in caught.value.problems[0].reason
+
+
+def test_extension_widgets_are_sent_as_the_chosen_frontend_sends_them(v3_catalog: Catalog) -> None:
+    wf = workflow([node(1, "SaveImage", inputs=[slot("images", "IMAGE")], widgets=["x"]),
+                   node(2, "LoadImage", outputs=[out("IMAGE", "IMAGE")], widgets=["a.png", "image"])], [])
+    raw = v3_catalog.raw
+    catalog = Catalog({**raw, "SaveGLB": raw["SaveImage"], "LoadAudio": raw["LoadImage"]})
+    wf["nodes"][0]["type"], wf["nodes"][1]["type"] = "SaveGLB", "LoadAudio"
+    assert ui_to_api(wf, catalog)["1"]["inputs"] == {"filename_prefix": "x", "image": ""}
+    assert ui_to_api(wf, catalog)["2"]["inputs"] == {"image": "a.png"}
+    assert ui_to_api(wf, catalog, frontend="1.27.10")["2"]["inputs"] == {"image": "a.png", "audioUI": ""}
+    assert ui_to_api(wf, catalog, frontend="1.40")["2"]["inputs"] == {"image": "a.png", "audioUI": ""}
+    assert "image" not in ui_to_api(wf, catalog, frontend="1.26.0")["1"]["inputs"]  # before any recording
+
+
+@pytest.mark.parametrize("version", ["latest", "1", "1.x.2"])
+def test_a_frontend_that_is_no_version_is_refused(v3_catalog: Catalog, version: str) -> None:
+    with pytest.raises(ValueError, match=f"frontend must be a version such as '1.58.1', not '{version}'"):
+        ui_to_api(resize([]), v3_catalog, frontend=version)
+
+
+def test_saved_values_that_do_not_fit_their_widgets_are_refused(v3_catalog: Catalog) -> None:
+    """A file from another version of the class puts a word in a number, a number in a choice."""
+    wf = resize(["scale dimensions", 1, "wide", "center", 100])
+    wf["nodes"][1]["title"] = "Resize"
+    with pytest.raises(ConfigError) as caught:
+        ui_to_api(wf, v3_catalog, source="r.json")
+    assert caught.value.problems == [Problem("r.json", "nodes.2", (
+        "'Resize' was saved with values that do not fit node ResizeImageMaskNode on this ComfyUI server "
+        "(resize_type.height = 'wide', scale_method = 100; the file comes from another version of the node): "
+        "update ComfyUI or the custom node, or open the workflow in ComfyUI and save it with Export (API)"))]
+
+
+@pytest.mark.parametrize("values", [
+    ["scale dimensions", 1.5, 2, "missing crop", "missing method"],  # words where words are chosen
+    ["scale dimensions", None, 2, "center", "area"], ["scale dimensions", [1], {"a": 1}, "center", "area"],
+])
+def test_values_of_the_right_kind_are_taken(v3_catalog: Catalog, values: list) -> None:
+    assert ui_to_api(resize(values), v3_catalog)["2"]["inputs"]["resize_type"] == "scale dimensions"
+
+
+def test_a_bool_is_no_number(v3_catalog: Catalog) -> None:
+    with pytest.raises(ConfigError, match=r"resize_type.width = True"):
+        ui_to_api(resize(["scale dimensions", True, 2, "center", "area"]), v3_catalog)

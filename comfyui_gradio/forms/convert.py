@@ -272,11 +272,39 @@ def _class_mismatch(node: dict, specs: dict[str, InputSpec], title: str) -> str:
     dynamic = tuple(f"{spec.name}." for spec in specs.values() if spec.type in DYNAMIC_TYPES)
     unknown = [str(i.get("name")) for i in node.get("inputs") or []
                if i.get("name") not in specs and not str(i.get("name")).startswith(dynamic)]
-    if not unknown:
-        return ""
-    return (f"'{title}' was saved with input {', '.join(unknown)}, which node {node['type']} on this ComfyUI "
-            f"server does not have (the file comes from another version of the node): update ComfyUI or "
-            f"the custom node, or {EXPORT_HINT}")
+    if unknown:
+        return (f"'{title}' was saved with input {', '.join(unknown)}, which node {node['type']} on this ComfyUI "
+                f"server does not have (the file comes from another version of the node): update ComfyUI or "
+                f"the custom node, or {EXPORT_HINT}")
+    misfits = _misfit_widgets(node, list(specs.values()))
+    if misfits:
+        return (f"'{title}' was saved with values that do not fit node {node['type']} on this ComfyUI server "
+                f"({', '.join(misfits)}; the file comes from another version of the node): update ComfyUI or "
+                f"the custom node, or {EXPORT_HINT}")
+    return ""
+
+
+def _misfit_widgets(node: dict, specs: list[InputSpec]) -> list[str]:
+    """``"steps = 'randomize'"`` for every saved widget value of the wrong kind for its widget."""
+    values = node.get("widgets_values")
+    positional = values if isinstance(values, list) else []
+    widgets, saved = _assign_values(_widget_slots(specs, positional), positional,
+                                    values if isinstance(values, dict) else None)
+    return [f"{spec.name} = {saved[spec.name]!r}" for spec in widgets
+            if spec.name in saved and not _fits(spec, saved[spec.name])]
+
+
+def _fits(spec: InputSpec, value: Any) -> bool:
+    """Whether a widget of ``spec`` can hold the saved scalar ``value``: a number for INT and FLOAT, a
+    value of its choices' kind for a single COMBO (text for text choices: a model may be missing
+    here). Other widgets take what they are given, as the editor does."""
+    if value is None or isinstance(value, (list, dict)):
+        return True  # lists fill multiselects and text lists; objects are the frontend's own
+    if spec.type in ("INT", "FLOAT"):
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if spec.type == "COMBO" and spec.choices and not spec.options.get("multiselect"):
+        return value in spec.choices or any(type(choice) is type(value) for choice in spec.choices)
+    return True
 
 
 def _group_name(class_type: str) -> str:
