@@ -384,3 +384,34 @@ def test_nested_instances_are_expanded_whatever_their_mode(catalog: Catalog) -> 
                            [io("image", "IMAGE", [1])], [io("IMAGE", "IMAGE", [2])])
         assert ui_to_api(around(OUTER, [outer, invert_definition()]), catalog) == {
             "1": LOAD, "12:7:5": invert(["1", 0]), "3": save(read)}
+
+
+def test_a_bypassed_instance_matches_types_by_the_subgraphs_own_slots(catalog: Catalog) -> None:
+    """Output 0 is a MASK by the definition: input 0 (IMAGE) does not fit it, so the reader's type
+    picks input 1 (``#getBypassSlotIndex``)."""
+    sub = definition(INVERT, "Types", [], [], [io("a", "IMAGE", []), io("b", "IMAGE,MASK", [])],
+                     [io("m", "MASK", [])])
+    wf = around(INVERT, [sub], instance_mode=4, extra_inputs=[slot("b", "IMAGE,MASK", 13)])
+    wf["nodes"][1]["inputs"][0] = slot("a", "IMAGE", 10)
+    wf["nodes"][2]["inputs"][0]["type"] = "IMAGE,MASK"
+    wf["links"].append([13, 1, 1, 12, 1, "MASK"])
+    assert ui_to_api(wf, catalog)["3"] == save(["1", 1])
+
+
+def test_messages_name_a_subgraph_by_its_name_else_its_id(catalog: Catalog) -> None:
+    for name, shown in (("Named", "Named"), ("", INVERT)):
+        sub = invert_definition()
+        sub["name"] = name
+        sub["nodes"].append(node(6, INVERT))
+        with pytest.raises(ConfigError) as caught:
+            ui_to_api(around(INVERT, [sub]), catalog, source="s.json")
+        assert caught.value.problems[0].reason == f"subgraph '{shown}' contains itself"
+
+
+def test_an_untitled_instance_is_named_by_its_subgraph(catalog: Catalog) -> None:
+    wf = around(SCALE, [scale_definition()], extra_inputs=[slot("width", "INT", 30, widget=True)])
+    wf["nodes"].append(node(4, "PrimitiveNode", outputs=[out("INT", "INT", [30])], widgets=[10, "fixed"]))
+    wf["links"].append([30, 4, 0, 12, 1, "INT"])
+    with pytest.raises(ConfigError) as caught:
+        ui_to_api(wf, catalog, source="s.json")
+    assert caught.value.problems[0].reason.startswith("a PrimitiveNode feeds subgraph 'Scale', ")
