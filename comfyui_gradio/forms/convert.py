@@ -58,8 +58,15 @@ and ``ExecutableNodeDTO.resolveInput/resolveOutput`` in litegraph):
   inputs are sockets (their template is forced to input) saved as ``<input>.<name>``;
   ``COMFY_MATCHTYPE_V3`` inputs are sockets. RecordAudio's recorder (``AUDIO_RECORD``) is sent, ``""``
   when nothing was recorded.
+- What differs by frontend version (``ui_to_api(..., frontend=)``, default 1.58.1), as recorded with
+  1.27.10 and 1.58.1 (``tests/data/frontend-*``, ``test_frontend_agreement.py``): the inputs frontend
+  extensions add and send (``vocabulary.FRONTEND_EXTRAS``: SaveGLB's ``image``; in 1.27 also
+  ``audioUI``, ``preview``, ``refresh``), and whether inner node ids that collide are renumbered on
+  load (1.58: ``deduplicateSubgraphNodeIds``; 1.27 keeps them).
 - Refused with a ``ConfigError`` naming the node: a class the server does not have ("needs node X"),
-  a saved input the server's class lacks (the file is from another version of the node), a
+  a saved input the server's class lacks or saved values that do not fit its widgets (a word in a
+  number, a number in a choice: the file is from another version of the node, and the frontend
+  would send them misplaced), a
   PrimitiveNode feeding a subgraph instance, legacy ``proxyWidgets`` of unfed inner widgets with
   saved values, a subgraph that contains itself, legacy group nodes.
 
