@@ -415,3 +415,14 @@ def test_an_untitled_instance_is_named_by_its_subgraph(catalog: Catalog) -> None
     with pytest.raises(ConfigError) as caught:
         ui_to_api(wf, catalog, source="s.json")
     assert caught.value.problems[0].reason.startswith("a PrimitiveNode feeds subgraph 'Scale', ")
+
+
+def test_renumbering_follows_links_saved_as_lists_and_leaves_odd_entries(catalog: Catalog) -> None:
+    sub = invert_definition()
+    sub["links"] = [[1, -10, 0, 5, 0, "IMAGE"], [2, 5, 0, -20, 0, "IMAGE"]]
+    wf = around(INVERT, [sub])
+    wf["nodes"][0]["id"], wf["links"][0][1] = 5, 5  # the root holds 5: inner 5 becomes 13
+    assert ui_to_api(wf, catalog) == {"5": LOAD, "12:13": invert(["5", 0]),
+                                      "3": save(["12:13", 0])}
+    wf["last_node_id"] = "many"  # not a number: counting starts at 0, 1 is free
+    assert ui_to_api(wf, catalog)["3"] == save(["12:1", 0])

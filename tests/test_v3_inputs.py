@@ -181,3 +181,10 @@ def test_values_of_the_right_kind_are_taken(v3_catalog: Catalog, values: list) -
 def test_a_bool_is_no_number(v3_catalog: Catalog) -> None:
     with pytest.raises(ConfigError, match=r"resize_type.width = True"):
         ui_to_api(resize(["scale dimensions", True, 2, "center", "area"]), v3_catalog)
+
+
+def test_a_float_widget_takes_no_word_and_named_values_are_checked_too(v3_catalog: Catalog) -> None:
+    with pytest.raises(ConfigError, match=r"resize_type.multiplier = 'big'"):
+        ui_to_api(resize(["scale by", "big", "area"]), v3_catalog)
+    with pytest.raises(ConfigError, match=r"scale_method = 3"):
+        ui_to_api(resize({"resize_type": "scale by", "scale_method": 3}), v3_catalog)
