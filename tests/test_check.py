@@ -143,9 +143,9 @@ def test_ui_format_problems_are_errors(tmp_path: Path, catalog: Catalog) -> None
     path.write_text(json.dumps(ui), encoding="utf-8")
     assert messages(check_workflow(path, catalog)) == [(
         "error", "nodes.1",
-        "'Fix faces' uses node class 'FaceDetailer', which this ComfyUI server does not have (custom node not "
-        "installed?); install the custom node that provides it and restart ComfyUI, or open the workflow in "
-        "ComfyUI and save it with Export (API)",
+        "'Fix faces' needs node FaceDetailer, which this ComfyUI server does not have: install the custom node "
+        "that provides it (or update ComfyUI) and restart ComfyUI, or open the workflow in ComfyUI and save it "
+        "with Export (API)",
     )]
 
 

@@ -337,28 +337,14 @@ def test_missing_custom_node_class_is_reported_with_every_node(catalog: Catalog)
         ui_to_api(wf, catalog, source="workflows/faces.json")
     assert caught.value.problems == [
         Problem("workflows/faces.json", "nodes.20",
-                "'Face style' uses node class 'IPAdapterAdvanced', which this ComfyUI server does not have "
-                "(custom node not installed?); install the custom node that provides it and restart ComfyUI, "
-                "or open the workflow in ComfyUI and save it with Export (API)"),
+                "'Face style' needs node IPAdapterAdvanced, which this ComfyUI server does not have: install the "
+                "custom node that provides it (or update ComfyUI) and restart ComfyUI, or open the workflow in "
+                "ComfyUI and save it with Export (API)"),
         Problem("workflows/faces.json", "nodes.21",
-                "'UltimateSDUpscale' uses node class 'UltimateSDUpscale', which this ComfyUI server does not have "
-                "(custom node not installed?); install the custom node that provides it and restart ComfyUI, "
-                "or open the workflow in ComfyUI and save it with Export (API)"),
+                "'UltimateSDUpscale' needs node UltimateSDUpscale, which this ComfyUI server does not have: install "
+                "the custom node that provides it (or update ComfyUI) and restart ComfyUI, or open the workflow in "
+                "ComfyUI and save it with Export (API)"),
     ]
-
-
-def test_subgraph_is_refused_with_a_way_out(catalog: Catalog) -> None:
-    subgraph_id = "a1b2c3d4-0000-4000-8000-000000000001"
-    wf = load("default_txt2img.json")
-    wf["nodes"].append(node(12, subgraph_id, title="My group"))
-    wf["definitions"] = {"subgraphs": [{"id": subgraph_id, "name": "My group", "nodes": [], "links": [],
-                                        "inputs": [], "outputs": [], "widgets": []}]}
-    with pytest.raises(ConfigError) as caught:
-        ui_to_api(wf, catalog, source="sub.json")
-    assert str(caught.value) == (
-        "sub.json: nodes.12: 'My group' is a subgraph, which cannot be converted here; open the workflow in "
-        "ComfyUI and save it with Export (API), or unpack the subgraph (right-click > Unpack Subgraph) and "
-        "save the workflow again")
 
 
 def test_legacy_group_node_is_refused(catalog: Catalog) -> None:
@@ -784,9 +770,9 @@ def test_a_workflow_class_missing_from_the_group_table_is_a_missing_custom_node(
     with pytest.raises(ConfigError) as caught:
         ui_to_api(wf, catalog, source="g.json")
     assert [p.reason for p in caught.value.problems] == [
-        "'Odd' uses node class 'workflow>Other', which this ComfyUI server does not have (custom node not "
-        "installed?); install the custom node that provides it and restart ComfyUI, or open the workflow in "
-        "ComfyUI and save it with Export (API)"]
+        "'Odd' needs node workflow>Other, which this ComfyUI server does not have: install the custom node "
+        "that provides it (or update ComfyUI) and restart ComfyUI, or open the workflow in ComfyUI and save it "
+        "with Export (API)"]
 
 
 @pytest.mark.parametrize("bad_node, key", [

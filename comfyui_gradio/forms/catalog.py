@@ -18,7 +18,9 @@ from typing import Any
 
 from .vocabulary import EDITOR_WIDGET_TYPES, OUTPUT_CLASSES, SEED_INPUTS, UPLOAD_OPTIONS, WIDGET_TYPES
 
-__all__ = ["Catalog", "InputSpec", "load_cached", "save_cached"]
+__all__ = ["DYNAMIC_COMBO", "Catalog", "InputSpec", "load_cached", "save_cached"]
+
+DYNAMIC_COMBO = "COMFY_DYNAMICCOMBO_V3"
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +56,25 @@ class InputSpec:
         """Whether the editor adds a "control after generate" widget after this one: the catalogue's
         ``control_after_generate``, else (older catalogues) an INT named like a seed."""
         return bool(self.options.get("control_after_generate", self.type == "INT" and self.name in SEED_INPUTS))
+
+    @property
+    def is_dynamic_combo(self) -> bool:
+        """A V3 ``COMFY_DYNAMICCOMBO_V3``: a choice whose option brings its own inputs."""
+        return self.type == DYNAMIC_COMBO
+
+    def option_inputs(self, key: Any) -> list[InputSpec]:
+        """The inputs option ``key`` of a dynamic combo brings, named ``<combo>.<input>``, required
+        then optional (``{"options": [{"key", "inputs": {"required", "optional"}}]}``,
+        ``comfy_api/latest/_io.py`` ``DynamicCombo``); [] for another key or input."""
+        option = next((o for o in self.options.get("options") or [] if isinstance(o, dict) and o.get("key") == key),
+                      None)
+        inputs = (option or {}).get("inputs") or {}
+        return [_input_spec(f"{self.name}.{name}", entry, part == "required")
+                for part in ("required", "optional") for name, entry in (inputs.get(part) or {}).items()]
+
+    @property
+    def option_keys(self) -> tuple[Any, ...]:
+        return tuple(o.get("key") for o in self.options.get("options") or [] if isinstance(o, dict))
 
     @property
     def is_upload(self) -> bool:

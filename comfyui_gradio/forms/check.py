@@ -27,7 +27,7 @@ from .convert import is_ui_format
 from ..errors import ConfigError, Problem
 from .schema import TabSpec, build_tab
 from .vocabulary import UPLOAD_BUTTON
-from .workflow import Workflow, is_link, load_workflow
+from .workflow import MAX_WORKFLOW_BYTES, Workflow, is_link, load_workflow, read_capped
 
 __all__ = ["Finding", "Report", "check_folder", "check_workflow", "node_findings", "tab_findings"]
 
@@ -143,8 +143,8 @@ def check_workflow(path: Path, catalog: Catalog | None) -> list[Finding]:
 def _needs_catalog(path: Path) -> bool:
     """A UI-format file: it can only be read with the server's node list."""
     try:
-        return is_ui_format(json.loads(path.read_text(encoding="utf-8")))
-    except (OSError, ValueError):
+        return is_ui_format(json.loads(read_capped(path, MAX_WORKFLOW_BYTES, "max_workflow_bytes")))
+    except (ConfigError, ValueError, RecursionError):  # load_workflow reports it
         return False
 
 

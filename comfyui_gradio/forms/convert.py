@@ -44,12 +44,36 @@ and ``ExecutableNodeDTO.resolveInput/resolveOutput`` in litegraph):
 - Muted nodes (mode 2), bypassed nodes and UI-only nodes (Note, MarkdownNote, PrimitiveNode,
   Reroute, ...) are not sent, and inputs linked to a node that is not sent are removed.
 - ``_meta.title`` is the node's own title, else the class's display name.
+- Subgraphs (``definitions.subgraphs``, instances typed by UUID) are expanded first by
+  ``subgraphs.flatten`` to any depth: inner nodes get path ids (``"12:5"``, ``"12:7:3"``), links run
+  through the input (-10) and output (-20) nodes to what feeds or reads the instance, an unconnected
+  promoted input takes the instance's saved value, muted and bypassed instances are not expanded
+  (a bypassed one passes through by the subgraph's slots). Sources: ComfyUI_frontend 1.58
+  ``src/utils/executionUtil.ts`` (``graphToPrompt``), ``src/lib/litegraph/src/subgraph/
+  ExecutableNodeDTO.ts`` (``resolveInput``/``resolveOutput``/``#resolveSubgraphOutput``) and
+  ``SubgraphNode.getInnerNodes``.
+- V3 dynamic inputs (ComfyUI ``comfy_api/latest/_io.py``; the frontend's ``dynamicWidgets.ts``): a
+  ``COMFY_DYNAMICCOMBO_V3`` is a combo of its option keys followed, in the widget list, by the
+  widgets of the chosen option named ``<combo>.<input>`` (nested options too); ``COMFY_AUTOGROW_V3``
+  inputs are sockets (their template is forced to input) saved as ``<input>.<name>``;
+  ``COMFY_MATCHTYPE_V3`` inputs are sockets. RecordAudio's recorder (``AUDIO_RECORD``) is sent, ``""``
+  when nothing was recorded.
+- What differs by frontend version (``ui_to_api(..., frontend=)``, default 1.58.1), as recorded with
+  1.27.10 and 1.58.1 (``tests/data/frontend-*``, ``test_frontend_agreement.py``): the inputs frontend
+  extensions add and send (``vocabulary.FRONTEND_EXTRAS``: SaveGLB's ``image``; in 1.27 also
+  ``audioUI``, ``preview``, ``refresh``), and whether inner node ids that collide are renumbered on
+  load (1.58: ``deduplicateSubgraphNodeIds``; 1.27 keeps them).
+- Refused with a ``ConfigError`` naming the node: a class the server does not have ("needs node X"),
+  a saved input the server's class lacks or saved values that do not fit its widgets (a word in a
+  number, a number in a choice: the file is from another version of the node, and the frontend
+  would send them misplaced), a
+  PrimitiveNode feeding a subgraph instance, legacy ``proxyWidgets`` of unfed inner widgets with
+  saved values, a subgraph that contains itself, legacy group nodes.
 
 Not modelled (the result can differ from the frontend's): dynamic prompts (``{a|b}`` and comments in
 ``dynamicPrompts`` text widgets are sent as written; the frontend resolves them at random when it
 queues), PrimitiveNode "Run widget replace on values", and widgets added by frontend extensions
-beyond the upload button (webcam capture, 3D viewers). Subgraphs and legacy group nodes are refused
-with a ``ConfigError`` that says how to export the workflow instead.
+beyond the upload button (webcam capture, 3D viewers, curves).
 """
 
 from __future__ import annotations
@@ -61,16 +85,20 @@ from typing import Any
 
 from ..errors import ConfigError, Problem
 from .catalog import Catalog, InputSpec
+from .subgraphs import SUBGRAPH_IO, flatten
+from .vocabulary import FRONTEND_EXTRAS, RENUMBERS_SUBGRAPH_NODES
 
 __all__ = ["is_ui_format", "linear_data", "ui_to_api"]
 
 logger = logging.getLogger(__name__)
 
+LATEST_FRONTEND = "1.58.1"  # the frontend whose prompt ui_to_api gives by default
 MODE_NEVER = 2
 MODE_BYPASS = 4
 CONTROL_VALUES = frozenset({"fixed", "increment", "decrement", "randomize"})
 UPLOAD_BUTTON_VALUE = "image"  # what the editor saves for the upload button, whatever the file kind
-WIDGET_FALLBACKS = {"INT": 0, "FLOAT": 0, "STRING": "", "BOOLEAN": False}  # a widget's value without a default
+# A widget's value without a default; the recorder of RecordAudio is sent empty until something is recorded.
+WIDGET_FALLBACKS = {"INT": 0, "FLOAT": 0, "STRING": "", "BOOLEAN": False, "AUDIO_RECORD": ""}
 PRIMITIVE_CLASS = "PrimitiveNode"
 PASSTHROUGH_CLASSES = frozenset({"Reroute", "Reroute (rgthree)"})
 UI_ONLY_CLASSES = frozenset(
@@ -91,7 +119,9 @@ UI_ONLY_CLASSES = frozenset(
 )
 SET_CLASS = "SetNode"  # KJNodes: GetNode "name" reads what SetNode "name" was given
 GET_CLASS = "GetNode"
-VIRTUAL_CLASSES = UI_ONLY_CLASSES | PASSTHROUGH_CLASSES | {PRIMITIVE_CLASS, SET_CLASS, GET_CLASS}
+VIRTUAL_CLASSES = UI_ONLY_CLASSES | PASSTHROUGH_CLASSES | {PRIMITIVE_CLASS, SET_CLASS, GET_CLASS, SUBGRAPH_IO}
+# V3 inputs whose widgets the editor builds from the chosen option or the links made (comfy_api/latest/_io.py)
+DYNAMIC_TYPES = ("COMFY_DYNAMICCOMBO_V3", "COMFY_AUTOGROW_V3")
 EXPORT_HINT = "open the workflow in ComfyUI and save it with Export (API)"
 
 
@@ -103,18 +133,29 @@ class _Link:
 
 
 @dataclass(frozen=True)
+class _Value:
+    """What an input resolves to when it is a subgraph instance's promoted widget, not a link."""
+
+    value: Any
+
+
+_Origin = tuple[str, int] | _Value | None  # what a link delivers: an output, a promoted value, or nothing
+
+
+@dataclass(frozen=True)
 class _Graph:
     nodes: dict[str, dict[str, Any]]  # by str(node id), in file order
     links: dict[Any, _Link]  # by link id as written in the file
     catalog: Catalog
+    extras: dict[str, dict[str, Any]]  # what the frontend's extensions send, by class (FRONTEND_EXTRAS)
 
 
 @dataclass(frozen=True)
 class _Slot:
     """One entry of a node's widget list: a widget that is sent (its ``spec``) or a UI-only extra."""
 
-    kind: str = "widget"  # or "forced", "control", "filter", "upload", "maybe_control"
-    spec: InputSpec | None = None  # the input of a "widget"
+    kind: str = "widget"  # or "forced", "control", "filter", "upload", "maybe_control", "dynamic"
+    spec: InputSpec | None = None  # the input of a "widget" or a "dynamic" combo
 
 
 # ---------------------------------------------------------------------------- public API
@@ -138,18 +179,23 @@ def linear_data(workflow: dict) -> dict | None:
     return {"inputs": list(data.get("inputs") or []), "outputs": list(data.get("outputs") or [])}
 
 
-def ui_to_api(workflow: dict, catalog: Catalog, *, source: str = "<workflow>") -> dict[str, dict]:
-    """The API-format prompt ComfyUI's frontend would queue for ``workflow``.
+def ui_to_api(
+    workflow: dict, catalog: Catalog, *, source: str = "<workflow>", frontend: str = LATEST_FRONTEND
+) -> dict[str, dict]:
+    """The API-format prompt ComfyUI's frontend (version ``frontend``) would queue for ``workflow``.
 
     ``catalog`` is the server's node catalogue: it gives each class's widgets, their order and
     defaults. Raises ``ConfigError`` listing every node that cannot be converted (unknown class,
-    subgraph, group node) and for malformed files; ``source`` names the file in its problems.
+    a saved input the class lacks, group node) and for malformed files; ``source`` names the file
+    in its problems. The frontend version only decides which extension widgets are sent
+    (``vocabulary.FRONTEND_EXTRAS``).
     """
-    graph = _index(workflow, catalog, source)
+    version = _version(frontend)
+    graph = _index(workflow, catalog, source, version)
     problems = [p for node in graph.nodes.values() for p in _node_problems(node, workflow, graph, source)]
     if problems:
         raise ConfigError(problems)
-    primitive_values = _primitive_values(graph)
+    primitive_values = _primitive_values(graph, source)
     prompt = {
         node_id: _api_node(node, graph, primitive_values.get(node_id, {}), source)
         for node_id, node in graph.nodes.items()
@@ -162,27 +208,40 @@ def ui_to_api(workflow: dict, catalog: Catalog, *, source: str = "<workflow>") -
 # ---------------------------------------------------------------------------- reading the file
 
 
-def _index(workflow: object, catalog: Catalog, source: str) -> _Graph:
+def _version(frontend: str) -> tuple[int, int]:
+    try:
+        return int(frontend.split(".")[0]), int(frontend.split(".")[1])
+    except (ValueError, IndexError) as exc:
+        raise ValueError(f"frontend must be a version such as '1.58.1', not {frontend!r}") from exc
+
+
+def _extras_of(version: tuple[int, int]) -> dict[str, dict[str, Any]]:
+    """``vocabulary.FRONTEND_EXTRAS`` of the newest recorded version at or before ``version``."""
+    known = [v for v in FRONTEND_EXTRAS if v <= version]
+    return FRONTEND_EXTRAS[max(known)] if known else {}
+
+
+def _index(workflow: object, catalog: Catalog, source: str, version: tuple[int, int]) -> _Graph:
     """Nodes by string id and links by id; ConfigError if the file is not a UI-format workflow."""
     if not is_ui_format(workflow):
         reason = f"not a ComfyUI UI-format workflow (no 'nodes' list); {EXPORT_HINT}"
         raise ConfigError([Problem(source, "nodes", reason)])
     assert isinstance(workflow, dict)
+    flat_nodes, flat_links = flatten(workflow, source, renumber=version >= RENUMBERS_SUBGRAPH_NODES)
     nodes: dict[str, dict[str, Any]] = {}
-    for index, node in enumerate(workflow["nodes"]):
+    for index, node in enumerate(flat_nodes):
         if not isinstance(node, dict) or "id" not in node or not isinstance(node.get("type"), str):
             reason = "a node must be an object with an 'id' and a 'type'"
             raise ConfigError([Problem(source, f"nodes[{index}]", reason)])
         nodes[str(node["id"])] = node
-    links = dict(_parse_links(workflow.get("links") or [], source))
-    return _Graph(nodes, links, catalog)
+    links = dict(_parse_links(flat_links, source))
+    return _Graph(nodes, links, catalog, _extras_of(version))
 
 
 def _parse_links(raw_links: list, source: str) -> Iterator[tuple[Any, _Link]]:
-    """Accept both ``[id, from, from_slot, to, to_slot, type]`` and the newer object form."""
+    """Accept both ``[id, from, from_slot, to, to_slot, type]`` and the newer object form (the holes
+    old files hold where links were deleted are gone: ``subgraphs.flatten`` drops them)."""
     for index, raw in enumerate(raw_links):
-        if raw is None:  # old files can hold holes where links were deleted
-            continue
         if isinstance(raw, dict) and {"id", "origin_id", "origin_slot", "target_id", "target_slot"} <= raw.keys():
             raw = [raw["id"], raw["origin_id"], raw["origin_slot"], raw["target_id"], raw["target_slot"]]
         if not (isinstance(raw, list) and len(raw) >= 5 and all(isinstance(raw[i], int) for i in (2, 4))):
@@ -193,18 +252,14 @@ def _parse_links(raw_links: list, source: str) -> Iterator[tuple[Any, _Link]]:
 
 def _node_problems(node: dict, workflow: dict, graph: _Graph, source: str) -> list[Problem]:
     """Why this node cannot be converted; empty when it can (or when it would not be sent anyway)."""
-    if node.get("mode") in (MODE_NEVER, MODE_BYPASS):
+    if node.get("mode") in (MODE_NEVER, MODE_BYPASS) or _is_virtual(node, graph):
         return []
     class_type = node["type"]
-    if graph.catalog.has_class(class_type) or class_type in VIRTUAL_CLASSES:
-        return []
     key, title = f"nodes.{node['id']}", node.get("title") or class_type
-    if class_type in _subgraph_ids(workflow):
-        reason = (
-            f"'{title}' is a subgraph, which cannot be converted here; {EXPORT_HINT}, "
-            "or unpack the subgraph (right-click > Unpack Subgraph) and save the workflow again"
-        )
-    elif _group_name(class_type) and _is_group_node(class_type, workflow):
+    if graph.catalog.has_class(class_type):
+        reason = _class_mismatch(node, graph.catalog.inputs(class_type), title)
+        return [Problem(source, key, reason)] if reason else []
+    if _group_name(class_type) and _is_group_node(class_type, workflow):
         reason = (
             f"'{title}' is a group node ('{_group_name(class_type)}'), "
             f"which cannot be converted here; {EXPORT_HINT}, "
@@ -212,17 +267,51 @@ def _node_problems(node: dict, workflow: dict, graph: _Graph, source: str) -> li
         )
     else:
         reason = (
-            f"'{title}' uses node class '{class_type}', which this ComfyUI server does not have "
-            f"(custom node not installed?); install the custom node that provides it and restart ComfyUI, "
-            f"or {EXPORT_HINT}"
+            f"'{title}' needs node {class_type}, which this ComfyUI server does not have: install the custom "
+            f"node that provides it (or update ComfyUI) and restart ComfyUI, or {EXPORT_HINT}"
         )
     return [Problem(source, key, reason)]
 
 
-def _subgraph_ids(workflow: dict) -> set[str]:
-    definitions = workflow.get("definitions") or {}
-    subgraphs = (definitions.get("subgraphs") or []) if isinstance(definitions, dict) else []
-    return {str(s.get("id")) for s in subgraphs if isinstance(s, dict)}
+def _class_mismatch(node: dict, specs: dict[str, InputSpec], title: str) -> str:
+    """Why the server's class cannot be trusted to read this node's saved values; "" when it can:
+    an input saved that the class lacks (V3 dynamic inputs save theirs as ``<input>.<name>``)."""
+    dynamic = tuple(f"{spec.name}." for spec in specs.values() if spec.type in DYNAMIC_TYPES)
+    unknown = [str(i.get("name")) for i in node.get("inputs") or []
+               if i.get("name") not in specs and not str(i.get("name")).startswith(dynamic)]
+    if unknown:
+        return (f"'{title}' was saved with input {', '.join(unknown)}, which node {node['type']} on this ComfyUI "
+                f"server does not have (the file comes from another version of the node): update ComfyUI or "
+                f"the custom node, or {EXPORT_HINT}")
+    misfits = _misfit_widgets(node, list(specs.values()))
+    if misfits:
+        return (f"'{title}' was saved with values that do not fit node {node['type']} on this ComfyUI server "
+                f"({', '.join(misfits)}; the file comes from another version of the node): update ComfyUI or "
+                f"the custom node, or {EXPORT_HINT}")
+    return ""
+
+
+def _misfit_widgets(node: dict, specs: list[InputSpec]) -> list[str]:
+    """``"steps = 'randomize'"`` for every saved widget value of the wrong kind for its widget."""
+    values = node.get("widgets_values")
+    positional = values if isinstance(values, list) else []
+    widgets, saved = _assign_values(_widget_slots(specs, positional), positional,
+                                    values if isinstance(values, dict) else None)
+    return [f"{spec.name} = {saved[spec.name]!r}" for spec in widgets
+            if spec.name in saved and not _fits(spec, saved[spec.name])]
+
+
+def _fits(spec: InputSpec, value: Any) -> bool:
+    """Whether a widget of ``spec`` can hold the saved scalar ``value``: a number for INT and FLOAT, a
+    value of its choices' kind for a single COMBO (text for text choices: a model may be missing
+    here). Other widgets take what they are given, as the editor does."""
+    if value is None or isinstance(value, (list, dict)):
+        return True  # lists fill multiselects and text lists; objects are the frontend's own
+    if spec.type in ("INT", "FLOAT"):
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if spec.type == "COMBO" and spec.choices and not spec.options.get("multiselect"):
+        return value in spec.choices or any(type(choice) is type(value) for choice in spec.choices)
+    return True
 
 
 def _group_name(class_type: str) -> str:
@@ -258,12 +347,15 @@ def _title(node: dict, catalog: Catalog) -> str:
 def _api_node(node: dict, graph: _Graph, primitive_values: dict[str, Any], source: str) -> dict[str, Any]:
     """``{"inputs", "class_type", "_meta"}`` for one node that is sent."""
     inputs = _widget_inputs(node, list(graph.catalog.inputs(node["type"]).values()))
+    inputs.update(graph.extras.get(node["type"], {}))
     inputs.update({name: _boxed(value) for name, value in primitive_values.items()})
     for slot in node.get("inputs") or []:
         if slot.get("link") is None:
             continue
         origin = _resolve_link(graph, slot["link"], slot.get("type"), set(), source)
-        if origin is not None:
+        if isinstance(origin, _Value):
+            inputs[slot["name"]] = _boxed(origin.value)
+        elif origin is not None:
             inputs[slot["name"]] = [origin[0], origin[1]]
     return {"inputs": inputs, "class_type": node["type"], "_meta": {"title": _title(node, graph.catalog)}}
 
@@ -272,12 +364,8 @@ def _widget_inputs(node: dict, specs: list[InputSpec]) -> dict[str, Any]:
     """The node's widget values by input name, from ``widgets_values`` and the class defaults."""
     values = node.get("widgets_values")
     positional = values if isinstance(values, list) else []
-    slots = _widget_slots(specs, positional)
-    widgets = [slot.spec for slot in slots if slot.spec]
-    if isinstance(values, dict):
-        saved = {spec.name: values[spec.name] for spec in widgets if spec.name in values}
-    else:
-        saved = _assign_positional(slots, positional)
+    named = values if isinstance(values, dict) else None
+    widgets, saved = _assign_values(_widget_slots(specs, positional), positional, named)
     result: dict[str, Any] = {}
     for spec in widgets:
         value = saved[spec.name] if spec.name in saved else _default(spec)
@@ -286,19 +374,43 @@ def _widget_inputs(node: dict, specs: list[InputSpec]) -> dict[str, Any]:
     return result
 
 
-def _assign_positional(slots: list[_Slot], values: list) -> dict[str, Any]:
-    """Walk ``values`` along ``slots``; UI-only slots swallow their value when it looks like theirs."""
+def _assign_values(slots: list[_Slot], values: list, named: dict | None) -> tuple[list[InputSpec], dict[str, Any]]:
+    """Walk ``values`` along ``slots``: the widgets met and their saved values by name. UI-only
+    slots swallow their value when it looks like theirs; a dynamic combo is replaced, where it
+    stands, by its combo and the widgets of the option chosen (``dynamicComboWidget`` in the
+    frontend's ``dynamicWidgets.ts`` inserts them right after the combo). A dict ``named`` maps
+    values by name instead."""
+    pending = list(slots)
+    widgets: list[InputSpec] = []
     saved: dict[str, Any] = {}
-    index = 0
-    for position, slot in enumerate(slots):
-        if index >= len(values):
-            break
+    index = position = 0
+    while position < len(pending):
+        slot = pending[position]
+        if slot.kind == "dynamic" and slot.spec:
+            combo = _combo_of(slot.spec)
+            chosen = (named.get(combo.name) if named is not None and combo.name in named
+                      else values[index] if named is None and index < len(values) else _default(combo))
+            brought = [s for sub in slot.spec.option_inputs(chosen) for s in _slots_for(sub)]
+            pending = pending[:position + 1] + brought + pending[position + 1:]
+            slot = _Slot(spec=combo)
         if slot.spec:
+            widgets.append(slot.spec)
+        if named is not None:
+            if slot.spec and slot.spec.name in named:
+                saved[slot.spec.name] = named[slot.spec.name]
+        elif index < len(values) and slot.spec:
             saved[slot.spec.name] = values[index]
             index += 1
-        elif slot.kind == "forced" or _is_extra_value(slot, values[index], slots[position + 1 :]):
+        elif index < len(values) and (slot.kind == "forced" or _is_extra_value(slot, values[index],
+                                                                                 pending[position + 1:])):
             index += 1
-    return saved
+        position += 1
+    return widgets, saved
+
+
+def _combo_of(spec: InputSpec) -> InputSpec:
+    """The plain combo a dynamic combo shows: its option keys, no control widget."""
+    return InputSpec(spec.name, "COMBO", {}, spec.option_keys)
 
 
 def _is_extra_value(slot: _Slot, value: Any, following: list[_Slot]) -> bool:
@@ -346,6 +458,8 @@ def _widget_slots(specs: list[InputSpec], values: list) -> list[_Slot]:
 
 def _slots_for(spec: InputSpec) -> list[_Slot]:
     """The widget (and its UI-only companions) the frontend creates for one input; none for a socket."""
+    if spec.is_dynamic_combo:
+        return [_Slot("dynamic", spec)]
     if not spec.is_editor_widget:
         return []
     if spec.force_input:
@@ -375,7 +489,7 @@ def _boxed(value: Any) -> Any:
 # ---------------------------------------------------------------------------- links
 
 
-def _resolve_link(graph: _Graph, link_id: Any, want_type: Any, seen: set, source: str) -> tuple[str, int] | None:
+def _resolve_link(graph: _Graph, link_id: Any, want_type: Any, seen: set, source: str) -> _Origin:
     """The real ``(node_id, output_slot)`` a link delivers, or None when it ends nowhere."""
     link = graph.links.get(link_id)
     if link is None:
@@ -386,7 +500,7 @@ def _resolve_link(graph: _Graph, link_id: Any, want_type: Any, seen: set, source
 
 def _resolve_output(
     graph: _Graph, node_id: str, slot: int, want_type: Any, seen: set, source: str
-) -> tuple[str, int] | None:
+) -> _Origin:
     """Follow an output through bypassed and virtual nodes (``ExecutableNodeDTO.resolveOutput``)."""
     if (node_id, slot) in seen:
         reason = f"links form a loop through reroutes or bypassed nodes; {EXPORT_HINT}"
@@ -402,6 +516,8 @@ def _resolve_output(
         return (node_id, slot)
     if node["type"] in PASSTHROUGH_CLASSES:
         return _resolve_input(graph, node, slot, want_type, seen, source)
+    if node["type"] == SUBGRAPH_IO:
+        return _through_subgraph_border(graph, node, slot, want_type, seen, source)
     if node["type"] == GET_CLASS:
         setter = _setter_for(node, graph)
         return None if setter is None else _resolve_input(graph, setter, 0, want_type, seen, source)
@@ -410,12 +526,25 @@ def _resolve_output(
 
 def _resolve_input(
     graph: _Graph, node: dict, index: int, want_type: Any, seen: set, source: str
-) -> tuple[str, int] | None:
+) -> _Origin:
     inputs = node.get("inputs") or []
     if index >= len(inputs) or inputs[index].get("link") is None:
         return None
     slot_type = want_type if want_type is not None else inputs[index].get("type")
     return _resolve_link(graph, inputs[index]["link"], slot_type, seen, source)
+
+
+def _through_subgraph_border(
+    graph: _Graph, node: dict, slot: int, want_type: Any, seen: set, source: str
+) -> _Origin:
+    """Into an instance's output (keeping the wanted type), or out of its input to what feeds the
+    instance (wanting the instance input's own type), else its promoted widget's value
+    (``ExecutableNodeDTO.resolveInput``: ``widgetInfo``)."""
+    if "promoted" not in node:
+        return _resolve_input(graph, node, slot, want_type, seen, source)
+    if node["inputs"][slot].get("link") is None and slot in node["promoted"]:  # flatten checked the slot
+        return _Value(node["promoted"][slot])
+    return _resolve_input(graph, node, slot, None, seen, source)
 
 
 def _bypass_input_index(node: dict, slot: int, want_type: Any) -> int | None:
@@ -450,7 +579,7 @@ def _setter_for(getter: dict, graph: _Graph) -> dict | None:
     )
 
 
-def _primitive_values(graph: _Graph) -> dict[str, dict[str, Any]]:
+def _primitive_values(graph: _Graph, source: str) -> dict[str, dict[str, Any]]:
     """What each PrimitiveNode writes into its targets' widgets: ``{node_id: {widget: value}}``."""
     values: dict[str, dict[str, Any]] = {}
     for node in graph.nodes.values():
@@ -458,18 +587,26 @@ def _primitive_values(graph: _Graph) -> dict[str, dict[str, Any]]:
         if not _is_virtual(node, graph) or node["type"] != PRIMITIVE_CLASS or not isinstance(saved, list) or not saved:
             continue
         for link_id in (node.get("outputs") or [{}])[0].get("links") or []:
-            target = _widget_target(graph, link_id)
+            target = _widget_target(graph, link_id, source)
             if target is not None:
                 values.setdefault(target[0], {})[target[1]] = saved[0]
     return values
 
 
-def _widget_target(graph: _Graph, link_id: Any) -> tuple[str, str] | None:
-    """``(node_id, widget_name)`` of the widget input a link ends at; None for a plain socket."""
+def _widget_target(graph: _Graph, link_id: Any, source: str) -> tuple[str, str] | None:
+    """``(node_id, widget_name)`` of the widget input a link ends at; None for a plain socket.
+
+    A PrimitiveNode feeding a subgraph instance is refused: which value the editor then sends
+    depends on how it syncs the promoted widget, which this converter does not model.
+    """
     link = graph.links.get(link_id)
     target = graph.nodes.get(link.target) if link else None
     if link is None or target is None:
         return None
+    if target["type"] == SUBGRAPH_IO:
+        reason = (f"a PrimitiveNode feeds subgraph '{target.get('title') or link.target}', whose value this "
+                  f"converter cannot place; connect it inside the subgraph, or {EXPORT_HINT}")
+        raise ConfigError([Problem(source, f"nodes.{link.target}", reason)])
     entry = next((i for i in target.get("inputs") or [] if i.get("link") == link_id), None)
     widget = entry.get("widget") if entry else None
     return (link.target, widget["name"]) if isinstance(widget, dict) and widget.get("name") else None

@@ -14,7 +14,8 @@ from pathlib import Path
 from ..errors import ConfigError
 from .catalog import Catalog
 from .check import tab_findings
-from .schema import Param, TabSpec, build_tab
+from .schema import MAX_SCHEMA_BYTES, Param, TabSpec, build_tab
+from .workflow import MAX_WORKFLOW_BYTES
 
 __all__ = ["Limits", "TabLoad", "discover_tabs", "load_tab"]
 
@@ -23,9 +24,15 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Limits:
-    """Guardrails an app puts on every form (for public links)."""
+    """Guardrails an app puts on every form (for public links) and on the files it reads.
+
+    A workflow or schema file above its cap is refused by its size before it is read, so one huge
+    file in ``workflows/`` cannot hold up the other tabs.
+    """
 
     max_batch_size: int | None = None  # cap on every ``batch_size`` input
+    max_workflow_bytes: int = MAX_WORKFLOW_BYTES  # 8 MiB; the largest official template is 457 KiB
+    max_schema_bytes: int = MAX_SCHEMA_BYTES  # 256 KiB
 
 
 @dataclass(frozen=True)
@@ -44,10 +51,12 @@ def load_tab(workflow_path: Path, catalog: Catalog | None = None, *, limits: Lim
     The tab's notes say what the server lacks (``check``) and whether the form was built from a
     stale or missing node catalogue.
     """
-    tab = build_tab(workflow_path, catalog)
+    limits = limits or Limits()
+    tab = build_tab(workflow_path, catalog, max_workflow_bytes=limits.max_workflow_bytes,
+                    max_schema_bytes=limits.max_schema_bytes)
     notes = tuple(f"On this ComfyUI server: {line}. Pick another under *Advanced*, or add it to ComfyUI."
                   for line in tab_findings(tab, catalog)) + _catalog_notes(catalog)
-    return replace(tab, notes=notes, params=tuple(_limited(p, limits or Limits()) for p in tab.params))
+    return replace(tab, notes=notes, params=tuple(_limited(p, limits) for p in tab.params))
 
 
 def discover_tabs(folder: Path, catalog: Catalog | None, limits: Limits | None = None) -> list[TabLoad]:

@@ -26,9 +26,9 @@ from ..errors import ConfigError, Problem
 from .infer import infer_schema
 from .vocabulary import (ENDPOINT_EXTRAS, KIND_BY_WIDGET_TYPE, RANDOMIZE_SUFFIX, SEED_INPUTS, UPLOAD_CLASSES,
                          UPLOAD_KINDS)
-from .workflow import Workflow, find_node, is_link, load_workflow
+from .workflow import MAX_WORKFLOW_BYTES, Workflow, find_node, is_link, load_workflow, read_capped
 
-__all__ = ["KINDS", "Output", "Param", "TabSpec", "build_tab", "schema_path", "tab_from_schema"]
+__all__ = ["KINDS", "MAX_SCHEMA_BYTES", "Output", "Param", "TabSpec", "build_tab", "schema_path", "tab_from_schema"]
 
 TOP_KEYS = ("title", "description", "order", "inputs", "outputs")
 INPUT_KEYS = ("node", "input", "label", "info", "lines", "minimum", "maximum", "step", "choices",
@@ -39,6 +39,8 @@ DEFAULT_ORDER = 100  # the order of a tab whose schema gives none
 WIDGETS = ("textbox", "number", "slider", "dropdown", "checkbox", *UPLOAD_KINDS)  # a schema's ``widget:``
 # The kind a ``widget:`` fixes; "number" and "slider" keep the kind the catalogue or the value gives.
 KIND_BY_WIDGET = {"textbox": "text", "dropdown": "choice", "checkbox": "bool", **{k: k for k in UPLOAD_KINDS}}
+MAX_SCHEMA_BYTES = 256 * 2**10  # a schema of 50 inputs is about 5 KiB
+MAX_ALIAS_EXPANSION = 10_000  # values YAML aliases (``*name``) may add to a schema beyond those written out
 
 
 @dataclass(frozen=True)
@@ -105,12 +107,19 @@ def schema_path(workflow_path: Path) -> Path | None:
     return None
 
 
-def build_tab(workflow_path: Path, catalog: Catalog | None = None) -> TabSpec:
-    """Read a workflow and its schema (or its markers, or an inferred form); raise ``ConfigError``
-    listing every problem found. ``loader.load_tab`` adds the checks and limits."""
-    workflow = load_workflow(workflow_path, catalog)
+def build_tab(
+    workflow_path: Path,
+    catalog: Catalog | None = None,
+    *,
+    max_workflow_bytes: int = MAX_WORKFLOW_BYTES,
+    max_schema_bytes: int = MAX_SCHEMA_BYTES,
+) -> TabSpec:
+    """Read a workflow and its schema (or its markers, or an inferred form), each refused unread
+    above its size cap; raise ``ConfigError`` listing every problem found. ``loader.load_tab`` adds
+    the checks and limits."""
+    workflow = load_workflow(workflow_path, catalog, max_bytes=max_workflow_bytes)
     yaml_path = schema_path(workflow_path)
-    raw = infer_schema(workflow, catalog) if yaml_path is None else _read_yaml(yaml_path)
+    raw = infer_schema(workflow, catalog) if yaml_path is None else _read_yaml(yaml_path, max_schema_bytes)
     tab = tab_from_schema(workflow, raw, catalog, yaml_path)
     return replace(tab, versions={"workflow_sha256": _file_hash(workflow_path), "schema_sha256": _file_hash(yaml_path)})
 
@@ -134,18 +143,56 @@ def tab_from_schema(
     return tab
 
 
-def _read_yaml(path: Path) -> dict[str, Any]:
+def _read_yaml(path: Path, max_bytes: int = MAX_SCHEMA_BYTES) -> dict[str, Any]:
+    text = read_capped(path, max_bytes, "max_schema_bytes")
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ConfigError([Problem(str(path), "", f"cannot be read ({exc.strerror or exc})")]) from exc
+        raw = yaml.load(text, Loader=_SchemaLoader)  # noqa: S506 - a SafeLoader that also bounds aliases
     except yaml.YAMLError as exc:
         raise ConfigError([Problem(str(path), "", f"is not valid YAML: {exc}")]) from exc
+    except _AliasBomb as exc:
+        raise ConfigError([Problem(str(path), "", str(exc))]) from exc
+    except RecursionError as exc:
+        raise ConfigError([Problem(str(path), "", "is nested too deeply to be a schema")]) from exc
     if raw is None:
         return {}
     if not isinstance(raw, dict):
         raise ConfigError([Problem(str(path), "", "must be a mapping with keys " + ", ".join(TOP_KEYS))])
     return raw
+
+
+class _AliasBomb(Exception):
+    """YAML aliases that would multiply the document ("billion laughs")."""
+
+
+class _SchemaLoader(yaml.SafeLoader):
+    """``yaml.safe_load`` that refuses, before building anything, a document whose aliases expand it
+    by more than ``MAX_ALIAS_EXPANSION`` values or refer to themselves. PyYAML shares an aliased
+    node, so the bomb would only go off later, when the schema is walked."""
+
+    def construct_document(self, node: yaml.Node) -> Any:
+        written: set[int] = set()
+        expanded = _expanded_size(node, {}, set(), written)
+        if expanded - len(written) > MAX_ALIAS_EXPANSION:
+            raise _AliasBomb(f"uses YAML aliases (*name) that expand it by more than {MAX_ALIAS_EXPANSION} "
+                             "values; write the settings out instead of repeating anchors")
+        return super().construct_document(node)
+
+
+def _expanded_size(node: yaml.Node, sizes: dict[int, int], open_nodes: set[int], written: set[int]) -> int:
+    """How many nodes ``node`` stands for once every alias is copied out (memoised by node)."""
+    key = id(node)
+    if key in sizes:
+        return sizes[key]
+    if key in open_nodes:
+        raise _AliasBomb("uses a YAML alias (*name) inside its own anchor (&name); write the settings out")
+    open_nodes.add(key)
+    written.add(key)
+    children = node.value if isinstance(node, yaml.SequenceNode) else ()
+    if isinstance(node, yaml.MappingNode):
+        children = [part for pair in node.value for part in pair]
+    sizes[key] = 1 + sum(_expanded_size(child, sizes, open_nodes, written) for child in children)
+    open_nodes.discard(key)
+    return sizes[key]
 
 
 class _SchemaChecker:

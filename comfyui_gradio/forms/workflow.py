@@ -16,7 +16,11 @@ from typing import Any
 from .catalog import Catalog, is_output_class
 from ..errors import ConfigError, Problem
 
-__all__ = ["Workflow", "find_node", "is_link", "load_workflow"]
+__all__ = ["MAX_WORKFLOW_BYTES", "Workflow", "find_node", "is_link", "load_workflow", "read_capped"]
+
+# The largest of the 644 official UI-format templates (comfyui-workflow-templates-json 0.1.123) is 457 KiB
+# and the median 12 KiB; a file many times that holds embedded data and would stall every tab while it is read.
+MAX_WORKFLOW_BYTES = 8 * 2**20
 
 
 @dataclass(frozen=True)
@@ -49,15 +53,41 @@ def is_link(value: Any) -> bool:
     return isinstance(value, list) and len(value) == 2 and isinstance(value[0], str) and isinstance(value[1], int)
 
 
-def load_workflow(path: Path, catalog: Catalog | None = None) -> Workflow:
-    """Read a workflow file; raise ``ConfigError`` naming the file and what to do on any problem."""
-    source = str(path)
+def read_capped(path: Path, cap: int, setting: str) -> str:
+    """The file's text, if its size (read with ``stat``, before any content) is at most ``cap`` bytes.
+
+    Raises ``ConfigError`` naming the file, its size, the cap and ``setting`` (the ``Limits`` field
+    that raises the cap), or saying why the file cannot be read.
+    """
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        size = path.stat().st_size
+        if size > cap:
+            reason = (f"is {_mib(size)}, more than the {_mib(cap)} this app reads from one file; remove what is "
+                      f"embedded in it (images, long notes) or raise Limits.{setting}")
+            raise ConfigError([Problem(str(path), "", reason)])
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError([Problem(str(path), "", f"is not UTF-8 text ({exc}); save it again as UTF-8")]) from exc
     except OSError as exc:
-        raise ConfigError([Problem(source, "", f"cannot be read ({exc.strerror or exc})")]) from exc
+        raise ConfigError([Problem(str(path), "", f"cannot be read ({exc.strerror or exc})")]) from exc
+
+
+def _mib(size: int) -> str:
+    return f"{size / 2**20:.1f} MiB ({size} bytes)"
+
+
+def load_workflow(path: Path, catalog: Catalog | None = None, *, max_bytes: int = MAX_WORKFLOW_BYTES) -> Workflow:
+    """Read a workflow file of at most ``max_bytes``; raise ``ConfigError`` naming the file and what
+    to do on any problem."""
+    source = str(path)
+    text = read_capped(path, max_bytes, "max_workflow_bytes")
+    try:
+        data = json.loads(text)
     except ValueError as exc:
         raise ConfigError([Problem(source, "", f"is not valid JSON ({exc}); save it again from ComfyUI")]) from exc
+    except RecursionError as exc:
+        raise ConfigError([Problem(source, "", "is nested too deeply to be a ComfyUI workflow; "
+                                   "save it again from ComfyUI")]) from exc
     from .convert import is_ui_format, ui_to_api  # local: the converter is only needed for UI files
 
     if is_ui_format(data):
