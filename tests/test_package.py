@@ -167,6 +167,7 @@ def test_the_wheel_holds_every_module_and_no_tests(built_wheel: Path) -> None:
     assert entry_points.split() == ["[console_scripts]", "comfyui-gradio", "=", "comfyui_gradio.web.app:main"]
 
 
+@pytest.mark.process
 def test_the_console_script_and_the_module_run_from_a_fresh_venv(built_wheel: Path, tmp_path: Path) -> None:
     bin_dir = fresh_venv(tmp_path / "venv", with_pip=False)
     # The test environment's packages, after the venv's own: the wheel's copy of comfyui_gradio comes first.

@@ -206,6 +206,7 @@ def _answers(url: str) -> bool:
         return False
 
 
+@pytest.mark.process
 @pytest.mark.timeout(240)
 def test_sigterm_leaves_the_run_going_for_the_next_start(app_process: tuple[subprocess.Popen, Settings],
                                                          fake: FakeComfyUI) -> None:
