@@ -12,10 +12,10 @@ from typing import Any
 import httpx
 import pytest
 
-from comfyui_gradio.comfy.events import (Cached, NodeStarted, OutputReady, Preview, Progress, Queued, Started,
-                                         parse_binary)
+from comfyui_gradio.comfy.events import (Cached, NodeStarted, OutputReady, Preview, Progress, Queued, Resubmitted,
+                                         Started, parse_binary)
 from comfyui_gradio.comfy.job import Job
-from comfyui_gradio.errors import ExecutionFailed, JobCancelled, ServerUnavailable
+from comfyui_gradio.errors import ExecutionFailed, JobCancelled, ServerError, ServerUnavailable
 from comfyui_gradio.forms.catalog import Catalog
 from comfyui_gradio.forms.loader import load_tab
 from comfyui_gradio.forms.schema import TabSpec, tab_from_schema
@@ -26,8 +26,9 @@ from tests.replay import Replay, binary_frame, client_for, load_transcript, png_
 
 @pytest.fixture(autouse=True)
 def no_waiting(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(Job, "reconnect_delays", (0.0, 0.0, 0.0))
+    monkeypatch.setattr(Job, "reconnect_delay", 0.0)
     monkeypatch.setattr(Job, "history_delays", (0.0, 0.0, 0.0))
+    monkeypatch.setattr(Job, "server_wait", 0.0)
 
 
 @pytest.fixture()
@@ -205,16 +206,76 @@ def test_cancelling_a_running_job_interrupts_it_and_says_it_was_you(tmp_path: Pa
     assert [r.url.path for r in replay.requests if r.method == "POST"].count("/interrupt") == 1
 
 
-def test_a_prompt_gone_from_the_queue_is_reported_after_three_polls(tmp_path: Path, invert: TabSpec) -> None:
-    replay = Replay(load_transcript("b1_load_invert_save"))
+def forgetful(replay: Replay, forget: int) -> list[str]:
+    """Make ``replay``'s server lose each of the first ``forget`` prompts it accepts (a restart right
+    after the POST: /queue shows only other prompts); later ones run. Returns the posted prompt ids."""
+    posted: list[str] = []
+    accept, queue = replay.post_prompt, replay._queue
     others = queue_body(24, "no prompt of ours", "")  # A running, B and D waiting: none of them is ours
-    replay.routes[("GET", "/queue")] = lambda request: httpx.Response(200, json=others)
+
+    def post(request: httpx.Request) -> httpx.Response:
+        posted.append(json.loads(request.content)["prompt_id"])
+        return accept(request)
+
+    replay.routes[("POST", "/prompt")] = post
+    replay.routes[("GET", "/queue")] = lambda request: (httpx.Response(200, json=others) if len(posted) <= forget
+                                                        else queue())
+    return posted
+
+
+def test_a_waiting_prompt_the_server_lost_is_sent_again(tmp_path: Path, invert: TabSpec) -> None:
+    replay = Replay(load_transcript("b1_load_invert_save"))
+    posted = forgetful(replay, 1)
     job = client_for(replay, tmp_path, tracker="http", poll_interval=0.001).submit(invert, {"image": png_bytes()})
+    events = list(job.events())
+    assert job.result(5).images[0].path.read_bytes() == replay.view_bytes
+    assert posted == [job.prompt_id, job.prompt_id]  # the same id: the restarted server has no trace of it
+    reason = "ComfyUI restarted and lost your job before it started; it was sent again"
+    assert events == [Resubmitted("http://comfy.test", reason), Started()]
+    assert [r.url.path for r in replay.requests].count("/upload/image") == 1  # the upload is known: not sent twice
+
+
+def test_a_prompt_lost_again_and_again_is_given_up(tmp_path: Path, invert: TabSpec) -> None:
+    replay = Replay(load_transcript("b1_load_invert_save"))
+    posted = forgetful(replay, 10)
+    job = client_for(replay, tmp_path, tracker="http", poll_interval=0.001).submit(invert, {"image": png_bytes()})
+    with pytest.raises(ServerError) as caught:
+        job.result(5)
+    assert str(caught.value) == "ComfyUI lost this job 3 times; it was not sent again. Run it again later."
+    assert len(posted) == 1 + 3  # each time: a look at its place, then three looks that miss it
+    assert sum(r.url.path == "/queue" for r in replay.requests) == len(posted) * (1 + 3)
+
+
+def test_a_running_prompt_the_server_lost_fails_with_the_reason(tmp_path: Path, invert: TabSpec) -> None:
+    replay = Replay(load_transcript("b1_load_invert_save"), running_polls=10**6)
+    answers = iter(["first look", "running", "gone", "gone", "gone"])
+
+    def queue(request: httpx.Request) -> httpx.Response:
+        running = [[1, replay.prompt_id, {}, {}, []]] if next(answers) == "running" else []
+        return httpx.Response(200, json={"queue_running": running, "queue_pending": []})
+
+    replay.routes[("GET", "/queue")] = queue
+    job = client_for(replay, tmp_path, tracker="http", poll_interval=0.001).submit(invert, {"image": png_bytes()})
+    with pytest.raises(ServerError) as caught:
+        job.result(5)
+    assert str(caught.value) == ("ComfyUI at http://comfy.test lost this job while running it (it restarted, or "
+                                 "the run was removed from its queue); nothing was saved. Run it again.")
+    assert sum(r.url.path == "/prompt" for r in replay.requests) == 1
+
+
+def test_a_cancelled_prompt_is_never_sent_again(tmp_path: Path, invert: TabSpec) -> None:
+    replay = Replay(load_transcript("b1_load_invert_save"), running_polls=10**6)
+    posted = forgetful(replay, 0)
+    replay.routes[("POST", "/interrupt")] = lambda request: (replay.routes.update(
+        {("GET", "/queue"): lambda r: httpx.Response(200, json={"queue_running": [], "queue_pending": []})})
+        or httpx.Response(200))  # interrupted, and then the server restarts: no history of it either
+    job = client_for(replay, tmp_path, tracker="http", poll_interval=0.001).submit(invert, {"image": png_bytes()})
+    assert next(e for e in job.events() if e is not None) == Started()
+    job.cancel()
     with pytest.raises(JobCancelled) as caught:
         job.result(5)
-    assert str(caught.value) == ("The run is no longer on the server's queue (it was cancelled, or ComfyUI "
-                                 "restarted). Run it again.")
-    assert sum(r.url.path == "/queue" for r in replay.requests) == 1 + 3  # the first look, then three misses
+    assert str(caught.value) == "Cancelled by you; nothing was saved from this run."
+    assert posted == [job.prompt_id]
 
 
 def test_a_prompt_missing_twice_in_a_row_is_still_followed(tmp_path: Path, invert: TabSpec) -> None:
