@@ -403,3 +403,41 @@ def test_the_socket_url_follows_the_server_url(tmp_path: Path, invert: TabSpec) 
     job.result(5)
     assert (replay.sockets[0].url, replay.sockets[0].timeout) == (
         f"wss://comfy.test/ws?clientId={job.client_id}", 7.0)
+
+
+# ---- odd answers ------------------------------------------------------------------------------------
+
+def history_outputs(replay: Replay, outputs: dict[str, Any]) -> None:
+    entry = replay.recorded_http("GET", f"/history/{replay.recorded_id}")["response_json"][replay.recorded_id]
+    entry["outputs"] = outputs
+
+
+def test_outputs_are_saved_under_safe_names_whatever_the_server_calls_them(tmp_path: Path, invert: TabSpec) -> None:
+    replay = Replay(load_transcript("b1_load_invert_save"))
+    names = ["", "..", "x" * 300 + ".png", "../../" + "y" * 300]
+    history_outputs(replay, {"3": {"images": [{"filename": n, "subfolder": "", "type": "output"} for n in names]}})
+    result = client_for(replay, tmp_path).run(invert, {"image": png_bytes()})
+    assert [o.path.name for o in result.images] == ["3_output.png", "3_1_output.png", f"3_{'x' * 100}.png",
+                                                    f"3_{'y' * 100}.png"]
+    assert all(o.path.parent == tmp_path / result.prompt_id and o.path.read_bytes() == replay.view_bytes
+               for o in result.images) and result.warnings == []
+    asked = [r.url.params["filename"] for r in replay.requests if r.url.path == "/view"]
+    assert asked == names  # the server's own names are what it is asked for
+
+
+def test_a_run_that_produced_nothing_says_so(tmp_path: Path, invert: TabSpec) -> None:
+    import gradio as gr
+
+    from comfyui_gradio.comfy.results import NO_OUTPUT
+    from comfyui_gradio.web.stream import Outputs, RunStream
+
+    replay = Replay(load_transcript("b1_load_invert_save"))
+    history_outputs(replay, {})
+    result = client_for(replay, tmp_path).run(invert, {"image": png_bytes()})
+    assert result.outputs == [] and result.warnings == [NO_OUTPUT]
+    assert NO_OUTPUT == ("The workflow finished but produced no output. Check that it has an output node (Save "
+                         "Image, Preview Image, ...) connected to the rest, and that the outputs its schema names "
+                         "exist.")
+    outputs = Outputs(gr.Markdown(), gr.Gallery(), gr.JSON())
+    status = RunStream(outputs, lambda job: None, previews=False).final([result])[outputs.status]
+    assert status.startswith(f"⚠️ {NO_OUTPUT} (") and "Done" not in status

@@ -40,7 +40,7 @@ from ..forms.schema import TabSpec
 from .collect import collect_outputs, node_title
 from .events import (Cached, JobEvent, MessageType, NodeStarted, OutputReady, Preview, PreviewFrame, Progress,
                      Queued, Resubmitted, Started, TextFrame, WireMessage, parse_binary, parse_text)
-from .results import RunResult
+from .results import NO_OUTPUT, RunResult
 from .server import JobServer
 from .transport import WebSocketClosed, WebSocketConnection
 
@@ -535,10 +535,12 @@ class Job:
         self._check_history(entry)
         files = collect_outputs(entry.get("outputs") or {}, self.tab, self.prepared.prompt, self.client.download,
                                 self.job_dir)
+        if not files:
+            log.warning("Prompt %s: %s", self.prompt_id, NO_OUTPUT)
         return RunResult(
             prompt_id=self.prompt_id, status="success", duration=time.monotonic() - self._submitted_at,
             seeds=dict(self.prepared.seeds), values=dict(self.prepared.values), outputs=files,
-            server=self.client.url, prompt=self.prepared.prompt,
+            server=self.client.url, prompt=self.prepared.prompt, warnings=[] if files else [NO_OUTPUT],
             queued_for=(self.started_at or self._submitted_at) - self._submitted_at)
 
     def _history_with_retry(self) -> dict[str, Any]:
