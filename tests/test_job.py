@@ -144,6 +144,22 @@ def test_history_is_read_only_after_the_run_has_finished(tmp_path: Path, invert:
     assert len(asked) == 1 and result.images[0].output_name == "inverted"  # one read, after executing(null)
 
 
+def test_a_socket_that_goes_silent_is_not_waited_on_forever(tmp_path: Path, invert: TabSpec,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(Job, "socket_check_interval", 0.01, raising=False)  # (absent before the watchdog)
+    replay = Replay(load_transcript("b1_load_invert_save"), running_polls=3)
+
+    def post(request: httpx.Request) -> httpx.Response:  # accepted, but nothing ever comes on the socket
+        replay.prompt_id = json.loads(request.content)["prompt_id"]
+        replay._undelivered = replay.run_frames()
+        return httpx.Response(200, json={"prompt_id": replay.prompt_id, "number": 1, "node_errors": {}})
+
+    replay.routes[("POST", "/prompt")] = post
+    job = client_for(replay, tmp_path).submit(invert, {"image": png_bytes()}, timeout=5)
+    assert job.result(5).images[0].path.read_bytes() == replay.view_bytes
+    assert len(replay.sockets) == 1 and replay.sockets[0].closed  # closed once the job had ended
+
+
 # ---- cancelling -----------------------------------------------------------------------------------
 
 def test_cancelling_one_of_two_jobs_on_a_server_stops_only_that_one(tmp_path: Path, invert: TabSpec) -> None:

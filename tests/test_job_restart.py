@@ -1,14 +1,12 @@
-"""Jobs across a ComfyUI restart, on the test double (a restarted double has an empty queue and
-history, as ComfyUI does), and on a replayed server whose socket stays open but silent."""
+"""Jobs across a ComfyUI restart, on the test double: a restarted double has an empty queue and
+history, as ComfyUI does. (A socket that stays open but silent is in test_job.py, replayed.)"""
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 from typing import Iterator
 
-import httpx
 import pytest
 
 from comfyui_gradio.comfy.client import ComfyClient
@@ -19,8 +17,6 @@ from comfyui_gradio.forms.schema import TabSpec, tab_from_schema
 from comfyui_gradio.forms.workflow import Workflow
 from tests.fake_comfyui import FakeComfyUI
 from tests.harness import wait_for
-from tests.paths import WORKFLOWS
-from tests.replay import Replay, client_for, load_transcript, png_bytes
 from tests.test_fake_comfyui import slow_chain
 
 SENT_AGAIN = "ComfyUI restarted and lost your job before it started; it was sent again"
@@ -82,25 +78,6 @@ def test_a_restart_that_takes_a_while_is_waited_for(fake: FakeComfyUI, client: C
     fake.restart(down_for=1.0)  # the socket cannot be reopened, and HTTP is refused for a second
     assert_sent_again_and_done(waiting)
     assert_lost_while_running(running, "stopped responding while running this job")
-
-
-def test_a_socket_that_goes_silent_is_not_waited_on_forever(tmp_path: Path, catalog,
-                                                            monkeypatch: pytest.MonkeyPatch) -> None:
-    from comfyui_gradio.forms.loader import load_tab
-
-    monkeypatch.setattr(Job, "socket_check_interval", 0.01, raising=False)  # (absent before the watchdog)
-    replay = Replay(load_transcript("b1_load_invert_save"), running_polls=3)
-
-    def post(request: httpx.Request) -> httpx.Response:  # accepted, but nothing ever comes on the socket
-        replay.prompt_id = json.loads(request.content)["prompt_id"]
-        replay._undelivered = replay.run_frames()
-        return httpx.Response(200, json={"prompt_id": replay.prompt_id, "number": 1, "node_errors": {}})
-
-    replay.routes[("POST", "/prompt")] = post
-    job = client_for(replay, tmp_path).submit(load_tab(WORKFLOWS / "invert.json", catalog),
-                                              {"image": png_bytes()}, timeout=5)
-    assert job.result(5).images[0].path.read_bytes() == replay.view_bytes
-    assert len(replay.sockets) == 1 and replay.sockets[0].closed  # closed once the job had ended
 
 
 def test_the_page_says_the_job_was_sent_again() -> None:
