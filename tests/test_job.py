@@ -144,10 +144,20 @@ def test_history_is_read_only_after_the_run_has_finished(tmp_path: Path, invert:
     assert len(asked) == 1 and result.images[0].output_name == "inverted"  # one read, after executing(null)
 
 
-def test_a_socket_that_goes_silent_is_not_waited_on_forever(tmp_path: Path, invert: TabSpec,
+@pytest.mark.parametrize("failed_looks", [0, 2])
+def test_a_socket_that_goes_silent_is_not_waited_on_forever(failed_looks: int, tmp_path: Path, invert: TabSpec,
                                                             monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(Job, "socket_check_interval", 0.01, raising=False)  # (absent before the watchdog)
     replay = Replay(load_transcript("b1_load_invert_save"), running_polls=3)
+    history = replay._history
+    failures = iter(range(failed_looks))
+
+    def flaky(request: httpx.Request) -> httpx.Response:  # the first looks fail: the socket is still open
+        if next(failures, None) is not None:
+            raise httpx.ConnectError("connection refused", request=request)
+        return history(request.url.path.rsplit("/", 1)[-1])
+
+    replay.routes[("GET", "/history/{id}")] = flaky
 
     def post(request: httpx.Request) -> httpx.Response:  # accepted, but nothing ever comes on the socket
         replay.prompt_id = json.loads(request.content)["prompt_id"]

@@ -371,7 +371,7 @@ class Job:
             try:
                 item = self._next(max(next_look - time.monotonic(), 0.0))
             except queue.Empty:
-                if self._look():
+                if self._look_while_connected():
                     return True
                 next_look = self._after_look()
                 continue
@@ -390,6 +390,16 @@ class Job:
                 continue
             if self._handle(item):
                 return True
+
+    def _look_while_connected(self) -> bool:
+        """``_look``, except that an HTTP failure is only logged: the open socket says when the
+        server is really gone (it drops), and a run must not fail over one lost poll."""
+        try:
+            return self._look()
+        except ServerError as exc:
+            log.warning("Could not look up prompt %s over HTTP (%s); still following its socket", self.prompt_id,
+                        exc)
+            return False
 
     def _after_look(self) -> float:
         """When to look again: soon while the prompt is missing, else after the usual interval."""
