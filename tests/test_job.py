@@ -6,6 +6,7 @@ Every server here is a replayed ComfyUI 0.3.64 transcript (``tests/replay.py``);
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -259,6 +260,60 @@ def test_a_waiting_prompt_the_server_lost_is_sent_again(tmp_path: Path, invert: 
     reason = "ComfyUI restarted and lost your job before it started; it was sent again"
     assert events == [Resubmitted("http://comfy.test", reason), Started()]
     assert [r.url.path for r in replay.requests].count("/upload/image") == 1  # the upload is known: not sent twice
+
+
+def restarting(replay: Replay, down_for: int) -> list[str]:
+    """Make ``replay``'s server restart right after it accepts the first prompt: ``down_for`` HTTP
+    requests are refused, then it answers without a trace of that prompt. Returns the posted ids."""
+    posted = forgetful(replay, 1)
+    post = replay.routes[("POST", "/prompt")]
+
+    def post_then_restart(request: httpx.Request) -> httpx.Response:
+        answer = post(request)
+        if len(posted) == 1:
+            replay.down_requests = down_for
+        return answer
+
+    replay.routes[("POST", "/prompt")] = post_then_restart
+    return posted
+
+
+def test_a_waiting_prompt_waits_for_its_server_to_come_back(tmp_path: Path, invert: TabSpec,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(Job, "server_wait", 10.0)
+    replay = Replay(load_transcript("b1_load_invert_save"))
+    posted = restarting(replay, 4)
+    job = client_for(replay, tmp_path, tracker="http", poll_interval=0.001).submit(invert, {"image": png_bytes()})
+    events = list(job.events())
+    assert job.result(5).images and posted == [job.prompt_id] * 2 and replay.refused == 4
+    assert events == [Resubmitted("http://comfy.test", "ComfyUI restarted and lost your job before it started; "
+                                                       "it was sent again"), Started()]
+
+
+def test_a_server_that_does_not_come_back_in_time_is_given_up(tmp_path: Path, invert: TabSpec,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(Job, "server_wait", 0.05)
+    replay = Replay(load_transcript("b1_load_invert_save"))
+    posted = restarting(replay, 10**9)
+    job = client_for(replay, tmp_path, tracker="http", poll_interval=0.001).submit(invert, {"image": png_bytes()})
+    with pytest.raises(ServerUnavailable) as caught:
+        job.result(5)
+    assert str(caught.value).startswith("Cannot reach ComfyUI at http://comfy.test (connection refused).")
+    assert posted == [job.prompt_id] and replay.refused > 3  # it kept asking while it waited
+
+
+def test_a_job_cancelled_while_its_server_is_down_is_not_sent_again(tmp_path: Path, invert: TabSpec,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(Job, "server_wait", 10.0)
+    replay = Replay(load_transcript("b1_load_invert_save"))
+    posted = restarting(replay, 10**9)
+    job = client_for(replay, tmp_path, tracker="http", poll_interval=0.001).submit(invert, {"image": png_bytes()})
+    while replay.refused < 4:  # the first look at its place, the look that failed, then two while waiting
+        time.sleep(0.001)
+    job.cancel()  # the server cannot be told; the job still ends at once
+    with pytest.raises(JobCancelled) as caught:
+        job.result(5)
+    assert str(caught.value) == "Cancelled before it started." and posted == [job.prompt_id]  # sent once only
 
 
 def test_a_prompt_lost_again_and_again_is_given_up(tmp_path: Path, invert: TabSpec) -> None:
