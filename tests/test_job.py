@@ -257,7 +257,7 @@ def test_a_waiting_prompt_the_server_lost_is_sent_again(tmp_path: Path, invert: 
     events = list(job.events())
     assert job.result(5).images[0].path.read_bytes() == replay.view_bytes
     assert posted == [job.prompt_id, job.prompt_id]  # the same id: the restarted server has no trace of it
-    reason = "ComfyUI restarted and lost your job before it started; it was sent again"
+    reason = "ComfyUI restarted and lost your job; it was sent again"
     assert events == [Resubmitted("http://comfy.test", reason), Started()]
     assert [r.url.path for r in replay.requests].count("/upload/image") == 1  # the upload is known: not sent twice
 
@@ -286,8 +286,8 @@ def test_a_waiting_prompt_waits_for_its_server_to_come_back(tmp_path: Path, inve
     job = client_for(replay, tmp_path, tracker="http", poll_interval=0.001).submit(invert, {"image": png_bytes()})
     events = list(job.events())
     assert job.result(5).images and posted == [job.prompt_id] * 2 and replay.refused == 4
-    assert events == [Resubmitted("http://comfy.test", "ComfyUI restarted and lost your job before it started; "
-                                                       "it was sent again"), Started()]
+    assert events == [Resubmitted("http://comfy.test", "ComfyUI restarted and lost your job; it was sent again"),
+                      Started()]
 
 
 def test_a_server_that_does_not_come_back_in_time_is_given_up(tmp_path: Path, invert: TabSpec,

@@ -19,7 +19,7 @@ from tests.fake_comfyui import FakeComfyUI
 from tests.harness import wait_for
 from tests.test_fake_comfyui import slow_chain
 
-SENT_AGAIN = "ComfyUI restarted and lost your job before it started; it was sent again"
+SENT_AGAIN = "ComfyUI restarted and lost your job; it was sent again"
 
 
 @pytest.fixture()

@@ -320,7 +320,7 @@ class Job:
         if not self._may_resend():
             raise ServerError(f"ComfyUI at {self.client.url} lost this job while running it (it restarted, or "
                               "the run was removed from its queue); nothing was saved. Run it again.")
-        self._resubmit(self.client, "ComfyUI restarted and lost your job before it started; it was sent again")
+        self._resubmit(self.client, "ComfyUI restarted and lost your job; it was sent again")
 
     def _resubmit(self, server: JobServer, reason: str) -> None:
         """Send the prompt (same id, same uploads) to ``server`` and follow it there from the start."""
