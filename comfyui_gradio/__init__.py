@@ -11,7 +11,8 @@ and schemas into tab specs and prepared prompts (pure), ``comfy`` talks to Comfy
 """
 
 from .comfy.client import ComfyClient, LocalFile
-from .comfy.events import Cached, JobEvent, NodeStarted, OutputReady, Preview, Progress, Queued, Started
+from .comfy.events import (Cached, JobEvent, NodeStarted, OutputReady, Preview, Progress, Queued, Resubmitted,
+                           Started)
 from .comfy.job import Job, JobHooks
 from .comfy.server import JobServer
 from .comfy.pool import ComfyPool, Durations, ServerStatus
@@ -29,6 +30,6 @@ __all__ = [
     "Cached", "Catalog", "ComfyClient", "ComfyGradioError", "ComfyPool", "ConfigError", "Durations",
     "ExecutionFailed", "InputError", "InputSpec", "Job", "JobCancelled", "JobEvent", "JobHooks", "JobServer", "JobTimeout", "Limits", "LocalFile",
     "NodeStarted", "Output", "OutputFile", "OutputReady", "Param", "PreparedPrompt", "Preview", "Problem",
-    "Progress", "PromptRejected", "ProtocolError", "Queued", "RunResult", "ServerError", "ServerStatus",
+    "Progress", "PromptRejected", "ProtocolError", "Queued", "Resubmitted", "RunResult", "ServerError", "ServerStatus",
     "ServerUnavailable", "Started", "TabSpec", "WebSocketConnection", "WebSocketConnector", "Workflow", "load_tab",
 ]  # fmt: skip

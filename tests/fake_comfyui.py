@@ -37,10 +37,12 @@ Faithful (checked against the transcripts, or mirrored from ComfyUI's own logic)
   after enqueuing (a fast prompt then often streams first).
 
 Knobs (attributes, read at use time): step_delay (KSampler seconds per step), node_delay (seconds per node,
-cut short by an interrupt), max_pixels (EmptyImage allocation limit), checkpoints; ``crash()`` stops answering.
-Inspection: uploads, prompts, requests, ws_connections, queue_remaining, base_dir / input_dir / output_dir /
-temp_dir. Only the routes the client uses are served (plus ``/history`` and ``/object_info/<class>``).
-Dropped or refused sockets are exercised by replaying recordings through the client's transport, not here.
+cut short by an interrupt), max_pixels (EmptyImage allocation limit), checkpoints, refuse_ws (every WebSocket
+upgrade is answered 403 while HTTP still works: a proxy in front that blocks WebSockets, not ComfyUI itself);
+``crash()`` stops answering, ``restart(down_for)`` kills the server and starts it again on the same port with an
+empty queue and history. Inspection: uploads, prompts, requests, ws_connections, queue_remaining, base_dir /
+input_dir / output_dir / temp_dir. Only the routes the client uses are served (plus ``/history`` and
+``/object_info/<class>``). Single dropped sockets are exercised by replaying recordings, not here.
 
 Simplified (known gaps):
 
@@ -1101,6 +1103,7 @@ class FakeComfyUI:
         self._object_info = _load_object_info(str(object_info_path))
         self.step_delay, self.node_delay = step_delay, node_delay
         self.max_pixels = max_pixels
+        self.refuse_ws = False
         self.checkpoints = list(checkpoints) if checkpoints is not None else ["tiny-random-sd15.safetensors"]
         self.host, self.port = host, port
         self.url = ""
@@ -1140,6 +1143,9 @@ class FakeComfyUI:
         for d in (self.input_dir, self.output_dir, self.temp_dir):
             d.mkdir()
         Image.new("RGB", (64, 64), (128, 128, 128)).save(self.input_dir / "example.png")
+        return self._launch()
+
+    def _launch(self) -> FakeComfyUI:
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._serve, name="fake-comfyui-http", daemon=True)
         self._thread.start()
@@ -1152,6 +1158,11 @@ class FakeComfyUI:
     def stop(self) -> None:
         if self._loop is None:
             return
+        self._halt()
+        shutil.rmtree(self.base_dir, ignore_errors=True)
+
+    def _halt(self) -> None:
+        """Stop the worker (a running prompt is interrupted) and the event loop."""
         with self._cv:
             self._stopping = True
             self._cv.notify_all()
@@ -1162,12 +1173,24 @@ class FakeComfyUI:
         if self._thread is not None:
             self._thread.join(10)
         self._loop = None
-        shutil.rmtree(self.base_dir, ignore_errors=True)
 
     def crash(self) -> None:
         """Die like a killed process: connections are cut and nothing more is sent."""
         self._crashed = True
         self.stop()
+
+    def restart(self, down_for: float = 0.0) -> None:
+        """Kill the server and start it again on the same port after ``down_for`` seconds.
+
+        Like a restarted ComfyUI: connections are cut without a word, and the new process has an
+        empty queue and history (both live in memory), a cold cache, and ``number`` from 0 again;
+        the files in input/, output/ and temp/ stay. Knobs and the inspection lists are kept.
+        """
+        self._crashed = True
+        self._halt()
+        self._init_state()
+        time.sleep(down_for)
+        self._launch()
 
     def __enter__(self) -> FakeComfyUI:
         return self.start()
@@ -1466,7 +1489,7 @@ class FakeComfyUI:
     # -- WebSocket --------------------------------------------------------------------------------------
     async def _handle_ws(self, req: Request, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         key = req.headers.get("sec-websocket-key")
-        if req.path != "/ws" or not key:
+        if self.refuse_ws or req.path != "/ws" or not key:
             writer.write(_encode_response(Response(404 if req.path != "/ws" else 403), keep_alive=False))
             await writer.drain()
             return

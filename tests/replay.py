@@ -91,6 +91,8 @@ class Replay:
         self.refuse_reconnect = False
         self.refuse_sockets = False  # refuse even the first connection
         self.down = False  # refuse every connection, HTTP too
+        self.down_requests = 0  # refuse this many HTTP requests, then answer again
+        self.refused = 0  # HTTP requests refused so far
         self.foreign = list(foreign or [])  # another prompt's frames, interleaved with the run's
         self.finished = threading.Event()  # the run has ended: /history has its entry
         self.running_polls = running_polls
@@ -173,7 +175,9 @@ class Replay:
         return httpx.MockTransport(self.handle)
 
     def handle(self, request: httpx.Request) -> httpx.Response:
-        if self.down:
+        if self.down or self.down_requests > 0:
+            self.down_requests -= 1
+            self.refused += 1
             raise httpx.ConnectError("connection refused", request=request)
         self.requests.append(request)
         path = request.url.path

@@ -159,7 +159,7 @@ def test_dropped_socket_reconnects_and_finishes(tmp_path: Path, catalog: Catalog
 
 def test_socket_that_cannot_come_back_falls_back_to_polling(tmp_path: Path, catalog: Catalog,
                                                              monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(Job, "reconnect_delays", (0.0, 0.0, 0.0))
+    monkeypatch.setattr(Job, "reconnect_delay", 0.0)
     replay = Replay(load_transcript("b1_load_invert_save"), drop_after=4, running_polls=3)
     replay.refuse_reconnect = True
     job = client_for(replay, tmp_path, poll_interval=0.001).submit(load_tab(WORKFLOWS / "invert.json", catalog),

@@ -460,3 +460,26 @@ def test_no_client_id_generates_sid(fake: FakeComfyUI) -> None:
     ws = Ws(fake)
     status = ws.recv()
     assert status["type"] == "status" and len(status["data"]["sid"]) == 32
+
+
+def test_a_restart_forgets_the_queue_and_history_but_keeps_the_files(fake: FakeComfyUI, client: httpx.Client) -> None:
+    fake.node_delay = 0.2
+    done = client.post("/prompt", json={"prompt": slow_chain(1, "probe/kept")}).json()["prompt_id"]
+    wait_for(lambda: client.get(f"/history/{done}").json() != {})
+    running, waiting = (client.post("/prompt", json={"prompt": slow_chain(c)}).json() for c in (2, 3))
+    wait_for(lambda: fake.queue_remaining == 2)
+    url, ws = fake.url, Ws(fake, "before")
+    assert ws.recv()["type"] == "status"
+    fake.restart()
+    with pytest.raises((websocket.WebSocketConnectionClosedException, ConnectionResetError)):
+        ws.recv()  # cut without a close frame, as a killed process
+    assert fake.url == url
+    assert client.get("/queue").json() == {"queue_running": [], "queue_pending": []}
+    assert client.get("/history").json() == {} and client.get(f"/history/{done}").json() == {}
+    assert client.get("/view", params={"filename": "kept_00001_.png", "subfolder": "probe"}).status_code == 200
+    again = client.post("/prompt", json={"prompt": slow_chain(4)}).json()
+    assert again["number"] == 0 and running["number"] == 1 and waiting["number"] == 2  # counting starts over
+    fake.refuse_ws = True
+    with pytest.raises(websocket.WebSocketBadStatusException, match="403"):
+        Ws(fake, "after")
+    assert client.get("/system_stats").status_code == 200  # HTTP still works

@@ -6,16 +6,17 @@ Every server here is a replayed ComfyUI 0.3.64 transcript (``tests/replay.py``);
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from comfyui_gradio.comfy.events import (Cached, NodeStarted, OutputReady, Preview, Progress, Queued, Started,
-                                         parse_binary)
+from comfyui_gradio.comfy.events import (Cached, NodeStarted, OutputReady, Preview, Progress, Queued, Resubmitted,
+                                         Started, parse_binary)
 from comfyui_gradio.comfy.job import Job
-from comfyui_gradio.errors import ExecutionFailed, JobCancelled, ServerUnavailable
+from comfyui_gradio.errors import ExecutionFailed, JobCancelled, ServerError, ServerUnavailable
 from comfyui_gradio.forms.catalog import Catalog
 from comfyui_gradio.forms.loader import load_tab
 from comfyui_gradio.forms.schema import TabSpec, tab_from_schema
@@ -26,8 +27,9 @@ from tests.replay import Replay, binary_frame, client_for, load_transcript, png_
 
 @pytest.fixture(autouse=True)
 def no_waiting(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(Job, "reconnect_delays", (0.0, 0.0, 0.0))
+    monkeypatch.setattr(Job, "reconnect_delay", 0.0)
     monkeypatch.setattr(Job, "history_delays", (0.0, 0.0, 0.0))
+    monkeypatch.setattr(Job, "server_wait", 0.0)
 
 
 @pytest.fixture()
@@ -143,6 +145,32 @@ def test_history_is_read_only_after_the_run_has_finished(tmp_path: Path, invert:
     assert len(asked) == 1 and result.images[0].output_name == "inverted"  # one read, after executing(null)
 
 
+@pytest.mark.parametrize("failed_looks", [0, 2])
+def test_a_socket_that_goes_silent_is_not_waited_on_forever(failed_looks: int, tmp_path: Path, invert: TabSpec,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(Job, "socket_check_interval", 0.01, raising=False)  # (absent before the watchdog)
+    replay = Replay(load_transcript("b1_load_invert_save"), running_polls=3)
+    history = replay._history
+    failures = iter(range(failed_looks))
+
+    def flaky(request: httpx.Request) -> httpx.Response:  # the first looks fail: the socket is still open
+        if next(failures, None) is not None:
+            raise httpx.ConnectError("connection refused", request=request)
+        return history(request.url.path.rsplit("/", 1)[-1])
+
+    replay.routes[("GET", "/history/{id}")] = flaky
+
+    def post(request: httpx.Request) -> httpx.Response:  # accepted, but nothing ever comes on the socket
+        replay.prompt_id = json.loads(request.content)["prompt_id"]
+        replay._undelivered = replay.run_frames()
+        return httpx.Response(200, json={"prompt_id": replay.prompt_id, "number": 1, "node_errors": {}})
+
+    replay.routes[("POST", "/prompt")] = post
+    job = client_for(replay, tmp_path).submit(invert, {"image": png_bytes()}, timeout=5)
+    assert job.result(5).images[0].path.read_bytes() == replay.view_bytes
+    assert len(replay.sockets) == 1 and replay.sockets[0].closed  # closed once the job had ended
+
+
 # ---- cancelling -----------------------------------------------------------------------------------
 
 def test_cancelling_one_of_two_jobs_on_a_server_stops_only_that_one(tmp_path: Path, invert: TabSpec) -> None:
@@ -205,16 +233,130 @@ def test_cancelling_a_running_job_interrupts_it_and_says_it_was_you(tmp_path: Pa
     assert [r.url.path for r in replay.requests if r.method == "POST"].count("/interrupt") == 1
 
 
-def test_a_prompt_gone_from_the_queue_is_reported_after_three_polls(tmp_path: Path, invert: TabSpec) -> None:
-    replay = Replay(load_transcript("b1_load_invert_save"))
+def forgetful(replay: Replay, forget: int) -> list[str]:
+    """Make ``replay``'s server lose each of the first ``forget`` prompts it accepts (a restart right
+    after the POST: /queue shows only other prompts); later ones run. Returns the posted prompt ids."""
+    posted: list[str] = []
+    accept, queue = replay.post_prompt, replay._queue
     others = queue_body(24, "no prompt of ours", "")  # A running, B and D waiting: none of them is ours
-    replay.routes[("GET", "/queue")] = lambda request: httpx.Response(200, json=others)
+
+    def post(request: httpx.Request) -> httpx.Response:
+        posted.append(json.loads(request.content)["prompt_id"])
+        return accept(request)
+
+    replay.routes[("POST", "/prompt")] = post
+    replay.routes[("GET", "/queue")] = lambda request: (httpx.Response(200, json=others) if len(posted) <= forget
+                                                        else queue())
+    return posted
+
+
+def test_a_waiting_prompt_the_server_lost_is_sent_again(tmp_path: Path, invert: TabSpec) -> None:
+    replay = Replay(load_transcript("b1_load_invert_save"))
+    posted = forgetful(replay, 1)
     job = client_for(replay, tmp_path, tracker="http", poll_interval=0.001).submit(invert, {"image": png_bytes()})
+    events = list(job.events())
+    assert job.result(5).images[0].path.read_bytes() == replay.view_bytes
+    assert posted == [job.prompt_id, job.prompt_id]  # the same id: the restarted server has no trace of it
+    reason = "ComfyUI restarted and lost your job; it was sent again"
+    assert events == [Resubmitted("http://comfy.test", reason), Started()]
+    assert [r.url.path for r in replay.requests].count("/upload/image") == 1  # the upload is known: not sent twice
+
+
+def restarting(replay: Replay, down_for: int) -> list[str]:
+    """Make ``replay``'s server restart right after it accepts the first prompt: ``down_for`` HTTP
+    requests are refused, then it answers without a trace of that prompt. Returns the posted ids."""
+    posted = forgetful(replay, 1)
+    post = replay.routes[("POST", "/prompt")]
+
+    def post_then_restart(request: httpx.Request) -> httpx.Response:
+        answer = post(request)
+        if len(posted) == 1:
+            replay.down_requests = down_for
+        return answer
+
+    replay.routes[("POST", "/prompt")] = post_then_restart
+    return posted
+
+
+def test_a_waiting_prompt_waits_for_its_server_to_come_back(tmp_path: Path, invert: TabSpec,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(Job, "server_wait", 10.0)
+    replay = Replay(load_transcript("b1_load_invert_save"))
+    posted = restarting(replay, 4)
+    job = client_for(replay, tmp_path, tracker="http", poll_interval=0.001).submit(invert, {"image": png_bytes()})
+    events = list(job.events())
+    assert job.result(5).images and posted == [job.prompt_id] * 2 and replay.refused == 4
+    assert events == [Resubmitted("http://comfy.test", "ComfyUI restarted and lost your job; it was sent again"),
+                      Started()]
+
+
+def test_a_server_that_does_not_come_back_in_time_is_given_up(tmp_path: Path, invert: TabSpec,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(Job, "server_wait", 0.05)
+    replay = Replay(load_transcript("b1_load_invert_save"))
+    posted = restarting(replay, 10**9)
+    job = client_for(replay, tmp_path, tracker="http", poll_interval=0.001).submit(invert, {"image": png_bytes()})
+    with pytest.raises(ServerUnavailable) as caught:
+        job.result(5)
+    assert str(caught.value).startswith("Cannot reach ComfyUI at http://comfy.test (connection refused).")
+    assert posted == [job.prompt_id] and replay.refused > 3  # it kept asking while it waited
+
+
+def test_a_job_cancelled_while_its_server_is_down_is_not_sent_again(tmp_path: Path, invert: TabSpec,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(Job, "server_wait", 10.0)
+    replay = Replay(load_transcript("b1_load_invert_save"))
+    posted = restarting(replay, 10**9)
+    job = client_for(replay, tmp_path, tracker="http", poll_interval=0.001).submit(invert, {"image": png_bytes()})
+    while replay.refused < 4:  # the first look at its place, the look that failed, then two while waiting
+        time.sleep(0.001)
+    job.cancel()  # the server cannot be told; the job still ends at once
     with pytest.raises(JobCancelled) as caught:
         job.result(5)
-    assert str(caught.value) == ("The run is no longer on the server's queue (it was cancelled, or ComfyUI "
-                                 "restarted). Run it again.")
-    assert sum(r.url.path == "/queue" for r in replay.requests) == 1 + 3  # the first look, then three misses
+    assert str(caught.value) == "Cancelled before it started." and posted == [job.prompt_id]  # sent once only
+
+
+def test_a_prompt_lost_again_and_again_is_given_up(tmp_path: Path, invert: TabSpec) -> None:
+    replay = Replay(load_transcript("b1_load_invert_save"))
+    posted = forgetful(replay, 10)
+    job = client_for(replay, tmp_path, tracker="http", poll_interval=0.001).submit(invert, {"image": png_bytes()})
+    with pytest.raises(ServerError) as caught:
+        job.result(5)
+    assert str(caught.value) == "ComfyUI lost this job 3 times; it was not sent again. Run it again later."
+    assert len(posted) == 1 + 3  # each time: a look at its place, then three looks that miss it
+    assert sum(r.url.path == "/queue" for r in replay.requests) == len(posted) * (1 + 3)
+
+
+def test_a_running_prompt_the_server_lost_fails_with_the_reason(tmp_path: Path, invert: TabSpec) -> None:
+    replay = Replay(load_transcript("b1_load_invert_save"), running_polls=10**6)
+    answers = iter(["first look", "running", "gone", "gone", "gone"])
+
+    def queue(request: httpx.Request) -> httpx.Response:
+        running = [[1, replay.prompt_id, {}, {}, []]] if next(answers) == "running" else []
+        return httpx.Response(200, json={"queue_running": running, "queue_pending": []})
+
+    replay.routes[("GET", "/queue")] = queue
+    job = client_for(replay, tmp_path, tracker="http", poll_interval=0.001).submit(invert, {"image": png_bytes()})
+    with pytest.raises(ServerError) as caught:
+        job.result(5)
+    assert str(caught.value) == ("ComfyUI at http://comfy.test lost this job while running it (it restarted, or "
+                                 "the run was removed from its queue); nothing was saved. Run it again.")
+    assert sum(r.url.path == "/prompt" for r in replay.requests) == 1
+
+
+def test_a_cancelled_prompt_is_never_sent_again(tmp_path: Path, invert: TabSpec) -> None:
+    replay = Replay(load_transcript("b1_load_invert_save"), running_polls=10**6)
+    posted = forgetful(replay, 0)
+    replay.routes[("POST", "/interrupt")] = lambda request: (replay.routes.update(
+        {("GET", "/queue"): lambda r: httpx.Response(200, json={"queue_running": [], "queue_pending": []})})
+        or httpx.Response(200))  # interrupted, and then the server restarts: no history of it either
+    job = client_for(replay, tmp_path, tracker="http", poll_interval=0.001).submit(invert, {"image": png_bytes()})
+    assert next(e for e in job.events() if e is not None) == Started()
+    job.cancel()
+    with pytest.raises(JobCancelled) as caught:
+        job.result(5)
+    assert str(caught.value) == "Cancelled by you; nothing was saved from this run."
+    assert posted == [job.prompt_id]
 
 
 def test_a_prompt_missing_twice_in_a_row_is_still_followed(tmp_path: Path, invert: TabSpec) -> None:
@@ -342,3 +484,41 @@ def test_the_socket_url_follows_the_server_url(tmp_path: Path, invert: TabSpec) 
     job.result(5)
     assert (replay.sockets[0].url, replay.sockets[0].timeout) == (
         f"wss://comfy.test/ws?clientId={job.client_id}", 7.0)
+
+
+# ---- odd answers ------------------------------------------------------------------------------------
+
+def history_outputs(replay: Replay, outputs: dict[str, Any]) -> None:
+    entry = replay.recorded_http("GET", f"/history/{replay.recorded_id}")["response_json"][replay.recorded_id]
+    entry["outputs"] = outputs
+
+
+def test_outputs_are_saved_under_safe_names_whatever_the_server_calls_them(tmp_path: Path, invert: TabSpec) -> None:
+    replay = Replay(load_transcript("b1_load_invert_save"))
+    names = ["", "..", "x" * 300 + ".png", "../../" + "y" * 300]
+    history_outputs(replay, {"3": {"images": [{"filename": n, "subfolder": "", "type": "output"} for n in names]}})
+    result = client_for(replay, tmp_path).run(invert, {"image": png_bytes()})
+    assert [o.path.name for o in result.images] == ["3_output.png", "3_1_output.png", f"3_{'x' * 100}.png",
+                                                    f"3_{'y' * 100}.png"]
+    assert all(o.path.parent == tmp_path / result.prompt_id and o.path.read_bytes() == replay.view_bytes
+               for o in result.images) and result.warnings == []
+    asked = [r.url.params["filename"] for r in replay.requests if r.url.path == "/view"]
+    assert asked == names  # the server's own names are what it is asked for
+
+
+def test_a_run_that_produced_nothing_says_so(tmp_path: Path, invert: TabSpec) -> None:
+    import gradio as gr
+
+    from comfyui_gradio.comfy.results import NO_OUTPUT
+    from comfyui_gradio.web.stream import Outputs, RunStream
+
+    replay = Replay(load_transcript("b1_load_invert_save"))
+    history_outputs(replay, {})
+    result = client_for(replay, tmp_path).run(invert, {"image": png_bytes()})
+    assert result.outputs == [] and result.warnings == [NO_OUTPUT]
+    assert NO_OUTPUT == ("The workflow finished but produced no output. Check that it has an output node (Save "
+                         "Image, Preview Image, ...) connected to the rest, and that the outputs its schema names "
+                         "exist.")
+    outputs = Outputs(gr.Markdown(), gr.Gallery(), gr.JSON())
+    status = RunStream(outputs, lambda job: None, previews=False).final([result])[outputs.status]
+    assert status.startswith(f"⚠️ {NO_OUTPUT} (") and "Done" not in status

@@ -12,7 +12,7 @@ from typing import Callable
 import httpx
 import pytest
 
-from comfyui_gradio.comfy.events import Started
+from comfyui_gradio.comfy.events import Resubmitted, Started
 from comfyui_gradio.comfy.job import Job
 from comfyui_gradio.comfy.pool import ComfyPool, Durations, missing_requirements
 from comfyui_gradio.errors import JobTimeout, ServerError
@@ -255,7 +255,7 @@ def test_the_health_check_keeps_running_in_the_background(tmp_path: Path, object
 def test_a_job_that_was_running_fails_clearly_or_is_retried_when_asked(tmp_path: Path, object_info: dict,
                                                                        catalog: Catalog,
                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(Job, "reconnect_delays", (0.0,))
+    monkeypatch.setattr(Job, "reconnect_delay", 0.0)
     for retry in (False, True):
         pool, (a, b) = replayed_pool(tmp_path, object_info, "a", "b")
         a.drop_after = 4  # the socket dies after execution_start, and the server with it
@@ -277,7 +277,7 @@ def test_a_job_that_was_running_fails_clearly_or_is_retried_when_asked(tmp_path:
 
 def test_a_running_job_is_retried_only_once(tmp_path: Path, object_info: dict, catalog: Catalog,
                                             monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(Job, "reconnect_delays", (0.0,))
+    monkeypatch.setattr(Job, "reconnect_delay", 0.0)
     pool, (a, b, c) = replayed_pool(tmp_path, object_info, "a", "b", "c")
     for replay in (a, b):  # each dies after execution_start
         replay.drop_after = 4
@@ -289,7 +289,9 @@ def test_a_running_job_is_retried_only_once(tmp_path: Path, object_info: dict, c
         job.result(5)
     assert str(caught.value) == ("ComfyUI at http://b.test stopped responding while running this job; "
                                  "nothing was saved. Run it again.")
-    assert events == [Started(), Started()] and c.prompt_id is None  # started on a, then on b
+    moved = Resubmitted("http://b.test", "ComfyUI at http://a.test stopped answering; your job was sent to "
+                                         "http://b.test")
+    assert events == [Started(), moved, Started()] and c.prompt_id is None  # started on a, then on b
 
 
 def test_missing_requirements_name_absent_nodes_and_model_files(catalog: Catalog) -> None:

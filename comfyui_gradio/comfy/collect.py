@@ -8,8 +8,11 @@ job's folder under names made here; the server's file name is never trusted as a
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 from typing import Any, Callable, Mapping
+
+from PIL import Image, UnidentifiedImageError
 
 from ..forms.schema import TabSpec
 from .results import OutputFile, kind_of
@@ -60,7 +63,7 @@ def _node_outputs(node_id: str, name: str, output: Mapping[str, Any], download: 
 def _save_file(job_dir: Path, node_id: str, name: str, key: str, item: Mapping[str, Any],
                download: Downloader) -> OutputFile:
     data = download(str(item["filename"]), str(item.get("subfolder", "")), str(item.get("type", "output")))
-    path = local_path(job_dir, node_id, str(item["filename"]))
+    path = local_path(job_dir, node_id, str(item["filename"]), _image_suffix(data) if key == "images" else "")
     path.write_bytes(data)
     return OutputFile(path, kind_of(path.name, key), node_id, name, preview=item.get("type") == "temp")
 
@@ -71,21 +74,52 @@ def _save_text(job_dir: Path, node_id: str, name: str, text: str, index: int) ->
     return OutputFile(path, "text", node_id, name, text=text)
 
 
-def local_path(job_dir: Path, node_id: str, server_name: str) -> Path:
-    """A new path ``<node>_<name>`` inside ``job_dir``; a taken name gets ``<node>_<n>_<name>``.
+MAX_STEM = 100  # characters kept of a server's file name (file systems allow 255 bytes in all)
+MAX_SUFFIX = 8  # a longer "extension" is part of the name, not a file type
 
-    Only the last part of ``server_name`` is kept, with anything but letters, digits, ``._- ``
-    replaced, so ``../../x.png`` or ``/abs/x.png`` stays inside the folder.
+
+def local_path(job_dir: Path, node_id: str, server_name: str, fallback_suffix: str = "") -> Path:
+    """A new path ``<node>_<name><suffix>`` inside ``job_dir``; a taken name gets ``<node>_<n>_<name>``.
+
+    Whatever the server calls the file, the name is never empty, never a path and never long:
+    only the last part of ``server_name`` is kept, anything but letters, digits, ``._- `` is
+    replaced, leading dots go, the stem is cut to ``MAX_STEM`` characters, and an empty one is
+    ``output``. So ``""``, ``..``, ``../../x.png``, ``/abs/x.png`` and a 300-character name all
+    stay inside the folder. ``fallback_suffix`` (e.g. ``.png`` sniffed from the bytes) is used when
+    the server's name has no usable suffix.
     """
     job_dir.mkdir(parents=True, exist_ok=True)
-    base = Path(server_name.replace("\\", "/")).name
-    safe = "".join(c if c.isalnum() or c in "._- " else "_" for c in base).lstrip(".") or "output"
-    path = job_dir / f"{_slug(node_id)}_{safe}"
+    stem, suffix = _split(Path(server_name.replace("\\", "/")).name)
+    safe = _clean(stem)[:MAX_STEM].strip() or "output"
+    name = f"{safe}{suffix or fallback_suffix}"
+    node = _slug(node_id)[:40]
+    path = job_dir / f"{node}_{name}"
     counter = 1
     while path.exists():
-        path = job_dir / f"{_slug(node_id)}_{counter}_{safe}"
+        path = job_dir / f"{node}_{counter}_{name}"
         counter += 1
     return path
+
+
+def _split(base: str) -> tuple[str, str]:
+    """(stem, suffix) of a file name; a suffix that is long or not alphanumeric stays in the stem."""
+    stem, dot, suffix = base.rpartition(".")
+    if not dot or not stem.strip(".") or not suffix.isalnum() or len(suffix) + 1 > MAX_SUFFIX:
+        return base, ""
+    return stem, f".{suffix}"
+
+
+def _clean(text: str) -> str:
+    return "".join(c if c.isalnum() or c in "._- " else "_" for c in text).lstrip(". ")
+
+
+def _image_suffix(data: bytes) -> str:
+    """``.png``, ``.jpeg``, ``.webp``... from the bytes; "" if Pillow cannot tell."""
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            return f".{image.format.lower()}" if image.format else ""
+    except (UnidentifiedImageError, OSError, ValueError):
+        return ""
 
 
 def _listed(items: Any) -> list[Any]:

@@ -29,6 +29,7 @@ __all__ = [
     "PreviewFrame",
     "Progress",
     "Queued",
+    "Resubmitted",
     "Started",
     "TextFrame",
     "WireMessage",
@@ -202,4 +203,13 @@ class OutputReady:
     output: dict[str, Any] = field(default_factory=dict)
 
 
-JobEvent = Union[Queued, Started, Cached, NodeStarted, Progress, Preview, OutputReady]
+@dataclass(frozen=True)
+class Resubmitted:
+    """The prompt was sent again to ``server``: the server it was on lost it before it started
+    (ComfyUI restarted, or stopped answering). ``reason`` is the line to show."""
+
+    server: str
+    reason: str
+
+
+JobEvent = Union[Queued, Started, Cached, NodeStarted, Progress, Preview, OutputReady, Resubmitted]

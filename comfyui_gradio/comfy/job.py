@@ -6,9 +6,18 @@ socket ``/ws?clientId=<new id>`` is opened first with the ``feature_flags`` hand
 before the HTTP answer are already recognisable. Messages of other prompts are ignored. The
 outputs are read from ``/history/{id}`` (authoritative) and downloaded through ``/view`` into the
 job's folder by ``collect.collect_outputs``. The job talks to its server only through the narrow
-``server.JobServer`` interface. If the socket drops it is reopened with the same client id; if that fails, or the
-socket was refused in the first place, the job is finished by polling ``/history`` and ``/queue``
-(``tracker="http"`` does only that). A pool can move a job to another server (``JobHooks``).
+``server.JobServer`` interface.
+
+The socket is not trusted alone: a restarted ComfyUI forgets its queue, and a socket can stay open
+with nothing on it (a proxy). So while following the socket the job also looks over HTTP every
+``socket_check_interval`` seconds, and at once after reopening a dropped socket. A dropped socket is
+reopened once with the same client id; if that fails, or the socket was refused in the first place,
+the job is finished by polling ``/history`` and ``/queue`` (``tracker="http"`` does only that).
+
+A prompt the server lost (it stopped answering, or it answers but has the prompt in neither its
+queue nor its history) is sent again if it had not started: to another server of a pool
+(``JobHooks.failover``), else to the same one once it answers again (within ``server_wait`` s). A
+started prompt is sent again only with ``JobHooks.retry_running``; a cancelled one never.
 """
 
 from __future__ import annotations
@@ -30,8 +39,8 @@ from ..forms.prepare import PreparedPrompt
 from ..forms.schema import TabSpec
 from .collect import collect_outputs, node_title
 from .events import (Cached, JobEvent, MessageType, NodeStarted, OutputReady, Preview, PreviewFrame, Progress,
-                     Queued, Started, TextFrame, WireMessage, parse_binary, parse_text)
-from .results import RunResult
+                     Queued, Resubmitted, Started, TextFrame, WireMessage, parse_binary, parse_text)
+from .results import NO_OUTPUT, RunResult
 from .server import JobServer
 from .transport import WebSocketClosed, WebSocketConnection
 
@@ -49,6 +58,10 @@ _CANCEL = object()  # put into a job's inbox by Job.cancel()
 class _Disconnected:
     reason: str
     socket: object  # which connection ended: a replaced socket's end is ignored
+
+
+class _PromptGone(Exception):
+    """The server answers but has the prompt in neither its queue nor its history (e.g. it restarted)."""
 
 
 class QueuePlace(str, Enum):
@@ -80,7 +93,10 @@ class Job:
     ``client`` is the server the prompt is on now (it changes when a pool moves the job).
     """
 
-    reconnect_delays: tuple[float, ...] = (0.1, 0.5, 1.5)  # seconds before each attempt to reopen the socket
+    reconnect_delay: float = 0.1  # seconds before the one attempt to reopen a dropped socket
+    socket_check_interval: float = 5.0  # seconds between looks over HTTP while following the socket
+    server_wait: float = 60.0  # seconds to wait for a lost server to answer again before giving up
+    max_resubmits: int = 3  # times a job is sent again after its server lost it
     history_delays: tuple[float, ...] = (0.0, 0.05, 0.2, 0.5, 1.0)  # before each read of a finished prompt
 
     def __init__(self, client: JobServer, tab: TabSpec, prepared: PreparedPrompt, *, timeout: float | None,
@@ -90,6 +106,8 @@ class Job:
         self.uploads = uploads or {}
         self.hooks = hooks or JobHooks()
         self._retried = False
+        self._resubmits = 0
+        self._misses = 0  # looks in a row that found the prompt in neither the queue nor the history
         self.tab = tab
         self.prepared = prepared
         self.prompt_id = prompt_id or str(uuid.uuid4())
@@ -171,6 +189,8 @@ class Job:
         try:
             self.client.delete_from_queue([self.prompt_id])  # first: a waiting prompt can't start afterwards
             self.client.interrupt(self.prompt_id)
+        except ServerUnavailable as exc:  # down: nothing to remove there, and the job is never sent again
+            log.warning("Could not tell ComfyUI to cancel prompt %s: %s", self.prompt_id, exc)
         finally:
             self._inbox.put(_CANCEL)
 
@@ -244,7 +264,7 @@ class Job:
             self._events.put(None)
 
     def _follow_to_end(self) -> None:
-        """Follow the prompt until it finishes, moving it to another server if this one is lost."""
+        """Follow the prompt until it finishes, sending it again if its server loses it."""
         while True:
             try:
                 self._emit_position()
@@ -252,26 +272,77 @@ class Job:
                     self._follow_http()
                 return
             except ServerUnavailable as exc:
-                self._move(exc)
+                self._server_lost(exc)
+            except _PromptGone:
+                self._prompt_gone()
 
-    def _move(self, lost: ServerUnavailable) -> None:
-        """Resubmit to another server: always while waiting, once while running if allowed."""
+    def _may_resend(self) -> bool:
+        """Whether a lost prompt may be sent again: always before it started, once after if allowed."""
+        return not self._started or (self.hooks.retry_running and not self._retried)
+
+    def _server_lost(self, lost: ServerUnavailable) -> None:
+        """The server stopped answering: move to another server, or wait for this one to come back."""
         lost_url = self.client.url
-        if self._started and not (self.hooks.retry_running and not self._retried):
+        if not self._may_resend():
             raise ServerError(f"ComfyUI at {lost_url} stopped responding while running this job; nothing "
                               "was saved. Run it again.") from lost
         other = self.hooks.failover(self) if self.hooks.failover else None
-        if other is None:
+        if other is not None:
+            self._resubmit(other, f"ComfyUI at {lost_url} stopped answering; your job was sent to {other.url}")
+        elif not self._wait_for_server():
             raise lost
-        log.warning("ComfyUI at %s is gone; moving prompt %s to %s", lost_url, self.prompt_id, other.url)
+        # Back again: following resumes, and sends the prompt again if the server lost it (a restart).
+
+    def _wait_for_server(self) -> bool:
+        """Poll the server until it answers (True), for at most ``server_wait`` seconds."""
+        log.warning("ComfyUI at %s stopped answering; waiting up to %.0f s for it", self.client.url,
+                    self.server_wait)
+        until = time.monotonic() + self.server_wait
+        while time.monotonic() < until:
+            self._pause(self.client.poll_interval)
+            try:
+                self.client.queue_state()
+            except ServerUnavailable:
+                continue
+            return True
+        return False
+
+    def _pause(self, seconds: float) -> None:
+        """Wait ``seconds`` unless cancelled (or out of time); other inbox items are stale here."""
+        try:
+            item = self._next(seconds)
+        except queue.Empty:
+            return
+        if item is _CANCEL:
+            raise JobCancelled("Cancelled before it started." if not self._started else "Cancelled by you.")
+
+    def _prompt_gone(self) -> None:
+        """The server answers but no longer has the prompt: send it again if allowed."""
+        if self._cancelled:
+            raise JobCancelled("Cancelled by you; nothing was saved from this run.")
+        if not self._may_resend():
+            raise ServerError(f"ComfyUI at {self.client.url} lost this job while running it (it restarted, or "
+                              "the run was removed from its queue); nothing was saved. Run it again.")
+        self._resubmit(self.client, "ComfyUI restarted and lost your job; it was sent again")
+
+    def _resubmit(self, server: JobServer, reason: str) -> None:
+        """Send the prompt (same id, same uploads) to ``server`` and follow it there from the start."""
+        if self._resubmits >= self.max_resubmits:
+            raise ServerError(f"ComfyUI lost this job {self._resubmits} times; it was not sent again. Run it "
+                              "again later.")
+        log.warning("Sending prompt %s again, to %s: %s", self.prompt_id, server.url, reason)
+        self._resubmits += 1
         self._retried = self._retried or self._started
         self._started = False
+        self._misses = 0
         self._close_socket()
         self._drain_inbox()
-        self.client = other
-        if other.upload_all(self.uploads) != {k: self.prepared.values[k] for k in self.uploads}:
-            raise ServerError(f"ComfyUI at {other.url} stored the uploaded images under other names; run it again.")
+        self.client = server
+        if server.upload_all(self.uploads) != {k: self.prepared.values[k] for k in self.uploads}:
+            raise ServerError(f"ComfyUI at {server.url} stored the uploaded images under other names; run it "
+                              "again.")
         self._post()
+        self._events.put(Resubmitted(server.url, reason))
 
     def _drain_inbox(self) -> None:
         while True:
@@ -288,19 +359,24 @@ class Job:
         remaining = None if self._deadline is None else self._deadline - time.monotonic()
         if remaining is not None and remaining <= 0:
             self._give_up()
-        limit = min(x for x in (wait, remaining) if x is not None) if (wait or remaining) else None
-        return self._inbox.get(timeout=limit)
+        limits = [x for x in (wait, remaining) if x is not None]
+        return self._inbox.get(timeout=min(limits) if limits else None)
 
     def _give_up(self) -> None:
         self.cancel()
         raise JobTimeout(f"The run took longer than allowed and was cancelled (prompt {self.prompt_id}).")
 
     def _follow_socket(self) -> bool:
-        """Follow the WebSocket; True when the prompt finished, False to continue over HTTP."""
+        """Follow the WebSocket, looking over HTTP now and then; True when the prompt finished,
+        False to continue by polling (the socket could not be reopened)."""
+        next_look = time.monotonic() + self.socket_check_interval
         while True:
             try:
-                item = self._next(None)
+                item = self._next(max(next_look - time.monotonic(), 0.0))
             except queue.Empty:
+                if self._look_while_connected():
+                    return True
+                next_look = self._after_look()
                 continue
             if item is _CANCEL:
                 if not self._started:
@@ -311,20 +387,33 @@ class Job:
                     continue
                 if not self._reconnect(item.reason):
                     return False
-                if self.client.history(self.prompt_id) is not None:
+                if self._look():  # it may have ended, or been lost in a restart, while the socket was away
                     return True
+                next_look = self._after_look()
                 continue
             if self._handle(item):
                 return True
 
+    def _look_while_connected(self) -> bool:
+        """``_look``, except that an HTTP failure is only logged: the open socket says when the
+        server is really gone (it drops), and a run must not fail over one lost poll."""
+        try:
+            return self._look()
+        except ServerError as exc:
+            log.warning("Could not look up prompt %s over HTTP (%s); still following its socket", self.prompt_id,
+                        exc)
+            return False
+
+    def _after_look(self) -> float:
+        """When to look again: soon while the prompt is missing, else after the usual interval."""
+        return time.monotonic() + (self.client.poll_interval if self._misses else self.socket_check_interval)
+
     def _reconnect(self, reason: str) -> bool:
+        """Reopen a dropped socket once; False if it cannot be (the job then polls, at once)."""
         self._ws = None
         log.warning("WebSocket for prompt %s dropped (%s); reconnecting", self.prompt_id, reason)
-        for delay in self.reconnect_delays:
-            time.sleep(delay)
-            if self._open_socket():
-                return True
-        return False
+        time.sleep(self.reconnect_delay)
+        return self._open_socket()
 
     def _handle(self, item: WireMessage | PreviewFrame | TextFrame | None) -> bool:
         """Turn one wire message into job events; True when this prompt has finished."""
@@ -375,25 +464,26 @@ class Job:
 
     def _follow_http(self) -> None:
         """Poll /history and /queue until the prompt ends (the fallback tracker)."""
-        missing = 0
-        while True:
-            entry = self.client.history(self.prompt_id)
-            if entry is not None:
-                return self._check_history(entry)
-            where = self._queue_place()
-            if where is QueuePlace.GONE:
-                missing += 1
-                if self._cancelled or missing >= 3:
-                    raise JobCancelled("The run is no longer on the server's queue (it was cancelled, "
-                                       "or ComfyUI restarted). Run it again.")
-            else:
-                missing = 0
+        while not self._look():
             try:
                 item = self._next(self.client.poll_interval)
             except queue.Empty:
                 continue
             if item is _CANCEL and not self._started:
                 raise JobCancelled("Cancelled before it started.")
+
+    def _look(self) -> bool:
+        """One look over HTTP: True when the prompt has finished. Raises ``_PromptGone`` when it is
+        in neither the queue nor the history three looks in a row (at once if it was cancelled)."""
+        if self.client.history(self.prompt_id) is not None:
+            return True
+        if self._queue_place() is not QueuePlace.GONE:
+            self._misses = 0
+            return False
+        self._misses += 1
+        if self._cancelled or self._misses >= 3:
+            raise _PromptGone()
+        return False
 
     def _queue_place(self) -> QueuePlace:
         state = self.client.queue_state()
@@ -458,10 +548,12 @@ class Job:
         self._check_history(entry)
         files = collect_outputs(entry.get("outputs") or {}, self.tab, self.prepared.prompt, self.client.download,
                                 self.job_dir)
+        if not files:
+            log.warning("Prompt %s: %s", self.prompt_id, NO_OUTPUT)
         return RunResult(
             prompt_id=self.prompt_id, status="success", duration=time.monotonic() - self._submitted_at,
             seeds=dict(self.prepared.seeds), values=dict(self.prepared.values), outputs=files,
-            server=self.client.url, prompt=self.prepared.prompt,
+            server=self.client.url, prompt=self.prepared.prompt, warnings=[] if files else [NO_OUTPUT],
             queued_for=(self.started_at or self._submitted_at) - self._submitted_at)
 
     def _history_with_retry(self) -> dict[str, Any]:

@@ -6,7 +6,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-__all__ = ["OutputFile", "RunResult", "RunStatus", "kind_of"]
+__all__ = ["NO_OUTPUT", "OutputFile", "RunResult", "RunStatus", "kind_of"]
+
+NO_OUTPUT = ("The workflow finished but produced no output. Check that it has an output node (Save Image, "
+             "Preview Image, ...) connected to the rest, and that the outputs its schema names exist.")
+"""The warning a ``RunResult`` without any output file carries (and the page shows instead of "Done")."""
 
 _EXTENSIONS = {
     "image": {".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp", ".tif", ".tiff", ".avif"},
@@ -54,7 +58,7 @@ class RunResult:
     outputs: list[OutputFile]
     server: str
     prompt: dict[str, Any] = field(repr=False, default_factory=dict)
-    warnings: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)  # e.g. NO_OUTPUT: a success that gave nothing back
     queued_for: float = 0.0  # seconds spent waiting in the server's queue
 
     def _of(self, kind: str) -> list[OutputFile]:

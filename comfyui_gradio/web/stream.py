@@ -13,7 +13,7 @@ from PIL import Image
 
 from ..comfy.events import Preview, Progress
 from ..comfy.job import Job
-from ..comfy.results import RunResult
+from ..comfy.results import NO_OUTPUT, RunResult
 from .widgets import describe
 
 __all__ = ["Outputs", "RunStream", "gallery_of"]
@@ -93,8 +93,10 @@ class RunStream:
         out = self.outputs
         seeds = ", ".join(f"{k} {v}" for r in results for k, v in r.seeds.items())
         total = sum(r.duration for r in results) if len(results) == 1 else max(r.duration for r in results)
+        produced = any(r.outputs for r in results)
         update: dict = {
-            out.status: f"✅ Done in {total:.1f} s" + (f" · {seeds}" if seeds else ""),
+            out.status: (f"✅ Done in {total:.1f} s" if produced else f"⚠️ {NO_OUTPUT} ({total:.1f} s)")
+            + (f" · {seeds}" if seeds else ""),
             out.gallery: gallery_of(results),
             out.info: [_details(r) for r in results] if len(results) > 1 else _details(results[0]),
         }

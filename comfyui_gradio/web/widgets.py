@@ -6,7 +6,7 @@ from typing import Any
 
 import gradio as gr
 
-from ..comfy.events import Cached, JobEvent, NodeStarted, Progress, Queued, Started
+from ..comfy.events import Cached, JobEvent, NodeStarted, Progress, Queued, Resubmitted, Started
 from ..forms.prepare import random_seed
 from ..forms.schema import Param, TabSpec
 from .endpoint import randomize_name
@@ -93,6 +93,8 @@ def describe(event: JobEvent, eta: float | None = None) -> str:
         return f"▶️ {event.title}{left}"
     if isinstance(event, Progress):
         return f"▶️ {event.title}: step {event.value} of {event.max}{left}"
+    if isinstance(event, Resubmitted):
+        return f"🔁 {event.reason}"
     if isinstance(event, Cached):
         return ""
     return ""
