@@ -137,6 +137,7 @@ def test_runs_left_going_by_a_stopped_app_are_collected_by_the_next_start(fake: 
     app, pool = create_app(settings, runs=runs)
     try:
         assert fake_history_status(fake, slow.prompt_id) is None  # still sampling when the app came back
+        fake.step_delay = 0.0  # seen: now let it finish
         wait_for(lambda: not runs.unfinished() and all(r.status is not RecordStatus.RUNNING
                                                        for r in runs.recent("ann")), timeout=30)
         for job, height in ((quick, 96), (slow, 80)):
