@@ -57,7 +57,7 @@ class Settings:
 
 def parser() -> argparse.ArgumentParser:
     d = Settings
-    p = argparse.ArgumentParser(prog="python app.py", description="Serve ComfyUI workflows as a Gradio app.")
+    p = argparse.ArgumentParser(description="Serve ComfyUI workflows as a Gradio app.")
     p.add_argument("--comfyui-url", help=f"ComfyUI server URL (env COMFYUI_URL; default {d.comfyui_url})")
     p.add_argument("--workflows", help=f"folder of workflow .json/.yaml files (env WORKFLOWS_DIR; default "
                                        f"{d.workflows_dir})")
