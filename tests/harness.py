@@ -12,7 +12,7 @@ import httpx
 from gradio_client import Client
 from PIL import Image
 
-from comfyui_gradio.web.app import create_app
+from comfyui_gradio.web.app import create_app, launch
 from comfyui_gradio.web.config import Settings
 from tests.fake_comfyui import FakeComfyUI
 
@@ -28,8 +28,7 @@ class RunningApp:
         self.settings = Settings(comfyui_url=comfyui_url, workflows_dir=workflows, output_dir=tmp_path / "out",
                                  cache_dir=tmp_path / "cache", server_port=free_port())
         self.app, self.backend = create_app(self.settings)
-        self.app.launch(server_port=self.settings.server_port, prevent_thread_lock=True, quiet=True,
-                        allowed_paths=[str(self.settings.output_dir.resolve())])
+        launch(self.app, self.settings, prevent_thread_lock=True, quiet=True)  # as the app is launched
         self.url = f"http://127.0.0.1:{self.settings.server_port}/"
         self.client = Client(self.url, verbose=False)
 

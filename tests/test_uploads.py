@@ -190,14 +190,33 @@ def test_another_sessions_file_in_the_cache_is_refused_unread(running: RunningAp
     assert nothing_sent(fake)
 
 
-def test_a_filedata_outside_gradios_upload_folder_is_refused_by_gradio_unread(
+def test_a_filedata_outside_gradios_upload_folder_gets_our_message_unread(
         running: RunningApp, fake: FakeComfyUI, bad_files: dict[str, Path], watched: Opens) -> None:
-    """Gradio checks a FileData with ``meta`` before any component or app code runs
-    (``processing_utils._check_allowed``): the app cannot word this refusal, but nothing is read or sent."""
+    """Gradio refuses a FileData (with ``meta``) outside its upload folder before app code runs, with
+    ``{"error": null}``; the app's UploadGuard hands it to the app as plain JSON, which names the field."""
     for path in (str(bad_files["sentinel"]), "/etc/passwd"):
-        assert raw_call(running, {"path": path, "meta": META}) == ("error", {"error": None})
+        assert raw_call(running, {"path": path, "meta": META}) == ("error", refused(REFUSED)), path
+        answer = httpx.post(running.url + "gradio_api/call/v2/invert", json={"image": {"path": path, "meta": META}})
+        stream = httpx.get(running.url + f"gradio_api/call/invert/{answer.json()['event_id']}", timeout=60).text
+        assert json.dumps(REFUSED)[1:-1] in stream, stream
     assert watched.of(bad_files["sentinel"]) == [] and watched.of("/etc/passwd") == []
     assert nothing_sent(fake)
+
+
+def test_the_guard_leaves_other_calls_and_stored_uploads_alone(running: RunningApp, fake: FakeComfyUI,
+                                                               tmp_path: Path) -> None:
+    """A stored upload keeps its ``meta`` (Gradio moves it as usual) and the run inverts it; a FileData given
+    to another function's non-upload input is still Gradio's to refuse."""
+    upload = {"path": raw_upload(running, Path(picture(tmp_path, (200, 100, 0)))), "meta": META}
+    event, (status, gallery, _) = raw_call(running, upload)
+    assert event == "complete" and Image.open(gallery[0]["image"]["path"]).convert("RGB").getpixel((3, 3)) == (55, 155, 255)
+    config = httpx.get(running.url + "config").json()
+    widget = next(c["id"] for c in config["components"] if c["props"].get("elem_id") == "invert-image")
+    [copy] = [d["id"] for d in config["dependencies"] if d["inputs"] == [widget]]
+    joined = httpx.post(running.url + "gradio_api/queue/join", json={
+        "data": [{"path": "/etc/passwd", "meta": META}], "fn_index": copy, "session_hash": "s2", "trigger_id": None})
+    stream = httpx.get(running.url + "gradio_api/queue/data", params={"session_hash": "s2"}, timeout=30).text
+    assert joined.status_code == 200 and '"success":false' in stream and "not uploaded" not in stream
 
 
 def test_the_widgets_page_only_event_sent_to_the_server_opens_nothing(running: RunningApp, fake: FakeComfyUI,

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 import gradio as gr
+from starlette.middleware import Middleware
 
 from ..forms.catalog import Catalog, load_cached, save_cached
 from ..forms.loader import Limits, discover_tabs
@@ -23,6 +24,7 @@ from ..comfy.pool import ComfyPool
 from .page import build_app
 from .runs import RunBook
 from .shared import SECRET_FILE
+from .uploads import UploadGuard
 
 __all__ = ["create_app", "launch", "main", "stop_on_sigterm"]
 
@@ -95,7 +97,8 @@ def launch(app: gr.Blocks, settings: Settings, **extra: Any) -> None:
                                   auth=list(settings.auth) or None, max_file_size=f"{settings.max_upload_mb}mb",
                                   allowed_paths=[str(settings.output_dir.resolve())],
                                   blocked_paths=[str((settings.output_dir / SECRET_FILE).resolve())],
-                                  footer_links=["api", "gradio", "settings"])
+                                  footer_links=["api", "gradio", "settings"],
+                                  app_kwargs={"middleware": [Middleware(UploadGuard, blocks=app)]})
     kwargs.update(extra)  # e.g. auth=callable(user, password) when embedding the app
     if not settings.share:
         app.launch(**kwargs)
