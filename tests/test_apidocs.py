@@ -76,4 +76,5 @@ def test_mcp_without_its_packages_says_what_to_install(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as caught:
         launch(None, settings)  # type: ignore[arg-type]  # refused before the app is touched
     assert str(caught.value) == ("settings: GRADIO_MCP_SERVER: the MCP server needs optional packages: "
-                                 "pip install -r requirements-mcp.txt (they pin an older pydantic)")
+                                 "pip install 'comfyui-gradio[mcp]', or pip install -r requirements-mcp.txt in a "
+                                 "checkout (they pin an older pydantic)")

@@ -124,7 +124,8 @@ def _require_mcp() -> None:
         import mcp  # noqa: F401
     except ImportError:
         raise ConfigError([Problem("settings", "GRADIO_MCP_SERVER", "the MCP server needs optional packages: "
-                                   "pip install -r requirements-mcp.txt (they pin an older pydantic)")]) from None
+                                   "pip install 'comfyui-gradio[mcp]', or pip install -r requirements-mcp.txt in a "
+                                   "checkout (they pin an older pydantic)")]) from None
 
 
 def _share_failure(gradio_output: str) -> str:
