@@ -162,6 +162,32 @@ def test_runs_left_going_by_a_stopped_app_are_collected_by_the_next_start(fake: 
         pool.close()
 
 
+def test_a_run_followed_again_can_be_cancelled_by_its_owner(fake: FakeComfyUI, tmp_path: Path) -> None:
+    settings = settings_on(fake, tmp_path)
+    fake.step_delay = 0.2
+    with ComfyClient(fake.url, output_dir=settings.output_dir) as client:
+        tab = client.load(WORKFLOWS / "txt2img.json")
+        slow = client.submit(tab, {**VALUES, "steps": 50})
+        book = RunBook(settings.output_dir).load()
+        book.start("ann", tab, {"prompt": "a fox"}, slow)
+        book.suspend()
+    runs = RunBook(settings.output_dir).load()
+    app, pool = create_app(settings, runs=runs)
+    try:
+        launch(app, settings, prevent_thread_lock=True, quiet=True)
+        wait_for(lambda: not runs.unfinished())  # followed again
+        ann, bob = (Client(f"http://127.0.0.1:{settings.server_port}/", verbose=False) for _ in range(2))
+        ann.session_hash = "ann"  # an API caller is known by its session: the record's owner here
+        assert bob.predict(api_name="/txt2img_cancel") == "Nothing to cancel."
+        assert ann.predict(api_name="/txt2img_cancel") == "⏹️ Cancelled: the run was stopped on ComfyUI."
+        wait_for(lambda: runs.get("ann", slow.prompt_id).status is not RecordStatus.RUNNING)
+        assert runs.get("ann", slow.prompt_id).status is RecordStatus.CANCELLED
+        assert fake_history_status(fake, slow.prompt_id) == "error"  # ComfyUI stopped it (interrupted)
+    finally:
+        app.close()
+        pool.close()
+
+
 def test_attach_collects_a_finished_prompt_and_refuses_an_unknown_one(fake: FakeComfyUI, tmp_path: Path) -> None:
     with ComfyClient(fake.url, output_dir=tmp_path) as client:
         tab = client.load(WORKFLOWS / "txt2img.json")

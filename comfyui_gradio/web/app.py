@@ -23,7 +23,7 @@ from ..errors import ConfigError, Problem
 from ..comfy.pool import ComfyPool
 from .page import build_app
 from .runs import RunBook
-from .shared import SECRET_FILE
+from .shared import SECRET_FILE, ActiveRuns
 from .uploads import UploadGuard
 
 __all__ = ["create_app", "launch", "main", "stop_on_sigterm"]
@@ -63,11 +63,13 @@ def create_app(settings: Settings, pool: ComfyPool | None = None,
     runs = runs or RunBook(settings.output_dir).load()
     catalog = pick_catalog(pool, settings.cache_dir / "object_info.json")
     tabs = discover_tabs(settings.workflows_dir, catalog, Limits(max_batch_size=settings.max_batch_size))
-    app = build_app(settings, pool, tabs, runs)
+    active = ActiveRuns()
+    app = build_app(settings, pool, tabs, runs, active)
     app.queue(default_concurrency_limit=max(settings.concurrency, 4 * len(pool.clients)))
     specs = {load.name: load.spec for load in tabs if load.spec is not None}
-    threading.Thread(target=runs.reattach, args=(pool.clients, specs), kwargs={"timeout": settings.job_timeout},
-                     name="reattach-runs", daemon=True).start()
+    threading.Thread(target=runs.reattach, args=(pool.clients, specs), name="reattach-runs", daemon=True,
+                     kwargs={"timeout": settings.job_timeout,
+                             "on_job": lambda record, job: active.add(record.owner, record.tab, job)}).start()
     return app, pool
 
 

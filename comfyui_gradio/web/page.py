@@ -11,7 +11,7 @@ from ..comfy.pool import ComfyPool
 from ..forms.loader import TabLoad
 from .config import Settings
 from .runs import RunBook
-from .shared import Shared, browser_secret
+from .shared import ActiveRuns, Shared, browser_secret
 from .tab import TabView
 
 __all__ = ["build_app", "servers_panel"]
@@ -35,9 +35,10 @@ def servers_panel(pool: ComfyPool) -> str:
     return f"{note}| ComfyUI server | state | queue | jobs from here |\n|---|---|---|---|\n{rows}"
 
 
-def build_app(settings: Settings, backend: ComfyPool, tabs: list[TabLoad], runs: RunBook | None = None) -> gr.Blocks:
-    """Lay out the page, then wire every tab."""
-    shared = Shared(settings, backend, runs or RunBook(settings.output_dir).load())
+def build_app(settings: Settings, backend: ComfyPool, tabs: list[TabLoad], runs: RunBook | None = None,
+              active: ActiveRuns | None = None) -> gr.Blocks:
+    """Lay out the page, then wire every tab. ``active``: the runs going, by caller (for Cancel)."""
+    shared = Shared(settings, backend, runs or RunBook(settings.output_dir).load(), active or ActiveRuns())
     views: list[TabView] = []
     with gr.Blocks(title="ComfyUI workflows") as app:
         owner = gr.BrowserState(None, storage_key=OWNER_KEY, secret=browser_secret(settings))

@@ -22,7 +22,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from enum import Enum
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 from ..comfy.client import ComfyClient
 from ..errors import ComfyGradioError, JobCancelled
@@ -132,10 +132,11 @@ class RunBook:
         job.add_done_callback(lambda j: self._finish(record, j))
 
     def reattach(self, servers: Sequence[ComfyClient], tabs: Mapping[str, TabSpec], *,
-                 timeout: float | None = None) -> None:
+                 timeout: float | None = None, on_job: Callable[[RunRecord, Job], None] | None = None) -> None:
         """Follow every run an earlier process left "running" on the server that ran it (``ComfyClient.attach``):
         its outputs are collected when it ends. A run whose server or tab is gone, or that the server no
-        longer knows, is marked failed with the reason. Blocks while asking the servers: call it in a thread."""
+        longer knows, is marked failed with the reason. ``on_job`` is told of each job followed again (the
+        app makes it its owner's, for Cancel). Blocks while asking the servers: call it in a thread."""
         by_url = {server.url: server for server in servers}
         for record in self.unfinished():
             server, tab = by_url.get(str(record.record.get("server"))), tabs.get(record.tab)
@@ -144,17 +145,20 @@ class RunBook:
             elif tab is None:
                 self.fail(record, TAB_GONE.format(tab=record.tab))
             else:
-                self._attach(record, server, tab, timeout)
+                job = self._attach(record, server, tab, timeout)
+                if job is not None and on_job is not None:
+                    on_job(record, job)
 
-    def _attach(self, record: RunRecord, server: ComfyClient, tab: TabSpec, timeout: float | None) -> None:
+    def _attach(self, record: RunRecord, server: ComfyClient, tab: TabSpec, timeout: float | None) -> Job | None:
         try:
             job = server.attach(tab, record.run_id, _prepared(record), timeout=timeout,
                                 output_dir=self.root / owner_folder(record.owner))
         except ComfyGradioError as exc:
             self.fail(record, str(exc))
-            return
+            return None
         log.info("Following run %s again on %s", record.run_id, server.url)
         self.follow(record, job)
+        return job
 
     def unfinished(self) -> list[RunRecord]:
         """The runs marked "running" that no job of this process follows (left by an earlier process)."""
