@@ -1,6 +1,6 @@
 """``python -m benchmarks [NAME ...] [--rounds N] [--save FILE]``: run benchmarks, print tables and a summary.
 
-NAME is any of overhead, throughput, startup, uploads (default: all). Against the ComfyUI test double
+NAME is any of overhead, throughput, startup, uploads, trivial (default: all). Against the ComfyUI test double
 started in separate processes, or against real servers with ``COMFYUI_URL=url[,url]``.
 """
 
@@ -13,11 +13,12 @@ import logging
 import sys
 from typing import Callable
 
-from . import overhead, startup, throughput, uploads
+from . import overhead, startup, throughput, trivial, uploads
 from .common import Target, real_urls, table
 
 BENCHMARKS: dict[str, Callable[[int | None], list[Target]]] = {
     "overhead": overhead.run, "throughput": throughput.run, "startup": startup.run, "uploads": uploads.run,
+    "trivial": trivial.run,
 }
 
 
@@ -39,7 +40,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
     parser.add_argument("names", nargs="*", metavar="NAME",
                         help=f"benchmarks to run: {', '.join(BENCHMARKS)} (default: all)")
-    parser.add_argument("--rounds", type=int, help="repetitions (default per benchmark: 15, 3, 3, -)")
+    parser.add_argument("--rounds", type=int, help="repetitions (default per benchmark: 15, 3, 3, -, 15)")
     parser.add_argument("--save", help="also write everything printed to this file")
     args = parser.parse_args(argv)
     unknown = [name for name in args.names if name not in BENCHMARKS]
