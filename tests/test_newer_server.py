@@ -249,3 +249,17 @@ def test_the_jobs_list_pages_as_the_server_does(newer: FakeComfyUI, invert: TabS
     assert [j["status"] for j in page["jobs"]] == ["completed", "completed"]
     assert client.http.get("/api/jobs", params={"status": "done"}).json() == {
         "error": "Invalid status value(s): done. Valid values: pending, in_progress, completed, failed, cancelled"}
+
+
+# ---- what the page shows ---------------------------------------------------------------------------------
+
+def test_the_status_line_names_the_node_shown_and_the_share_of_the_workflow_done() -> None:
+    from comfyui_gradio.web.stream import status_line
+
+    assert status_line(NodeStarted("2.0.0.1", "Invert Image", "2"), 0.5) == \
+        "▶️ Invert Image · 50% of the workflow done"
+    assert status_line(Progress("3", "KSampler", 4, 20), 0.456, eta=12.4) == \
+        "▶️ KSampler: step 4 of 20 · about 12 s left · 46% of the workflow done"
+    assert status_line(Progress("3", "KSampler", 4, 20), None) == "▶️ KSampler: step 4 of 20"  # before progress_state
+    assert status_line(Notification("Model download finished"), 0.5) == "ℹ️ Model download finished"
+    assert status_line(Notification(""), None) == ""
