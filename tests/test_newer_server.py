@@ -12,11 +12,12 @@ import uuid
 from pathlib import Path
 from typing import Iterator
 
+import httpx
 import pytest
 
 from comfyui_gradio.comfy.client import UNKNOWN_PROMPT, ComfyClient
 from comfyui_gradio.comfy.events import (MessageType, NodeStarted, Notification, OutputReady, Progress, TextFrame,
-                                         graph_progress, parse_binary, parse_text)
+                                         Started, graph_progress, parse_binary, parse_text)
 from comfyui_gradio.comfy.jobs_api import ServerFeatures, history_entry, queue_state
 from comfyui_gradio.errors import JobCancelled, PromptRejected, ServerError
 from comfyui_gradio.forms.catalog import Catalog
@@ -263,3 +264,32 @@ def test_the_status_line_names_the_node_shown_and_the_share_of_the_workflow_done
     assert status_line(Progress("3", "KSampler", 4, 20), None) == "▶️ KSampler: step 4 of 20"  # before progress_state
     assert status_line(Notification("Model download finished"), 0.5) == "ℹ️ Model download finished"
     assert status_line(Notification(""), None) == ""
+
+
+# ---- recordings replayed as a newer server would serve them ------------------------------------------------
+
+def test_polling_a_newer_server_asks_api_jobs_only(tmp_path: Path, invert: TabSpec) -> None:
+    replay = Replay(load_transcript("b1_load_invert_save"), running_polls=2, jobs_api=True)
+    replay.refuse_sockets = True
+    job = client_for(replay, tmp_path, poll_interval=0.001).submit(invert, {"image": png_bytes()})
+    assert job.result(5).images[0].path.read_bytes() == replay.view_bytes
+    looks = [str(r.url.copy_with(scheme=None, host=None)) for r in replay.requests if r.method == "GET"
+             and r.url.path not in ("/features", "/system_stats", "/view")]
+    jobs, one = "/api/jobs?status=in_progress%2Cpending", f"/api/jobs/{job.prompt_id}"
+    assert looks == ["/api/jobs?limit=1", jobs, one, jobs, one, one]  # place, look, look: ended; its outputs
+
+
+def test_cancelling_on_a_newer_server_needs_no_interrupt(tmp_path: Path, catalog: Catalog) -> None:
+    replay = Replay(load_transcript("g3_txt2img_interrupt_mid_sampling"), running_polls=10**6, jobs_api=True)
+    replay.routes[("POST", "/api/jobs/cancel")] = lambda request: (replay.finished.set(), httpx.Response(
+        200, json={"cancelled": True}))[1]
+    client = client_for(replay, tmp_path, tracker="http", poll_interval=0.001)
+    job = client.submit(load_tab(WORKFLOWS / "txt2img.json", catalog), {"steps": 4})
+    assert next(e for e in job.events() if e is not None) == Started()
+    job.cancel()
+    with pytest.raises(JobCancelled) as caught:
+        job.result(5)
+    assert str(caught.value) == "Cancelled by you at KSampler; nothing was saved from this run."
+    posts = [r.url.path for r in replay.requests if r.method == "POST"]
+    assert "/interrupt" not in posts and "/queue" not in posts
+    assert replay.cancelled == [job.prompt_id]  # then /api/jobs/{id}/cancel, a no-op once cancelled
