@@ -7,6 +7,7 @@ The newer server is the test double in its ``newer`` mode (``tests/fake_comfyui.
 from __future__ import annotations
 
 import json
+import os
 import struct
 import uuid
 from pathlib import Path
@@ -293,3 +294,32 @@ def test_cancelling_on_a_newer_server_needs_no_interrupt(tmp_path: Path, catalog
     posts = [r.url.path for r in replay.requests if r.method == "POST"]
     assert "/interrupt" not in posts and "/queue" not in posts
     assert replay.cancelled == [job.prompt_id]  # then /api/jobs/{id}/cancel, a no-op once cancelled
+
+
+# ---- the real 0.3.64 (opt in: COMFYUI_URL=http://127.0.0.1:8188 pytest -m real) -------------------------------
+
+@pytest.mark.real
+def test_the_real_0_3_64_is_followed_through_history_and_queue(tmp_path: Path, invert: TabSpec) -> None:
+    url = os.environ.get("COMFYUI_URL", "").split(",")[0]
+    if not url:
+        pytest.skip("set COMFYUI_URL to run against a real ComfyUI")
+    client = ComfyClient(url, output_dir=tmp_path, tracker="http", poll_interval=0.05)
+    features = client.features()
+    assert features.version.startswith("0.3.") and not features.jobs_api and not features.text_prompt_ids
+    job = client.submit(invert, {"image": png_bytes()})
+    assert job.result(60).images and job.graph_progress is None  # polled: no socket, no progress_state
+    assert client.attach(invert, job.prompt_id, job.prepared).result(30).images
+
+
+@pytest.mark.real
+def test_the_real_0_3_64_sends_text_frames_in_the_old_layout_to_a_client_that_asks_for_ids(tmp_path: Path) -> None:
+    url = os.environ.get("COMFYUI_URL", "").split(",")[0]
+    if not url:
+        pytest.skip("set COMFYUI_URL to run against a real ComfyUI")
+    width = 16 + uuid.uuid4().int % 1000  # not cached by an earlier run: a cached node sends no text
+    nodes = json.loads(json.dumps(GET_SIZE).replace('"width": 40', f'"width": {width}'))
+    job = ComfyClient(url, output_dir=tmp_path).submit(tab_from_schema(Workflow("size", tmp_path / "s.json", nodes),
+                                                                       {}, None))
+    events = list(job.events())
+    assert OutputReady("2", "Image size", {"text": [f"width: {width}, height: 24\n batch size: 3"]}) in events
+    assert job.graph_progress == 1.0  # from its progress_state messages
