@@ -323,3 +323,21 @@ def test_the_real_0_3_64_sends_text_frames_in_the_old_layout_to_a_client_that_as
     events = list(job.events())
     assert OutputReady("2", "Image size", {"text": [f"width: {width}, height: 24\n batch size: 3"]}) in events
     assert job.graph_progress == 1.0  # from its progress_state messages
+
+
+# ---- the app on a newer server ---------------------------------------------------------------------------------
+
+def test_the_app_runs_a_tab_on_a_newer_server(newer: FakeComfyUI, tmp_path: Path) -> None:
+    from gradio_client import handle_file
+
+    from tests.harness import RunningApp, only_image, picture
+
+    app = RunningApp(newer.url, WORKFLOWS, tmp_path)
+    try:
+        status, gallery, details = app.client.predict(image=handle_file(picture(tmp_path, (10, 200, 30))),
+                                                      api_name="/invert")
+    finally:
+        app.close()
+    assert status.startswith("✅ Done in ") and only_image(gallery).getpixel((3, 3)) == (245, 55, 225)
+    assert f"GET /api/jobs/{details['prompt_id']}" in paths(newer)
+    assert not [p for p in paths(newer) if p.startswith(("GET /history", "POST /interrupt"))]
