@@ -1802,13 +1802,13 @@ class FakeComfyUI:
             return json_response({"error": "sort_by must be 'created_at' or 'execution_duration'"}, 400)
         if order not in ("asc", "desc"):
             return json_response({"error": "sort_order must be 'asc' or 'desc'"}, 400)
-        try:
-            limit = int(query["limit"]) if "limit" in query else None
-            offset = max(int(query.get("offset", 0)), 0)
-        except ValueError:
-            return json_response({"error": "limit must be an integer"}, 400)
-        if limit is not None and limit <= 0:
-            return json_response({"error": "limit must be a positive integer"}, 400)
+        limit, offset = _integer(query.get("limit")), _integer(query.get("offset", "0"))
+        if "limit" in query and (limit is None or limit <= 0):
+            return json_response({"error": "limit must be an integer" if limit is None else
+                                  "limit must be a positive integer"}, 400)
+        if offset is None:
+            return json_response({"error": "offset must be an integer"}, 400)
+        offset = max(offset, 0)
         jobs = _all_jobs(*self._snapshot(), statuses or list(JOB_STATUSES), query.get("workflow_id"))
         jobs.sort(key=_sort_key(sort_by), reverse=order == "desc")
         page = jobs[offset:][:limit] if limit is not None else jobs[offset:]
@@ -1878,6 +1878,13 @@ class FakeComfyUI:
         if not duplicate:
             Path(filepath).write_bytes(data)
         return json_response({"name": filename, "subfolder": subfolder, "type": kind})
+
+
+def _integer(text: str | None) -> int | None:
+    try:
+        return int(text) if text is not None else None
+    except ValueError:
+        return None
 
 
 def _canonical_uuid(value: Any) -> bool:

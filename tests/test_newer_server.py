@@ -341,3 +341,23 @@ def test_the_app_runs_a_tab_on_a_newer_server(newer: FakeComfyUI, tmp_path: Path
     assert status.startswith("✅ Done in ") and only_image(gallery).getpixel((3, 3)) == (245, 55, 225)
     assert f"GET /api/jobs/{details['prompt_id']}" in paths(newer)
     assert not [p for p in paths(newer) if p.startswith(("GET /history", "POST /interrupt"))]
+
+
+def test_a_proxy_that_refuses_api_jobs_leaves_history_and_queue_in_use(tmp_path: Path, invert: TabSpec) -> None:
+    replay = Replay(load_transcript("b1_load_invert_save"), jobs_api=True)
+    replay.routes[("GET", "/api/jobs")] = lambda request: httpx.Response(403)
+    client = client_for(replay, tmp_path)
+    assert client.submit(invert, {"image": png_bytes()}).result(5).images
+    assert client.features().jobs_api is False
+    assert any(r.url.path.startswith("/history/") for r in replay.requests)
+
+
+def test_the_jobs_list_refuses_bad_paging_as_the_server_does(newer: FakeComfyUI) -> None:
+    http = ComfyClient(newer.url).http
+    assert http.get("/api/jobs", params={"limit": 0}).json() == {"error": "limit must be a positive integer"}
+    assert http.get("/api/jobs", params={"limit": "x"}).json() == {"error": "limit must be an integer"}
+    assert http.get("/api/jobs", params={"offset": "x"}).json() == {"error": "offset must be an integer"}
+    assert http.get("/api/jobs", params={"offset": -5}).json()["pagination"]["offset"] == 0
+    assert http.post("/api/jobs/cancel", json={"job_ids": ["Nope"]}).json() == {
+        "error": "job_ids contains invalid id(s)", "invalid_ids": ["Nope"]}
+    assert http.get(f"/api/jobs/{uuid.uuid4()}").json() == {"error": "Job not found"}

@@ -177,7 +177,15 @@ class ComfyClient:
         return flags if isinstance(flags, dict) else {}
 
     def _answers_jobs(self) -> bool:
-        response = self._request("GET", "/api/jobs", params={"limit": 1})
+        """Whether ``GET /api/jobs`` answers with a jobs list (0.3.64: 404). A proxy that refuses only
+        this path (401, 403, 5xx) leaves the 0.3.64 routes in use."""
+        try:
+            response = self._request("GET", "/api/jobs", params={"limit": 1})
+        except ServerUnavailable:
+            raise
+        except ServerError as exc:
+            log.warning("Not using /api/jobs of ComfyUI at %s: %s", self.url, exc)
+            return False
         try:
             return response.status_code == 200 and isinstance(response.json().get("jobs"), list)
         except (ValueError, AttributeError):
