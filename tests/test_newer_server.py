@@ -361,3 +361,13 @@ def test_the_jobs_list_refuses_bad_paging_as_the_server_does(newer: FakeComfyUI)
     assert http.post("/api/jobs/cancel", json={"job_ids": ["Nope"]}).json() == {
         "error": "job_ids contains invalid id(s)", "invalid_ids": ["Nope"]}
     assert http.get(f"/api/jobs/{uuid.uuid4()}").json() == {"error": "Job not found"}
+
+
+@pytest.mark.parametrize("assets", [True, False])
+def test_an_upload_is_named_alike_with_or_without_an_asset_object(newer: FakeComfyUI, assets: bool) -> None:
+    newer.assets = assets
+    client = ComfyClient(newer.url)
+    answer = client.http.post("/upload/image", files={"image": ("a.png", png_bytes((1, 2, 3)))},
+                              data={"subfolder": "comfyui-gradio", "type": "input"}).json()
+    assert ("asset" in answer) is assets and answer["name"] == "a.png"
+    assert client.upload_image(png_bytes((4, 5, 6)), filename="b.png").startswith("comfyui-gradio/")
