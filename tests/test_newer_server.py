@@ -17,7 +17,7 @@ import httpx
 import pytest
 
 from comfyui_gradio.comfy.client import UNKNOWN_PROMPT, ComfyClient
-from comfyui_gradio.comfy.events import (MessageType, NodeStarted, Notification, OutputReady, Progress, TextFrame,
+from comfyui_gradio.comfy.events import (Cached, MessageType, NodeStarted, Notification, OutputReady, Progress, TextFrame,
                                          Started, graph_progress, parse_binary, parse_text)
 from comfyui_gradio.comfy.jobs_api import ServerFeatures, history_entry, queue_state
 from comfyui_gradio.errors import JobCancelled, PromptRejected, ServerError
@@ -194,6 +194,17 @@ def test_progress_state_gives_the_share_of_the_whole_graph() -> None:
     assert graph_progress(state({"1": {"state": "finished"}, "2": {"state": "finished"}}), 1) == 1.0  # expanded
     assert graph_progress(state({"1": {"value": 3, "max": 0, "state": "running"}}), 2) == 0.0
     assert graph_progress(state({}), 2) is None
+    cached_run = state({"3": {"value": 1, "max": 1, "state": "finished"}})  # e_caching: only the output node
+    assert graph_progress(cached_run, 3, frozenset({"1", "2", "3"})) == 1.0
+
+
+def test_a_run_with_cached_nodes_ends_at_the_whole_workflow(fake: FakeComfyUI, invert: TabSpec, tmp_path: Path) -> None:
+    client = ComfyClient(fake.url, output_dir=tmp_path)
+    image = png_bytes((7, 8, 9))
+    client.submit(invert, {"image": image}).result(10)
+    again = client.submit(invert, {"image": image})  # every node cached this time
+    assert Cached(("1", "2", "3")) in list(again.events())
+    assert again.graph_progress == 1.0
 
 
 # ---- prompt ids, uploads, the catalogue ----------------------------------------------------------------

@@ -155,10 +155,10 @@ def _parse_text_frame(frame: bytes, with_prompt_id: bool) -> TextFrame:
 
 
 def _prefixed(data: bytes) -> tuple[str, bytes]:
-    """``u32 big-endian length · that many UTF-8 bytes · rest`` -> (string, rest)."""
-    if len(data) < 4 or len(data) < 4 + struct.unpack(">I", data[:4])[0]:
+    """``u32 big-endian length · that many UTF-8 bytes · rest`` -> (the string, the rest's bytes)."""
+    length = struct.unpack(">I", data[:4])[0] if len(data) >= 4 else -1
+    if length < 0 or len(data) < 4 + length:
         raise ProtocolError("ComfyUI sent a text frame shorter than its own length field")
-    (length,) = struct.unpack(">I", data[:4])
     return data[4 : 4 + length].decode("utf-8", errors="replace"), data[4 + length :]
 
 
@@ -176,19 +176,21 @@ def _parse_metadata_preview(frame: bytes) -> PreviewFrame:
     )
 
 
-def graph_progress(message: WireMessage, node_count: int) -> float | None:
+def graph_progress(message: WireMessage, node_count: int, cached: frozenset[str] = frozenset()) -> float | None:
     """The share (0..1) of a prompt of ``node_count`` nodes that is done, from a ``progress_state``.
 
     The message carries every node that is not pending (``comfy_execution/progress.py``
     ``WebUIProgressHandler._send_progress_state``): ``{"nodes": {id: {"value", "max", "state"}}}``
-    with state ``running`` or ``finished`` (cached nodes are finished too). A finished node counts 1,
-    a running one ``value / max``; nodes a graph expansion adds at run time raise the count.
-    None for a message without nodes.
+    with state ``running`` or ``finished``. Nodes taken from the cache are missing from it but for
+    output nodes (recorded in e_caching), so ``cached`` (``execution_cached``'s list) counts as done.
+    A finished node counts 1, a running one ``value / max``; nodes a graph expansion adds at run
+    time raise the count. None for a message without nodes.
     """
     nodes = message.data.get("nodes")
     if not isinstance(nodes, dict) or not nodes:
         return None
     done = sum(_node_share(entry) for entry in nodes.values() if isinstance(entry, dict))
+    done += len(cached - set(nodes))
     return min(done / max(node_count, len(nodes), 1), 1.0)
 
 

@@ -136,6 +136,7 @@ class Job:
         self._last_queue_check = 0.0
         self.graph_progress: float | None = None  # share (0..1) of the prompt done, from progress_state
         self._shown: dict[str, str] = {}  # node id -> the node the user sees, where the server says another
+        self._cached: frozenset[str] = frozenset()  # nodes the server took from its cache
 
     # ---- public -----------------------------------------------------------------------------
 
@@ -351,7 +352,7 @@ class Job:
         self._retried = self._retried or self._started
         self._started = False
         self._misses = 0
-        self.graph_progress = None
+        self.graph_progress, self._cached = None, frozenset()
         self._close_socket()
         self._drain_inbox()
         self.client = server
@@ -460,7 +461,9 @@ class Job:
         if item.type is MessageType.EXECUTION_START:
             self._mark_started()
         elif item.type is MessageType.EXECUTION_CACHED and data.get("nodes"):
-            self._events.put(Cached(tuple(str(n) for n in data["nodes"])))
+            cached = tuple(str(n) for n in data["nodes"])
+            self._cached = frozenset(cached)
+            self._events.put(Cached(cached))
         elif item.type is MessageType.EXECUTING:
             if item.node is None:
                 return item.prompt_id == self.prompt_id
@@ -470,7 +473,7 @@ class Job:
             self._events.put(Progress(item.node, self._title(self._shown.get(item.node, item.node)),
                                       int(data.get("value", 0)), int(data.get("max", 0))))
         elif item.type is MessageType.PROGRESS_STATE and item.prompt_id == self.prompt_id:
-            self.graph_progress = graph_progress(item, len(self.prepared.prompt))
+            self.graph_progress = graph_progress(item, len(self.prepared.prompt), self._cached)
         elif item.type is MessageType.EXECUTED and item.node:
             self._events.put(OutputReady(item.node, self._title(item.node), dict(data.get("output") or {})))
         elif item.type is MessageType.EXECUTION_ERROR:
