@@ -11,9 +11,10 @@ and schemas into tab specs and prepared prompts (pure), ``comfy`` talks to Comfy
 """
 
 from .comfy.client import ComfyClient, LocalFile
-from .comfy.events import (Cached, JobEvent, NodeStarted, OutputReady, Preview, Progress, Queued, Resubmitted,
-                           Started)
+from .comfy.events import (Cached, JobEvent, NodeStarted, Notification, OutputReady, Preview, Progress, Queued,
+                           Resubmitted, Started)
 from .comfy.job import Job, JobHooks
+from .comfy.jobs_api import ServerFeatures
 from .comfy.server import JobServer
 from .comfy.pool import ComfyPool, Durations, ServerStatus
 from .comfy.results import OutputFile, RunResult
@@ -29,7 +30,7 @@ from .forms.workflow import Workflow
 __all__ = [
     "Cached", "Catalog", "ComfyClient", "ComfyGradioError", "ComfyPool", "ConfigError", "Durations",
     "ExecutionFailed", "InputError", "InputSpec", "Job", "JobCancelled", "JobEvent", "JobHooks", "JobServer", "JobTimeout", "Limits", "LocalFile",
-    "NodeStarted", "Output", "OutputFile", "OutputReady", "Param", "PreparedPrompt", "Preview", "Problem",
-    "Progress", "PromptRejected", "ProtocolError", "Queued", "Resubmitted", "RunResult", "ServerError", "ServerStatus",
+    "NodeStarted", "Notification", "Output", "OutputFile", "OutputReady", "Param", "PreparedPrompt", "Preview", "Problem",
+    "Progress", "PromptRejected", "ProtocolError", "Queued", "Resubmitted", "RunResult", "ServerError", "ServerFeatures", "ServerStatus",
     "ServerUnavailable", "Started", "TabSpec", "WebSocketConnection", "WebSocketConnector", "Workflow", "load_tab",
 ]  # fmt: skip

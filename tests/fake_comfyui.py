@@ -1,4 +1,5 @@
-"""A test double of a ComfyUI 0.3.64 server (HTTP + WebSocket) for the comfyui-gradio tests.
+"""A test double of a ComfyUI 0.3.64 server (HTTP + WebSocket) for the comfyui-gradio tests, and with
+``newer=True`` of a newer one (0.38.1, see "Newer server" below).
 
 The source of truth is the recording of a real ComfyUI 0.3.64 (commit a125cd84) in
 ``tests/data/comfyui-0.3.64/`` (``tests.paths.RECORDED``) (PROTOCOL.md, transcripts/*.json, object_info.json).
@@ -43,6 +44,41 @@ upgrade is answered 403 while HTTP still works: a proxy in front that blocks Web
 empty queue and history. Inspection: uploads, prompts, requests, ws_connections, queue_remaining, base_dir /
 input_dir / output_dir / temp_dir. Only the routes the client uses are served (plus ``/history`` and
 ``/object_info/<class>``). Single dropped sockets are exercised by replaying recordings, not here.
+
+Newer server (``FakeComfyUI(newer=True)``; read in Comfy-Org/ComfyUI ``server.py`` at 002c3fb9 (0.38.1),
+``comfy_execution/jobs.py`` at 172be438, ``comfy_api/feature_flags.py`` at 1924b05e, and the
+``send_progress_text`` unit test of ``tests-unit`` that pins the text frame; the 0.3.64 behaviour above stays):
+
+- ``GET /api/jobs`` (``get_jobs`` -> ``get_all_jobs``): query ``status`` (comma-separated ``pending``,
+  ``in_progress``, ``completed``, ``failed``, ``cancelled``; another value -> 400 ``{"error": "Invalid status
+  value(s): ..."}``), ``workflow_id``, ``sort_by`` ``created_at``|``execution_duration``, ``sort_order``
+  ``asc``|``desc`` (default desc), ``limit`` (positive, else 400), ``offset`` (negative -> 0) ->
+  ``{"jobs": [...], "pagination": {"offset", "limit", "total", "has_more"}}``; running, then pending, then
+  history jobs, sorted by ``create_time``.
+- ``GET /api/jobs/{id}`` (``get_job``): the history item if finished (``normalize_history_item`` with
+  ``include_outputs``: ``id, status, priority, create_time, execution_start_time, execution_end_time,
+  execution_error, outputs_count, preview_output, outputs, execution_status, workflow{prompt, extra_data}``;
+  status ``completed`` for ``status_str`` success, ``cancelled`` for an error with ``execution_interrupted``,
+  else ``failed``), else the queue item (``normalize_queue_item``: ``in_progress`` or ``pending``,
+  ``outputs_count`` 0, ``workflow``); 404 ``{"error": "Job not found"}``. ``None`` values are pruned.
+- ``POST /api/jobs/{id}/cancel`` -> ``{"cancelled": bool}`` (``cancel_job``: pending -> dequeued, running ->
+  interrupted if still running, finished or unknown -> false); ``POST /api/jobs/cancel {"job_ids"}`` -> 400
+  ``{"error": "job_ids must be a list"}`` or ``{"error": "job_ids contains invalid id(s)", "invalid_ids"}``
+  for a non-canonical id, else ``{"cancelled": any}``.
+- ``POST /prompt``: a client ``prompt_id`` that is not a canonical UUID -> 400 ``invalid_prompt_id``
+  (``validate_job_id``); ``extra_data.create_time`` (ms) is stored.
+- ``/features`` and the socket's ``feature_flags`` answer: ``supports_preview_metadata``,
+  ``supports_model_type_tags``, ``max_upload_size``, ``extension.manager.supports_v4``, ``node_replacements``,
+  ``assets``, and ``supports_progress_text_metadata`` (asserted by that unit test's ``get_server_features``).
+  ``/system_stats`` adds ``comfy_package_versions`` and ``deploy_environment``.
+- Text frames (type 3) to a client that sent ``supports_progress_text_metadata: true``:
+  ``u32 len, prompt_id, u32 len, node_id, text``; others get the 0.3.64 layout.
+- ``/object_info`` entries add ``has_intermediate_output`` and ``search_aliases`` (every class),
+  ``essentials_category`` (LoadImage, SaveImage: "Basics") and ``dev_only`` (none here).
+- ``/upload/image`` adds ``asset {id, name, asset_hash, size, mime_type, tags}`` while ``assets`` is on
+  (``asset_manager.register_upload``); the hash is a stand-in (no blake3 here), the tags a guess.
+- ``notify(value, id, sid)`` sends ``{"type": "notification", "data": {"value", "id"?}}`` as a custom node
+  would (no core node does; the frontend's ``zNotificationWsMessage`` is ``{value, id?}``).
 
 Simplified (known gaps):
 
@@ -104,6 +140,12 @@ SENSITIVE_EXTRA_DATA_KEYS = ("auth_token_comfy_org", "api_key_comfy_org")
 PREVIEW_SIZE = 512
 BIN_PREVIEW, BIN_TEXT, BIN_PREVIEW_META = 1, 3, 4
 
+FEATURES_NEWER: dict[str, Any] = {
+    "supports_preview_metadata": True, "supports_model_type_tags": True, "max_upload_size": MAX_UPLOAD_SIZE,
+    "extension": {"manager": {"supports_v4": True}}, "node_replacements": True, "assets": True,
+    "supports_progress_text_metadata": True,
+}
+JOB_STATUSES = ("pending", "in_progress", "completed", "failed", "cancelled")
 SYSTEM_STATS: dict[str, Any] = {
     "system": {
         "os": "posix", "ram_total": 25276502016, "ram_free": 24479645696, "comfyui_version": "0.3.64",
@@ -129,6 +171,15 @@ ALLOC_TRACEBACK = [
     '  File "ComfyUI/execution.py", line 277, in process_inputs\n    result = f(**inputs)\n             ^^^^^^^^^^^\n',
     '  File "ComfyUI/nodes.py", line 1877, in generate\n    r = torch.full([batch_size, height, width, 1], ((color >> 16) & 0xFF) / 0xFF)\n        ' + "^" * 73 + "\n",
 ]
+
+SYSTEM_STATS_NEWER: dict[str, Any] = {
+    "system": {**SYSTEM_STATS["system"], "comfyui_version": "0.38.1", "required_frontend_version": "1.58.1",
+               "installed_templates_version": "0.11.97", "required_templates_version": "0.11.97",
+               "comfy_package_versions": {"comfyui-frontend-package": "1.58.1",
+                                          "comfyui-workflow-templates": "0.11.97"},
+               "deploy_environment": "local"},
+    "devices": SYSTEM_STATS["devices"],
+}
 
 Images = list[Image.Image]
 NodeResult = tuple[tuple[Any, ...], dict[str, Any] | None]
@@ -851,7 +902,12 @@ class _Run:
 
     def send_text(self, node_id: str, text: str) -> None:
         nid = node_id.encode()
-        self.send(BIN_TEXT, struct.pack(">I", len(nid)) + nid + text.encode())
+        frame = struct.pack(">I", len(nid)) + nid + text.encode()
+        if self.fake.newer and self.client_id is not None and self.fake._client_flag(
+                self.client_id, "supports_progress_text_metadata"):
+            pid = self.prompt_id.encode()
+            frame = struct.pack(">I", len(pid)) + pid + frame
+        self.send(BIN_TEXT, frame)
 
 
 def _encode_preview(fmt: str, image: Image.Image, max_size: int | None) -> tuple[str, bytes]:
@@ -1099,8 +1155,10 @@ class FakeComfyUI:
 
     def __init__(self, *, object_info_path: str | Path = DEFAULT_OBJECT_INFO, step_delay: float = 0.0,
                  node_delay: float = 0.0, checkpoints: list[str] | None = None, host: str = "127.0.0.1",
-                 port: int = 0, max_pixels: int = 2**26) -> None:
+                 port: int = 0, max_pixels: int = 2**26, newer: bool = False) -> None:
         self._object_info = _load_object_info(str(object_info_path))
+        self.newer = newer  # a newer ComfyUI (0.38.1): /api/jobs and the rest listed in the module docstring
+        self.assets = newer  # /upload/image answers with an asset object
         self.step_delay, self.node_delay = step_delay, node_delay
         self.max_pixels = max_pixels
         self.refuse_ws = False
@@ -1272,8 +1330,19 @@ class FakeComfyUI:
             await ws.send(2, struct.pack(">I", event) + data)
 
     def _supports_metadata(self, sid: str) -> bool:
+        return self._client_flag(sid, "supports_preview_metadata")
+
+    def _client_flag(self, sid: str, name: str) -> bool:
         ws = self._sockets.get(sid)
-        return bool(ws is not None and ws.feature_flags.get("supports_preview_metadata"))
+        return bool(ws is not None and ws.feature_flags.get(name) is True)
+
+    @property
+    def features(self) -> dict[str, Any]:
+        return dict(FEATURES_NEWER if self.newer else FEATURES)
+
+    def notify(self, value: str, id: str | None = None, sid: str | None = None) -> None:
+        """Send a ``notification`` (to ``sid``, else to every socket) as a custom node would."""
+        self._post("notification", {"value": value, **({"id": id} if id is not None else {})}, sid)
 
     # -- queue (PromptQueue) --------------------------------------------------------------------------
     def _put(self, item: tuple[Any, ...]) -> None:
@@ -1301,7 +1370,7 @@ class FakeComfyUI:
                 self._history.pop(next(iter(self._history)))
             self._post_status()
 
-    def _delete_pending(self, prompt_id: Any) -> None:
+    def _delete_pending(self, prompt_id: Any) -> bool:
         with self._cv:
             for index, item in enumerate(self._pending):
                 if item[1] == prompt_id:
@@ -1311,7 +1380,8 @@ class FakeComfyUI:
                         self._pending.pop(index)
                         heapq.heapify(self._pending)
                     self._post_status()
-                    return
+                    return True
+            return False
 
     def _wipe_queue(self) -> None:
         with self._cv:
@@ -1418,10 +1488,20 @@ class FakeComfyUI:
         if base is None:
             return None
         if class_type == "LoadImage":
-            return self._with_choices(base, "image", self._input_files())
-        if class_type == "CheckpointLoaderSimple":
-            return self._with_choices(base, "ckpt_name", sorted(self.checkpoints))
-        return base
+            base = self._with_choices(base, "image", self._input_files())
+        elif class_type == "CheckpointLoaderSimple":
+            base = self._with_choices(base, "ckpt_name", sorted(self.checkpoints))
+        return self._newer_keys(class_type, base) if self.newer else base
+
+    @staticmethod
+    def _newer_keys(class_type: str, base: dict[str, Any]) -> dict[str, Any]:
+        """The keys a newer server's ``node_info`` adds to every class entry (and a few to some)."""
+        extra: dict[str, Any] = {"has_intermediate_output": False, "search_aliases": []}
+        if class_type in ("LoadImage", "SaveImage"):
+            extra["essentials_category"] = "Basics"
+        if class_type == "SaveImage":
+            extra["search_aliases"] = ["save", "save image", "export image"]
+        return {**base, **extra}
 
     @staticmethod
     def _with_choices(base: dict[str, Any], name: str, choices: list[str]) -> dict[str, Any]:
@@ -1475,7 +1555,10 @@ class FakeComfyUI:
         return await handler(req)
 
     def _routes(self) -> dict[tuple[str, str], Callable[[Request], Any]]:
-        return {
+        newer: dict[tuple[str, str], Callable[[Request], Any]] = {
+            ("GET", "/api/jobs"): self._get_jobs, ("POST", "/api/jobs/cancel"): self._post_jobs_cancel,
+        } if self.newer else {}
+        return {**newer,
             ("GET", "/system_stats"): self._get_system_stats, ("GET", "/object_info"): self._get_object_info,
             ("GET", "/features"): self._get_features, ("GET", "/queue"): self._get_queue,
             ("GET", "/history"): self._get_history, ("GET", "/view"): self._get_view,
@@ -1484,7 +1567,11 @@ class FakeComfyUI:
         }
 
     def _prefix_routes(self) -> dict[tuple[str, str], Callable[[Request, str], Any]]:
-        return {("GET", "/object_info/"): self._get_object_info_class, ("GET", "/history/"): self._get_history_item}
+        newer: dict[tuple[str, str], Callable[[Request, str], Any]] = {
+            ("GET", "/api/jobs/"): self._get_job, ("POST", "/api/jobs/"): self._post_job_cancel,
+        } if self.newer else {}
+        return {("GET", "/object_info/"): self._get_object_info_class, ("GET", "/history/"): self._get_history_item,
+                **newer}
 
     # -- WebSocket --------------------------------------------------------------------------------------
     async def _handle_ws(self, req: Request, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -1528,12 +1615,12 @@ class FakeComfyUI:
             if first and isinstance(data, dict) and data.get("type") == "feature_flags":
                 flags = data.get("data", {})
                 ws.feature_flags = flags if isinstance(flags, dict) else {}
-                await self._ws_send(ws, "feature_flags", dict(FEATURES))
+                await self._ws_send(ws, "feature_flags", self.features)
             first = False
 
     # -- GET handlers ---------------------------------------------------------------------------------
     async def _get_system_stats(self, req: Request) -> Response:
-        return json_response(SYSTEM_STATS)
+        return json_response(SYSTEM_STATS_NEWER if self.newer else SYSTEM_STATS)
 
     async def _get_object_info(self, req: Request) -> Response:
         return json_response(self._all_object_info())
@@ -1543,7 +1630,7 @@ class FakeComfyUI:
         return json_response({class_type: info} if info is not None else {})
 
     async def _get_features(self, req: Request) -> Response:
-        return json_response(FEATURES)
+        return json_response(self.features)
 
     async def _get_queue(self, req: Request) -> Response:
         with self._cv:
@@ -1617,12 +1704,20 @@ class FakeComfyUI:
         if not isinstance(prompt, dict):
             return server_error()
         prompt_id = str(body.get("prompt_id", uuid.uuid4()))
+        if self.newer and body.get("prompt_id") is not None and not _canonical_uuid(body["prompt_id"]):
+            return json_response({"error": _error("invalid_prompt_id", "prompt_id must be a valid UUID",
+                                                  "prompt_id must be a UUID string in canonical lowercase hyphenated "
+                                                  "form; omit it to let the server generate one"),
+                                  "node_errors": {}}, 400)
         ok, error, outputs, node_errors = _Validator(prompt, self._class_info, self._custom_validate).run(
             body.get("partial_execution_targets"))
         if not ok:
             return json_response({"error": error, "node_errors": node_errors}, 400)
         self.prompts.append(received)
-        await self._enqueue(number, prompt_id, prompt, self._extra_data(body), outputs)
+        extra = self._extra_data(body)
+        if self.newer:
+            extra["create_time"] = _now_ms()
+        await self._enqueue(number, prompt_id, prompt, extra, outputs)
         return json_response({"prompt_id": prompt_id, "number": number, "node_errors": node_errors})
 
     def _next_number(self, body: dict[str, Any]) -> Any:
@@ -1685,7 +1780,79 @@ class FakeComfyUI:
             raise ValueError(f"unknown upload type {kind!r}")  # ComfyUI fails with 500 here too
         resp = self._store_upload(base, kind, fields, files, overwrite)
         record.update(status=resp.status, name=json.loads(resp.body)["name"] if resp.status == 200 else None)
+        if resp.status == 200 and self.assets:
+            resp = json_response({**json.loads(resp.body), "asset": _asset(json.loads(resp.body), files["image"][1])})
         return resp
+
+    # -- /api/jobs (newer servers: server.py get_jobs / get_job_by_id / cancel_job_by_id, comfy_execution/jobs.py)
+    def _snapshot(self) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]], dict[str, Any]]:
+        with self._cv:
+            return ([i[:5] for i in self._running.values()], [i[:5] for i in sorted(self._pending)],
+                    dict(self._history))
+
+    async def _get_jobs(self, req: Request) -> Response:
+        query = req.query
+        statuses = [s.strip().lower() for s in query.get("status", "").split(",") if s.strip()] or None
+        invalid = [s for s in statuses or [] if s not in JOB_STATUSES]
+        if invalid:
+            return json_response({"error": f"Invalid status value(s): {', '.join(invalid)}. Valid values: "
+                                           f"{', '.join(JOB_STATUSES)}"}, 400)
+        sort_by, order = query.get("sort_by", "created_at").lower(), query.get("sort_order", "desc").lower()
+        if sort_by not in ("created_at", "execution_duration"):
+            return json_response({"error": "sort_by must be 'created_at' or 'execution_duration'"}, 400)
+        if order not in ("asc", "desc"):
+            return json_response({"error": "sort_order must be 'asc' or 'desc'"}, 400)
+        limit, offset = _integer(query.get("limit")), _integer(query.get("offset", "0"))
+        if "limit" in query and (limit is None or limit <= 0):
+            return json_response({"error": "limit must be an integer" if limit is None else
+                                  "limit must be a positive integer"}, 400)
+        if offset is None:
+            return json_response({"error": "offset must be an integer"}, 400)
+        offset = max(offset, 0)
+        jobs = _all_jobs(*self._snapshot(), statuses or list(JOB_STATUSES), query.get("workflow_id"))
+        jobs.sort(key=_sort_key(sort_by), reverse=order == "desc")
+        page = jobs[offset:][:limit] if limit is not None else jobs[offset:]
+        return json_response({"jobs": page, "pagination": {"offset": offset, "limit": limit, "total": len(jobs),
+                                                           "has_more": offset + len(page) < len(jobs)}})
+
+    async def _get_job(self, req: Request, job_id: str) -> Response:
+        running, pending, history = self._snapshot()
+        if job_id in history:
+            return json_response(_history_job(job_id, history[job_id], include_outputs=True))
+        for items, status in ((running, "in_progress"), (pending, "pending")):
+            for item in items:
+                if item[1] == job_id:
+                    return json_response(_queue_job(item, status, include_workflow=True))
+        return json_response({"error": "Job not found"}, 404)
+
+    async def _post_job_cancel(self, req: Request, rest: str) -> Response:
+        job_id, _, action = rest.partition("/")
+        if action != "cancel" or not job_id:
+            return text_response("404: Not Found", 404)
+        return json_response({"cancelled": self._cancel_job(job_id)})
+
+    async def _post_jobs_cancel(self, req: Request) -> Response:
+        try:
+            body = req.json()
+        except ValueError:
+            return json_response({"error": "Request body must be valid JSON"}, 400)
+        job_ids = body.get("job_ids") if isinstance(body, dict) else None
+        if not isinstance(job_ids, list):
+            return json_response({"error": "job_ids must be a list"}, 400)
+        invalid = [j if isinstance(j, str) else repr(j) for j in job_ids if not _canonical_uuid(j)]
+        if invalid:
+            return json_response({"error": "job_ids contains invalid id(s)", "invalid_ids": invalid}, 400)
+        return json_response({"cancelled": any([self._cancel_job(j) for j in job_ids])})
+
+    def _cancel_job(self, job_id: str) -> bool:
+        """``cancel_job``: dequeue a pending job (or interrupt it if it started meanwhile), interrupt a running one."""
+        if self._delete_pending(job_id):
+            return True
+        with self._cv:
+            running = job_id in self._running
+        if running:
+            self._interrupt.set()
+        return running
 
     @staticmethod
     def _store_upload(base: Path, kind: str, fields: dict[str, str], files: dict[str, tuple[str, bytes]],
@@ -1711,6 +1878,84 @@ class FakeComfyUI:
         if not duplicate:
             Path(filepath).write_bytes(data)
         return json_response({"name": filename, "subfolder": subfolder, "type": kind})
+
+
+def _integer(text: str | None) -> int | None:
+    try:
+        return int(text) if text is not None else None
+    except ValueError:
+        return None
+
+
+def _canonical_uuid(value: Any) -> bool:
+    try:
+        return isinstance(value, str) and str(uuid.UUID(value)) == value
+    except ValueError:
+        return False
+
+
+def _asset(upload: dict[str, Any], data: bytes) -> dict[str, Any]:
+    return {"id": str(uuid.uuid5(uuid.NAMESPACE_URL, hashlib.sha256(data).hexdigest())), "name": upload["name"],
+            "asset_hash": "blake3:" + hashlib.blake2b(data, digest_size=32).hexdigest(), "size": len(data),
+            "mime_type": mimetypes.guess_type(upload["name"])[0] or "application/octet-stream",
+            "tags": [upload["type"]]}
+
+
+def _pruned(job: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in job.items() if v is not None}
+
+
+def _queue_job(item: tuple[Any, ...], status: str, include_workflow: bool = False) -> dict[str, Any]:
+    """``normalize_queue_item``."""
+    priority, prompt_id, prompt, extra, _ = item
+    job = _pruned({"id": prompt_id, "status": status, "priority": priority, "create_time": extra.get("create_time"),
+                   "outputs_count": 0, "previewable_outputs_count": 0,
+                   "workflow_id": ((extra.get("extra_pnginfo") or {}).get("workflow") or {}).get("id")})
+    if include_workflow:
+        job["workflow"] = {"prompt": prompt, "extra_data": extra}
+    return job
+
+
+def _history_job(prompt_id: str, entry: dict[str, Any], include_outputs: bool = False) -> dict[str, Any]:
+    """``normalize_history_item`` (outputs counted as dict items; text strings are not outputs)."""
+    priority, _, prompt, extra, _ = entry["prompt"]
+    status_info = entry.get("status") or {}
+    times: dict[str, Any] = {}
+    error, interrupted = None, False
+    for name, data in status_info.get("messages", []):
+        if name == "execution_start":
+            times["execution_start_time"] = data.get("timestamp")
+        elif name in ("execution_success", "execution_error", "execution_interrupted"):
+            times["execution_end_time"] = data.get("timestamp")
+            error = data if name == "execution_error" else error
+            interrupted = interrupted or name == "execution_interrupted"
+    status = {"success": "completed", "error": "cancelled" if interrupted else "failed"}.get(
+        status_info.get("status_str"), "completed")
+    outputs = entry.get("outputs") or {}
+    count = sum(isinstance(i, dict) for o in outputs.values() for k, v in o.items() if k != "animated"
+                and isinstance(v, list) for i in v)
+    job = _pruned({"id": prompt_id, "status": status, "priority": priority, "create_time": extra.get("create_time"),
+                   **times, "execution_error": error, "outputs_count": count, "previewable_outputs_count": count,
+                   "workflow_id": ((extra.get("extra_pnginfo") or {}).get("workflow") or {}).get("id")})
+    if include_outputs:
+        job.update(outputs=outputs, execution_status=status_info, workflow={"prompt": prompt, "extra_data": extra})
+    return job
+
+
+def _all_jobs(running: list[Any], pending: list[Any], history: dict[str, Any], statuses: list[str],
+              workflow_id: str | None) -> list[dict[str, Any]]:
+    """``get_all_jobs`` before sorting and paging."""
+    jobs = [_queue_job(i, "in_progress") for i in running] if "in_progress" in statuses else []
+    jobs += [_queue_job(i, "pending") for i in pending] if "pending" in statuses else []
+    jobs += [j for j in (_history_job(k, v) for k, v in history.items()) if j["status"] in statuses]
+    return [j for j in jobs if j.get("workflow_id") == workflow_id] if workflow_id else jobs
+
+
+def _sort_key(sort_by: str) -> Callable[[dict[str, Any]], Any]:
+    if sort_by == "execution_duration":
+        return lambda j: (j.get("execution_end_time", 0) - j.get("execution_start_time", 0)
+                          if j.get("execution_end_time") and j.get("execution_start_time") else 0)
+    return lambda j: j.get("create_time", 0)
 
 
 def _converted_image(path: Path, query: dict[str, str]) -> tuple[bytes, str]:

@@ -6,6 +6,13 @@ then pushes them *before* the HTTP answer is returned, as the real server did in
 As on the real server, ``/history/{id}`` is ``{}`` until the run has finished: when the client
 has read the run's frames, or (frames cut off by a dropped socket, or no socket at all) after
 ``running_polls`` answers of ``GET /queue`` that show the prompt running.
+
+``Replay(..., jobs_api=True)`` is a newer server (as ``tests/fake_comfyui.py`` ``newer``, which cites
+ComfyUI's ``server.py`` and ``comfy_execution/jobs.py``): the same run is also served by ``GET /api/jobs``
+(``?status=in_progress,pending`` counts as a ``/queue`` poll), ``GET /api/jobs/{id}`` (the recorded history
+entry as a job once finished: ``status`` completed/failed/cancelled, ``outputs``, ``execution_status``;
+``in_progress`` before; 404 ``{"error": "Job not found"}`` for another id) and ``POST /api/jobs/{id}/cancel``
+/ ``POST /api/jobs/cancel`` (``{"cancelled": ...}``); ``/features`` has the newer flags.
 """
 
 from __future__ import annotations
@@ -81,8 +88,10 @@ class Replay:
     """Serve one transcript. ``routes`` may override any (method, path) with a handler."""
 
     def __init__(self, transcript: dict[str, Any], *, drop_after: int | None = None,
-                 foreign: list[str | bytes] | None = None, running_polls: int = 2) -> None:
+                 foreign: list[str | bytes] | None = None, running_polls: int = 2, jobs_api: bool = False) -> None:
         self.t = transcript
+        self.jobs_api = jobs_api
+        self.cancelled: list[str] = []  # ids sent to the /api/jobs cancel routes
         self.recorded_id = _recorded_prompt_id(transcript)
         self.prompt_id: str | None = None
         self.sockets: list[ScriptedSocket] = []
@@ -184,6 +193,8 @@ class Replay:
         key = (request.method, path if not path.startswith("/history/") else "/history/{id}")
         if key in self.routes:
             return self.routes[key](request)
+        if self.jobs_api and path.startswith("/api/jobs"):
+            return self._jobs(request)
         if key == ("POST", "/prompt"):
             return self.post_prompt(request)
         if key == ("GET", "/history/{id}"):
@@ -191,7 +202,10 @@ class Replay:
         if key == ("GET", "/view"):
             return httpx.Response(200, content=self.view_bytes, headers={"content-type": "image/png"})
         if key == ("GET", "/features"):
-            return httpx.Response(200, json={"supports_preview_metadata": True, "max_upload_size": 104857600})
+            newer = {"supports_model_type_tags": True, "node_replacements": True, "assets": False,
+                     "supports_progress_text_metadata": True} if self.jobs_api else {}
+            return httpx.Response(200, json={"supports_preview_metadata": True, "max_upload_size": 104857600,
+                                             **newer})
         if key == ("POST", "/upload/image"):
             return httpx.Response(200, json={"name": "x.png", "subfolder": "comfyui-gradio", "type": "input"})
         if key == ("GET", "/queue"):
@@ -229,6 +243,35 @@ class Replay:
             self._resume()
             return httpx.Response(200, json={})
         return httpx.Response(200, json=json.loads(self._swap(json.dumps(recorded["response_json"]))))
+
+    def _jobs(self, request: httpx.Request) -> httpx.Response:
+        """The /api/jobs routes over the same run (see the module docstring)."""
+        path, method = request.url.path, request.method
+        if method == "POST":
+            ids = json.loads(request.content)["job_ids"] if path == "/api/jobs/cancel" else [path.split("/")[3]]
+            self.cancelled += ids
+            return httpx.Response(200, json={"cancelled": self.prompt_id in ids and not self.finished.is_set()})
+        if path == "/api/jobs":
+            if request.url.params.get("status") == "in_progress,pending":
+                running = json.loads(self._queue().content)["queue_running"]
+                jobs = [{"id": item[1], "status": "in_progress", "priority": item[0]} for item in running]
+            else:
+                jobs = []
+            return httpx.Response(200, json={"jobs": jobs, "pagination": {"offset": 0, "limit": None,
+                                                                          "total": len(jobs), "has_more": False}})
+        return self._job(path.rsplit("/", 1)[-1])
+
+    def _job(self, job_id: str) -> httpx.Response:
+        if job_id != self.prompt_id:
+            return httpx.Response(404, json={"error": "Job not found"})
+        entry = json.loads(self._history(job_id).content).get(job_id)
+        if entry is None:
+            return httpx.Response(200, json={"id": job_id, "status": "in_progress", "priority": 1})
+        status = entry.get("status") or {}
+        interrupted = any(name == "execution_interrupted" for name, _ in status.get("messages", []))
+        state = "completed" if status.get("status_str") == "success" else "cancelled" if interrupted else "failed"
+        return httpx.Response(200, json={"id": job_id, "status": state, "priority": 1, "outputs": entry["outputs"],
+                                         "execution_status": status})
 
     def recorded_http(self, method: str, path: str) -> dict[str, Any] | None:
         return next((e for e in self.t["events"] if e["kind"] == "http" and e["method"] == method

@@ -38,7 +38,7 @@ def test_every_recorded_text_message_parses_to_a_known_type() -> None:
                 message = parse_text(json.dumps(event["message"]))
                 assert message.type is not MessageType.OTHER, (path.name, event["message"]["type"])
                 seen.add(message.type)
-    assert seen == set(MessageType) - {MessageType.OTHER}
+    assert seen == set(MessageType) - {MessageType.OTHER, MessageType.NOTIFICATION}  # 0.3.64 sends no notification
 
 
 def test_binary_frames_legacy_metadata_and_text() -> None:
@@ -75,7 +75,8 @@ def test_invert_run_uploads_tracks_and_downloads(tmp_path: Path, catalog: Catalo
     view = next(r for r in replay.requests if r.url.path == "/view")
     assert dict(view.url.params) == {"filename": "invert_00001_.png", "subfolder": "probe", "type": "output"}
     assert json.loads(replay.sockets[0].sent[0]) == {"type": "feature_flags",
-                                                     "data": {"supports_preview_metadata": True}}
+                                                     "data": {"supports_preview_metadata": True,
+                                                              "supports_progress_text_metadata": True}}
 
 
 @pytest.mark.parametrize("name", ["g1_txt2img_tiny_sd15_legacy_previews", "g2_txt2img_tiny_sd15_metadata_previews"])

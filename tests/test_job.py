@@ -447,10 +447,11 @@ def test_a_lost_server_without_a_pool_says_it_cannot_be_reached(tmp_path: Path, 
 def test_text_frames_cached_nodes_and_progress_become_events(tmp_path: Path) -> None:
     transcript = load_transcript("b5_getimagesize_progress_text")
     workflow = Workflow("b5", tmp_path / "b5.json", transcript["workflow"])
-    cached = json.dumps({"type": "execution_cached", "data": {"nodes": ["1", 2], "prompt_id": "mine"}})
-    progress = json.dumps({"type": "progress", "data": {"value": 2, "max": 5, "prompt_id": "mine", "node": "3"}})
+    mine = "0b7f6c1e-3a52-4c1d-9e0f-5d2b8a7c6e41"
+    cached = json.dumps({"type": "execution_cached", "data": {"nodes": ["1", 2], "prompt_id": mine}})
+    progress = json.dumps({"type": "progress", "data": {"value": 2, "max": 5, "prompt_id": mine, "node": "3"}})
     replay = Replay(transcript, foreign=[cached, progress])
-    job = client_for(replay, tmp_path).submit(tab_from_schema(workflow, {}, None), prompt_id="mine")
+    job = client_for(replay, tmp_path).submit(tab_from_schema(workflow, {}, None), prompt_id=mine)
     events = list(job.events())
     assert events[:3] == [Cached(("1", "2")), Progress("3", "EmptyImage", 2, 5), Started()]  # as they came
     assert OutputReady("2", "GetImageSize", {"text": ["width: 40, height: 24\n batch size: 3"]}) in events

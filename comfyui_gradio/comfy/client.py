@@ -6,6 +6,9 @@
 
 ``submit`` returns a ``job.Job`` that follows the prompt to its end; ``attach`` returns one for a prompt
 queued earlier. All httpx errors are translated here (``_request``); see ``errors`` for the exception tree.
+
+What the server offers is read once (``features``): a newer ComfyUI's ``/api/jobs`` then serves the
+looks, ``attach`` and cancelling (``jobs_api``), ``/history`` and ``/queue`` where it is absent (0.3.64).
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from PIL import Image, UnidentifiedImageError
 from ..forms.catalog import Catalog
 from ..errors import InputError, PromptRejected, ProtocolError, ServerError, ServerUnavailable
 from .job import Job, JobHooks
+from .jobs_api import ServerFeatures, history_entry, queue_state
 from ..forms.prepare import PreparedPrompt, flat_target, prepare
 from .results import RunResult
 from ..forms.loader import load_tab
@@ -99,7 +103,7 @@ class ComfyClient:
         self.poll_interval = poll_interval
         self._uploaded: dict[str, str] = {}  # sha256 -> server-side name
         self._lock = threading.Lock()
-        self._max_upload: int | None = None
+        self._features: ServerFeatures | None = None
         self._catalog: Catalog | None = None
         self._tabs: dict[tuple[Any, ...], TabSpec] = {}
         self.max_upload_bytes = max_upload_bytes  # our own limit, on top of the server's
@@ -148,20 +152,85 @@ class ComfyClient:
     def catalog(self) -> Catalog:
         return Catalog(self._json("GET", "/object_info"))
 
+    def features(self) -> ServerFeatures:
+        """What the server offers (its version, feature flags, ``/api/jobs``), read once.
+
+        A server that cannot be reached raises ``ServerUnavailable`` and is asked again next time.
+        """
+        if self._features is None:
+            self._features = ServerFeatures(self._version(), self._flags(), self._answers_jobs())
+            log.info("ComfyUI at %s: version %s, /api/jobs %s", self.url, self._features.version or "unknown",
+                     "used" if self._features.jobs_api else "absent")
+        return self._features
+
+    def _version(self) -> str:
+        try:
+            return str((self.system_stats().get("system") or {}).get("comfyui_version") or "")
+        except ProtocolError:
+            return ""
+
+    def _flags(self) -> dict[str, Any]:
+        try:
+            flags = self._json("GET", "/features")
+        except ProtocolError:  # an older server without /features
+            return {}
+        return flags if isinstance(flags, dict) else {}
+
+    def _answers_jobs(self) -> bool:
+        """Whether ``GET /api/jobs`` answers with a jobs list (0.3.64: 404). A proxy that refuses only
+        this path (401, 403, 5xx) leaves the 0.3.64 routes in use."""
+        try:
+            response = self._request("GET", "/api/jobs", params={"limit": 1})
+        except ServerUnavailable:
+            raise
+        except ServerError as exc:
+            log.warning("Not using /api/jobs of ComfyUI at %s: %s", self.url, exc)
+            return False
+        try:
+            return response.status_code == 200 and isinstance(response.json().get("jobs"), list)
+        except (ValueError, AttributeError):
+            return False
+
+    def _job(self, prompt_id: str) -> dict[str, Any] | None:
+        """``GET /api/jobs/{id}``: the job, or None when the server does not know it."""
+        response = self._request("GET", f"/api/jobs/{prompt_id}")
+        if response.status_code == 404:
+            return None
+        if response.status_code != 200:
+            raise ProtocolError(f"ComfyUI answered GET /api/jobs/{prompt_id} with HTTP {response.status_code}")
+        try:
+            return response.json()
+        except ValueError as exc:
+            raise ProtocolError(f"ComfyUI answered GET /api/jobs/{prompt_id} with something that is not JSON") from exc
+
     def queue_state(self) -> dict[str, list[Any]]:
+        """Running and waiting prompts, as ``GET /queue`` gives them (items start ``[number, prompt_id]``)."""
+        if self.features().jobs_api:
+            return queue_state(self._json("GET", "/api/jobs", params={"status": "in_progress,pending"})["jobs"])
         return self._json("GET", "/queue")
 
     def history(self, prompt_id: str) -> dict[str, Any] | None:
         """The history entry of a finished prompt, or None while it is unknown or unfinished."""
+        if self.features().jobs_api:
+            job = self._job(prompt_id)
+            return None if job is None else history_entry(job)
         body = self._json("GET", f"/history/{prompt_id}")
         return body.get(prompt_id) if isinstance(body, dict) else None
 
     def interrupt(self, prompt_id: str) -> None:
-        """Interrupt ``prompt_id`` if it is the one running (ComfyUI ignores any other id)."""
+        """Interrupt ``prompt_id`` if it is the one running (ComfyUI ignores any other id); with
+        ``/api/jobs``, cancel it whether running or waiting."""
+        if self.features().jobs_api:
+            self._request("POST", f"/api/jobs/{prompt_id}/cancel")
+            return
         self._request("POST", "/interrupt", json={"prompt_id": prompt_id})
 
     def delete_from_queue(self, prompt_ids: list[str]) -> None:
-        """Remove waiting prompts; ComfyUI leaves the running one alone."""
+        """Remove waiting prompts; ComfyUI leaves the running one alone, except through ``/api/jobs``,
+        whose cancel also interrupts it (``comfy_execution/jobs.py`` ``cancel_job``)."""
+        if self.features().jobs_api:
+            self._request("POST", "/api/jobs/cancel", json={"job_ids": prompt_ids})
+            return
         self._request("POST", "/queue", json={"delete": prompt_ids})
 
     def download(self, filename: str, subfolder: str, kind: str) -> bytes:
@@ -172,12 +241,7 @@ class ComfyClient:
 
     def max_upload_size(self) -> int:
         """The server's upload limit in bytes (``GET /features``; ComfyUI's default is 100 MiB)."""
-        if self._max_upload is None:
-            try:
-                self._max_upload = int(self._json("GET", "/features").get("max_upload_size", 100 * 2**20))
-            except ProtocolError:  # an older server without /features
-                self._max_upload = 100 * 2**20
-        return self._max_upload
+        return int(self.features().flags.get("max_upload_size", 100 * 2**20))
 
     # ---- uploads --------------------------------------------------------------------------
 
@@ -273,7 +337,9 @@ class ComfyClient:
 
     def _knows(self, prompt_id: str) -> bool:
         """Whether the prompt is in the history or on the queue (the history is read again after the
-        queue, as the prompt may finish between the two reads)."""
+        queue, as the prompt may finish between the two reads); one ``/api/jobs/{id}`` where it answers."""
+        if self.features().jobs_api:
+            return self._job(prompt_id) is not None
         if self.history(prompt_id) is not None:
             return True
         state = self.queue_state()
@@ -342,6 +408,7 @@ def _describe_prompt_error(error: dict[str, Any]) -> str:
     hint = {
         "invalid_prompt": " Check that the workflow is in API format and that its custom nodes are installed.",
         "prompt_no_outputs": " The workflow needs an output node such as SaveImage.",
+        "invalid_prompt_id": " Give the run a canonical UUID (str(uuid.uuid4())) as its prompt id, or none.",
     }.get(str(error.get("type")), "")
     return f"ComfyUI rejected the workflow: {message}{details}.{hint}".replace("..", ".")
 

@@ -3,8 +3,11 @@
 Two layers, kept apart (as gradio_client keeps ``ServerMessage`` apart from ``Status``):
 
 * **Wire messages** (``WireMessage``, ``PreviewFrame``, ``TextFrame``) mirror what the server
-  sends, as recorded in ``comfyui-reference/PROTOCOL.md``. ``parse_text`` and ``parse_binary``
-  are the only places that know the wire names and byte layouts.
+  sends, as recorded in ``comfyui-reference/PROTOCOL.md`` for 0.3.64, plus what newer servers add
+  (``comfyui-reference/TODAY.md``): ``executing.display_node``, ``notification``
+  (``{"value", "id"?}``, the frontend's ``zNotificationWsMessage``) and the text frame that starts
+  with its prompt id. ``parse_text``, ``parse_binary`` and ``graph_progress`` are the only places
+  that know the wire names and layouts.
 * **Job events** (``Queued`` … ``OutputReady``) are what a caller of ``Job.events()`` sees:
   one prompt's life in the words of a person waiting for a picture.
 """
@@ -22,6 +25,7 @@ from ..errors import ProtocolError
 __all__ = [
     "Cached",
     "JobEvent",
+    "Notification",
     "MessageType",
     "NodeStarted",
     "OutputReady",
@@ -33,6 +37,7 @@ __all__ = [
     "Started",
     "TextFrame",
     "WireMessage",
+    "graph_progress",
     "parse_binary",
     "parse_text",
 ]
@@ -52,6 +57,7 @@ class MessageType(str, Enum):
     EXECUTION_SUCCESS = "execution_success"
     EXECUTION_ERROR = "execution_error"
     EXECUTION_INTERRUPTED = "execution_interrupted"
+    NOTIFICATION = "notification"  # newer servers and custom nodes: a line for the user
     OTHER = "other"  # anything a newer server or a custom node adds
 
 
@@ -73,6 +79,13 @@ class WireMessage:
         node = self.data.get("node", self.data.get("node_id"))
         return None if node is None else str(node)
 
+    @property
+    def display_node(self) -> str | None:
+        """The node the user sees for ``node``: for a node a graph expansion made at run time, the node
+        it came from (``DynamicPrompt.get_display_node_id``); None where the server omits it."""
+        node = self.data.get("display_node")
+        return None if node is None else str(node)
+
 
 @dataclass(frozen=True)
 class PreviewFrame:
@@ -86,10 +99,12 @@ class PreviewFrame:
 
 @dataclass(frozen=True)
 class TextFrame:
-    """Binary type 3: text sent by a node (e.g. GetImageSize)."""
+    """Binary type 3: text sent by a node (e.g. GetImageSize). ``prompt_id`` is known only from a
+    server that frames it (see ``parse_binary``)."""
 
     node_id: str
     text: str
+    prompt_id: str | None = None
 
 
 Wire = Union[WireMessage, PreviewFrame, TextFrame]
@@ -112,8 +127,14 @@ def parse_text(raw: str) -> WireMessage:
     return WireMessage(kind, data if isinstance(data, dict) else {"value": data}, raw_type)
 
 
-def parse_binary(frame: bytes) -> PreviewFrame | TextFrame | None:
-    """Parse one binary frame (4-byte big-endian event type first). Unknown types give None."""
+def parse_binary(frame: bytes, *, text_prompt_ids: bool = False) -> PreviewFrame | TextFrame | None:
+    """Parse one binary frame (4-byte big-endian event type first). Unknown types give None.
+
+    ``text_prompt_ids``: the server said ``supports_progress_text_metadata`` in its feature flags, so
+    a text frame is ``u32 len · prompt_id · u32 len · node_id · text`` (server.py
+    ``send_progress_text``, when the client sent the flag too), else ``u32 len · node_id · text``.
+    The frontend (``clientFeatureFlags``) decides the same way, from the server's flag.
+    """
     if len(frame) < 8:
         raise ProtocolError(f"ComfyUI sent a binary WebSocket frame of only {len(frame)} bytes")
     (event,) = struct.unpack(">I", frame[:4])
@@ -121,16 +142,24 @@ def parse_binary(frame: bytes) -> PreviewFrame | TextFrame | None:
         (image_type,) = struct.unpack(">I", frame[4:8])
         return PreviewFrame(frame[8:], _IMAGE_TYPES.get(image_type, "image/jpeg"))
     if event == 3:
-        return _parse_text_frame(frame)
+        return _parse_text_frame(frame, text_prompt_ids)
     if event == 4:
         return _parse_metadata_preview(frame)
     return None
 
 
-def _parse_text_frame(frame: bytes) -> TextFrame:
-    (id_len,) = struct.unpack(">I", frame[4:8])
-    node_id = frame[8 : 8 + id_len].decode("utf-8")
-    return TextFrame(node_id, frame[8 + id_len :].decode("utf-8", errors="replace"))
+def _parse_text_frame(frame: bytes, with_prompt_id: bool) -> TextFrame:
+    prompt_id, rest = _prefixed(frame[4:]) if with_prompt_id else (None, frame[4:])
+    node_id, text = _prefixed(rest)
+    return TextFrame(node_id, text.decode("utf-8", errors="replace"), prompt_id)
+
+
+def _prefixed(data: bytes) -> tuple[str, bytes]:
+    """``u32 big-endian length · that many UTF-8 bytes · rest`` -> (the string, the rest's bytes)."""
+    length = struct.unpack(">I", data[:4])[0] if len(data) >= 4 else -1
+    if length < 0 or len(data) < 4 + length:
+        raise ProtocolError("ComfyUI sent a text frame shorter than its own length field")
+    return data[4 : 4 + length].decode("utf-8", errors="replace"), data[4 + length :]
 
 
 def _parse_metadata_preview(frame: bytes) -> PreviewFrame:
@@ -145,6 +174,34 @@ def _parse_metadata_preview(frame: bytes) -> PreviewFrame:
         prompt_id=meta.get("prompt_id"),
         node_id=None if meta.get("node_id") is None else str(meta["node_id"]),
     )
+
+
+def graph_progress(message: WireMessage, node_count: int, cached: frozenset[str] = frozenset()) -> float | None:
+    """The share (0..1) of a prompt of ``node_count`` nodes that is done, from a ``progress_state``.
+
+    The message carries every node that is not pending (``comfy_execution/progress.py``
+    ``WebUIProgressHandler._send_progress_state``): ``{"nodes": {id: {"value", "max", "state"}}}``
+    with state ``running`` or ``finished``. Nodes taken from the cache are missing from it but for
+    output nodes (recorded in e_caching), so ``cached`` (``execution_cached``'s list) counts as done.
+    A finished node counts 1, a running one ``value / max``; nodes a graph expansion adds at run
+    time raise the count. None for a message without nodes.
+    """
+    nodes = message.data.get("nodes")
+    if not isinstance(nodes, dict) or not nodes:
+        return None
+    done = sum(_node_share(entry) for entry in nodes.values() if isinstance(entry, dict))
+    done += len(cached - set(nodes))
+    return min(done / max(node_count, len(nodes), 1), 1.0)
+
+
+def _node_share(entry: dict[str, Any]) -> float:
+    if entry.get("state") == "finished":
+        return 1.0
+    try:
+        value, maximum = float(entry.get("value", 0)), float(entry.get("max", 1))
+    except (TypeError, ValueError):
+        return 0.0
+    return min(max(value / maximum, 0.0), 1.0) if maximum > 0 else 0.0
 
 
 # ---- job events: what a caller sees ---------------------------------------------------------
@@ -171,8 +228,12 @@ class Cached:
 
 @dataclass(frozen=True)
 class NodeStarted:
+    """A node began running. ``title`` names the node the user sees: ``display_node_id`` when the
+    server says it is another node (a graph expansion made ``node_id`` at run time), else this one."""
+
     node_id: str
     title: str
+    display_node_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -212,4 +273,12 @@ class Resubmitted:
     reason: str
 
 
-JobEvent = Union[Queued, Started, Cached, NodeStarted, Progress, Preview, OutputReady, Resubmitted]
+@dataclass(frozen=True)
+class Notification:
+    """A line the server (or a custom node) sent for the user, not tied to a prompt."""
+
+    text: str
+    id: str | None = None
+
+
+JobEvent = Union[Queued, Started, Cached, NodeStarted, Progress, Preview, OutputReady, Resubmitted, Notification]

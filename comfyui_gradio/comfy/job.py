@@ -1,12 +1,14 @@
 """A submitted prompt followed to its end: the ``Job`` handle and its trackers.
 
 Lifecycle (ComfyUI's own reference client, ``script_examples/websockets_api_example.py``): the
-socket ``/ws?clientId=<new id>`` is opened first with the ``feature_flags`` handshake, then
+socket ``/ws?clientId=<new id>`` is opened first with the ``feature_flags`` handshake (previews with
+metadata; text frames with their prompt id, which a newer server then sends), then
 ``POST /prompt`` carries that ``client_id`` and a client-made ``prompt_id``, so messages that arrive
 before the HTTP answer are already recognisable. Messages of other prompts are ignored. The
 outputs are read from ``/history/{id}`` (authoritative) and downloaded through ``/view`` into the
 job's folder by ``collect.collect_outputs``. The job talks to its server only through the narrow
-``server.JobServer`` interface.
+``server.JobServer`` interface (``ComfyClient`` serves it from ``/api/jobs`` where the server has it).
+``progress_state`` messages keep ``graph_progress``, the share of the whole prompt that is done.
 
 The socket is not trusted alone: a restarted ComfyUI forgets its queue, and a socket can stay open
 with nothing on it (a proxy). So while following the socket the job also looks over HTTP every
@@ -38,8 +40,10 @@ from ..errors import (ComfyGradioError, ExecutionFailed, JobCancelled, JobTimeou
 from ..forms.prepare import PreparedPrompt
 from ..forms.schema import TabSpec
 from .collect import collect_outputs, node_title
-from .events import (Cached, JobEvent, MessageType, NodeStarted, OutputReady, Preview, PreviewFrame, Progress,
-                     Queued, Resubmitted, Started, TextFrame, WireMessage, parse_binary, parse_text)
+from .events import (Cached, JobEvent, MessageType, NodeStarted, Notification, OutputReady, Preview, PreviewFrame,
+                     Progress, Queued, Resubmitted, Started, TextFrame, WireMessage, graph_progress, parse_binary,
+                     parse_text)
+from .jobs_api import ServerFeatures
 from .results import NO_OUTPUT, RunResult
 from .server import JobServer
 from .transport import WebSocketClosed, WebSocketConnection
@@ -52,6 +56,9 @@ __all__ = ["Job", "JobHooks"]
 log = logging.getLogger(__name__)
 
 _CANCEL = object()  # put into a job's inbox by Job.cancel()
+CLIENT_FEATURES = {"supports_preview_metadata": True, "supports_progress_text_metadata": True}
+"""The client's ``feature_flags`` handshake, the first message on every socket (as the frontend's
+``clientFeatureFlags``, without its manager flag)."""
 
 
 @dataclass(frozen=True)
@@ -110,7 +117,7 @@ class Job:
         self._misses = 0  # looks in a row that found the prompt in neither the queue nor the history
         self.tab = tab
         self.prepared = prepared
-        self.prompt_id = prompt_id or str(uuid.uuid4())
+        self.prompt_id = _canonical(prompt_id) if prompt_id else str(uuid.uuid4())
         self.client_id = uuid.uuid4().hex
         self.job_dir = output_dir / self.prompt_id
         self._deadline = time.monotonic() + timeout if timeout else None
@@ -127,6 +134,9 @@ class Job:
         self._submitted_at = 0.0
         self.started_at: float | None = None  # time.monotonic() when the server began running it
         self._last_queue_check = 0.0
+        self.graph_progress: float | None = None  # share (0..1) of the prompt done, from progress_state
+        self._shown: dict[str, str] = {}  # node id -> the node the user sees, where the server says another
+        self._cached: frozenset[str] = frozenset()  # nodes the server took from its cache
 
     # ---- public -----------------------------------------------------------------------------
 
@@ -219,7 +229,7 @@ class Job:
         try:
             ws = self.client.connect_ws(f"{scheme_url}/ws?clientId={self.client_id}",
                                         headers=self.client.headers, timeout=self.client.timeout)
-            ws.send(json.dumps({"type": "feature_flags", "data": {"supports_preview_metadata": True}}))
+            ws.send(json.dumps({"type": "feature_flags", "data": CLIENT_FEATURES}))
         except (ServerUnavailable, WebSocketClosed) as exc:
             log.warning("WebSocket to %s unavailable (%s); following the job over HTTP", self.client.url, exc)
             return False
@@ -228,10 +238,17 @@ class Job:
         return True
 
     def _read_socket(self, ws: WebSocketConnection) -> None:
+        """Parse every frame into the inbox; the server's ``feature_flags`` answer says how its text
+        frames are laid out."""
+        server = ServerFeatures()
         while True:
             try:
                 frame = ws.recv()
-                self._inbox.put(parse_text(frame) if isinstance(frame, str) else parse_binary(frame))
+                item = (parse_text(frame) if isinstance(frame, str)
+                        else parse_binary(frame, text_prompt_ids=server.text_prompt_ids))
+                if isinstance(item, WireMessage) and item.type is MessageType.FEATURE_FLAGS:
+                    server = ServerFeatures(flags=item.data)
+                self._inbox.put(item)
             except WebSocketClosed as exc:
                 self._inbox.put(_Disconnected(str(exc), ws))
                 return
@@ -335,6 +352,7 @@ class Job:
         self._retried = self._retried or self._started
         self._started = False
         self._misses = 0
+        self.graph_progress, self._cached = None, frozenset()
         self._close_socket()
         self._drain_inbox()
         self.client = server
@@ -422,9 +440,13 @@ class Job:
                 self._events.put(Preview(item.image, item.mime, item.node_id))
             return False
         if isinstance(item, TextFrame):
-            self._events.put(OutputReady(item.node_id, self._title(item.node_id), {"text": [item.text]}))
+            if item.prompt_id in (None, self.prompt_id):
+                self._events.put(OutputReady(item.node_id, self._title(item.node_id), {"text": [item.text]}))
             return False
         if item is None:
+            return False
+        if item.type is MessageType.NOTIFICATION:
+            self._events.put(Notification(str(item.data.get("value", "")), item.data.get("id")))
             return False
         if item.type is MessageType.STATUS:
             if not self._started:
@@ -439,15 +461,19 @@ class Job:
         if item.type is MessageType.EXECUTION_START:
             self._mark_started()
         elif item.type is MessageType.EXECUTION_CACHED and data.get("nodes"):
-            self._events.put(Cached(tuple(str(n) for n in data["nodes"])))
+            cached = tuple(str(n) for n in data["nodes"])
+            self._cached = frozenset(cached)
+            self._events.put(Cached(cached))
         elif item.type is MessageType.EXECUTING:
             if item.node is None:
                 return item.prompt_id == self.prompt_id
             self._mark_started()
-            self._events.put(NodeStarted(item.node, self._title(item.node)))
+            self._node_started(item.node, item.display_node)
         elif item.type is MessageType.PROGRESS and item.node:
-            self._events.put(Progress(item.node, self._title(item.node), int(data.get("value", 0)),
-                                      int(data.get("max", 0))))
+            self._events.put(Progress(item.node, self._title(self._shown.get(item.node, item.node)),
+                                      int(data.get("value", 0)), int(data.get("max", 0))))
+        elif item.type is MessageType.PROGRESS_STATE and item.prompt_id == self.prompt_id:
+            self.graph_progress = graph_progress(item, len(self.prepared.prompt), self._cached)
         elif item.type is MessageType.EXECUTED and item.node:
             self._events.put(OutputReady(item.node, self._title(item.node), dict(data.get("output") or {})))
         elif item.type is MessageType.EXECUTION_ERROR:
@@ -455,6 +481,15 @@ class Job:
         elif item.type is MessageType.EXECUTION_INTERRUPTED:
             raise self._interrupted(data)
         return False
+
+    def _node_started(self, node_id: str, display_node: str | None) -> None:
+        """NodeStarted, titled after the node the user sees when the server names another one that
+        the prompt has (a node expanded at run time shows as the node it came from)."""
+        if display_node not in (None, node_id) and display_node in self.prepared.prompt:
+            self._shown[node_id] = display_node
+            self._events.put(NodeStarted(node_id, self._title(display_node), display_node))
+        else:
+            self._events.put(NodeStarted(node_id, self._title(node_id)))
 
     def _mark_started(self) -> None:
         if not self._started:
@@ -517,6 +552,7 @@ class Job:
         return len(state.get("queue_running", [])) + sum(1 for item in pending if item[0] < mine)
 
     def _check_history(self, entry: dict[str, Any]) -> None:
+        """Raise unless the history entry's status says success."""
         status = entry.get("status") or {}
         if status.get("status_str") == "success" or status.get("completed"):
             return
@@ -563,3 +599,14 @@ class Job:
             if entry is not None:
                 return entry
         raise ProtocolError(f"ComfyUI finished prompt {self.prompt_id} but has no history for it")
+
+
+def _canonical(prompt_id: str) -> str:
+    """``prompt_id`` if it is a UUID in canonical form, which newer servers require (``POST /prompt``
+    answers 400 ``invalid_prompt_id`` otherwise: ``comfy_execution/jobs.py`` ``validate_job_id``)."""
+    try:
+        if str(uuid.UUID(prompt_id)) == prompt_id:
+            return prompt_id
+    except (ValueError, TypeError, AttributeError):
+        pass
+    raise ValueError(f"prompt_id must be a UUID in canonical form such as {uuid.uuid4()}, not {prompt_id!r}")

@@ -6,6 +6,11 @@ a COMBO list of choices, or a link type such as ``MODEL``) and its options (``mi
 ``control_after_generate``) and the order of its inputs (``input_order``). ``Catalog`` is the one
 reader of that body: the schema, the checks and the UI-format converter all ask it. The last
 catalogue seen is cached on disk so that forms can still be built while the server is down.
+
+Newer servers add keys to each class entry (``server.py`` ``node_info``): ``has_intermediate_output``
+and ``dev_only`` are read (``has_intermediate_output``, ``is_dev_only``); ``search_aliases`` and
+``essentials_category`` only order the editor's node search and are ignored, as is any key not named
+here: a class is read from ``input``, ``input_order``, ``output_node`` and ``display_name`` alone.
 """
 
 from __future__ import annotations
@@ -104,6 +109,15 @@ class Catalog:
     def is_output_node(self, class_type: str) -> bool:
         info = self.raw.get(class_type)
         return bool(info.get("output_node")) if info else class_type in OUTPUT_CLASSES
+
+    def has_intermediate_output(self, class_type: str) -> bool:
+        """Whether the class shows UI output while the graph runs without being an output node
+        (``HAS_INTERMEDIATE_OUTPUT``, newer servers; False where the catalogue does not say)."""
+        return (self.raw.get(class_type) or {}).get("has_intermediate_output") is True
+
+    def is_dev_only(self, class_type: str) -> bool:
+        """Whether the server lists the class for developers only (``DEV_ONLY``, newer servers)."""
+        return (self.raw.get(class_type) or {}).get("dev_only") is True
 
     def inputs(self, class_type: str) -> dict[str, InputSpec]:
         """Every input of the class, required then optional, each part in the catalogue's

@@ -1,5 +1,9 @@
 """A run's job events as Gradio updates of its tab's output components: status lines, Gradio's
-progress bar, live previews in the gallery, then the results."""
+progress bar, live previews in the gallery, then the results.
+
+A status line names the node the user sees (``NodeStarted.title``: the server's ``display_node``
+where it differs) and, once the server has sent ``progress_state``, how much of the whole workflow
+is done (``Job.graph_progress``); a server's notification is shown as it comes."""
 
 from __future__ import annotations
 
@@ -11,12 +15,12 @@ from typing import Any, Callable, Iterator
 import gradio as gr
 from PIL import Image
 
-from ..comfy.events import Preview, Progress
+from ..comfy.events import JobEvent, NodeStarted, Notification, Preview, Progress
 from ..comfy.job import Job
 from ..comfy.results import NO_OUTPUT, RunResult
 from .widgets import describe
 
-__all__ = ["Outputs", "RunStream", "gallery_of"]
+__all__ = ["Outputs", "RunStream", "gallery_of", "status_line"]
 
 PREVIEW_INTERVAL = 0.25  # seconds between preview frames pushed to the browser
 IDLE_WAKE = 1.0  # seconds between wake-ups of a run's event loop while nothing happens
@@ -81,7 +85,7 @@ class RunStream:
                 continue
             if isinstance(event, Progress) and event.max and _due(sent, "progress", now, PROGRESS_INTERVAL):
                 progress((event.value, event.max), desc=event.title)
-            line = describe(event, self.eta(job)) if event is not None else ""
+            line = status_line(event, job.graph_progress, self.eta(job)) if event is not None else ""
             if line and _due(sent, "status", now, STATUS_INTERVAL):
                 sent["any"] = now
                 yield {out.status: prefix + line}
@@ -109,6 +113,17 @@ class RunStream:
         if out.model3d is not None:
             update[out.model3d] = next((str(m.path) for r in results for m in r.models3d), None)
         return update
+
+
+def status_line(event: JobEvent, graph_progress: float | None, eta: float | None = None) -> str:
+    """The line for ``event``: ``widgets.describe``'s, with the share of the workflow done while a
+    node runs, or a notification's text ('' for events that need no line)."""
+    if isinstance(event, Notification):
+        return f"ℹ️ {event.text}" if event.text else ""
+    line = describe(event, eta)
+    if line and isinstance(event, (NodeStarted, Progress)) and graph_progress is not None:
+        return f"{line} · {graph_progress:.0%} of the workflow done"
+    return line
 
 
 def gallery_of(results: list[RunResult]) -> list[tuple[str, str]]:
