@@ -19,7 +19,7 @@ from .comfy.pool import ComfyPool, Durations, ServerStatus
 from .comfy.results import OutputFile, RunResult
 from .comfy.transport import WebSocketConnection, WebSocketConnector
 from .errors import (ComfyGradioError, ConfigError, ExecutionFailed, InputError, JobCancelled, JobTimeout,
-                     Problem, PromptRejected, ProtocolError, ServerError, ServerUnavailable)
+                     Problem, PromptRejected, ProtocolError, ServerError, ServerUnavailable, ServiceRefused)
 from .forms.catalog import Catalog, InputSpec
 from .forms.prepare import PreparedPrompt
 from .forms.loader import Limits, load_tab
@@ -31,5 +31,5 @@ __all__ = [
     "ExecutionFailed", "InputError", "InputSpec", "Job", "JobCancelled", "JobEvent", "JobHooks", "JobServer", "JobTimeout", "Limits", "LocalFile",
     "NodeStarted", "Output", "OutputFile", "OutputReady", "Param", "PreparedPrompt", "Preview", "Problem",
     "Progress", "PromptRejected", "ProtocolError", "Queued", "Resubmitted", "RunResult", "ServerError", "ServerStatus",
-    "ServerUnavailable", "Started", "TabSpec", "WebSocketConnection", "WebSocketConnector", "Workflow", "load_tab",
+    "ServerUnavailable", "ServiceRefused", "Started", "TabSpec", "WebSocketConnection", "WebSocketConnector", "Workflow", "load_tab",
 ]  # fmt: skip

@@ -1,7 +1,7 @@
 """A RunningHub test double as an ``httpx.MockTransport`` handler (RunningHub cannot be reached from here).
 
 It says what comfykit 0.1.12's client reads (``comfykit/comfyui/runninghub_client.py`` and
-``runninghub_executor.py``), and the documented error codes (``../shared/comfyui-reference/TODAY.md``):
+``runninghub_executor.py``), and the documented error codes (RunningHub's API docs):
 every route is a POST answered with HTTP 200 and ``{"code", "msg", "data"}``, ``code 0`` meaning success;
 ``apiKey`` is in the JSON body (multipart for the upload); ``getJsonApiFormat`` sends the API workflow as a
 JSON *string* in ``data.prompt``; ``create`` answers ``data.taskId``; ``status`` answers the status as

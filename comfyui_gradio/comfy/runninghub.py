@@ -11,7 +11,7 @@ The protocol is the one comfykit 0.1.12 speaks (``comfykit/comfyui/runninghub_cl
 ``query_task_result``; ``runninghub_executor.py``: ``_wait_for_task_completion``): every call is a POST
 with ``apiKey`` in the body (JSON, or multipart for ``/task/openapi/upload``), every answer is HTTP 200 with
 ``{"code", "msg", "data"}`` and ``code == 0`` means success. The error codes are RunningHub's documented
-ones (``../shared/comfyui-reference/TODAY.md``); each becomes an error of ``errors`` saying what to do.
+ones (RunningHub's API docs, as summed up in the project's ComfyUI reference notes); each becomes an error of ``errors`` saying what to do.
 
 Two differences from comfykit, both deliberate: only failures of the connection and HTTP 5xx are
 retried (``retry_count`` times, backing off 1, 2, 4 s as comfykit does) — a refused key or an empty
@@ -31,6 +31,8 @@ import httpx
 
 from ..errors import (ConfigError, ExecutionFailed, InputError, JobTimeout, Problem, PromptRejected,
                       ProtocolError, ServerError, ServerUnavailable, ServiceRefused)
+from ..forms.prepare import PreparedPrompt, prepare
+from ..forms.schema import TabSpec
 from ..forms.workflow import is_link
 
 __all__ = ["DEFAULT_URL", "NO_KEY", "RunningHubClient", "TaskOutput", "TaskStatus", "is_runninghub_id",
@@ -199,6 +201,18 @@ class RunningHubClient:
         return [TaskOutput(str(item["fileUrl"]), str(item.get("fileType", "")),
                            str(item["nodeId"]) if item.get("nodeId") is not None else None)
                 for item in data or [] if isinstance(item, dict) and item.get("fileUrl")]
+
+    def submit_tab(self, workflow_id: str, tab: TabSpec, values: Mapping[str, Any] | None = None
+                   ) -> tuple[str, PreparedPrompt]:
+        """Upload the local files among ``values``, prepare the tab's prompt and queue it as the changes
+        (``nodeInfoList``) it makes to RunningHub's stored workflow ``workflow_id``, whose API form
+        ``tab`` was built from (``workflow_json``). Return the task id and what was prepared."""
+        from .client import local_uploads  # client.py imports sources.py, which imports this module
+
+        uploads = local_uploads(tab, values or {})
+        names = {key: self.upload(f.data, f.filename, field=f.label) for key, f in uploads.items()}
+        prepared = prepare(tab, {**(values or {}), **names})
+        return self.submit(workflow_id, node_info_list(tab.workflow.nodes, prepared.prompt)), prepared
 
     # ---- following a task ---------------------------------------------------------------------
 
