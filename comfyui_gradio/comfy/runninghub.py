@@ -10,8 +10,8 @@ The protocol is the one comfykit 0.1.12 speaks (``comfykit/comfyui/runninghub_cl
 ``_make_request``, ``get_workflow_json``, ``upload_file``, ``create_task``, ``query_task_status``,
 ``query_task_result``; ``runninghub_executor.py``: ``_wait_for_task_completion``): every call is a POST
 with ``apiKey`` in the body (JSON, or multipart for ``/task/openapi/upload``), every answer is HTTP 200 with
-``{"code", "msg", "data"}`` and ``code == 0`` means success. The error codes are RunningHub's documented
-ones (RunningHub's API docs, as summed up in the project's ComfyUI reference notes); each becomes an error of ``errors`` saying what to do.
+``{"code", "msg", "data"}`` and ``code == 0`` means success. The error codes are those RunningHub's API
+docs list; each becomes an error of ``errors`` that says what to do.
 
 Two differences from comfykit, both deliberate: only failures of the connection and HTTP 5xx are
 retried (``retry_count`` times, backing off 1, 2, 4 s as comfykit does) — a refused key or an empty

@@ -25,7 +25,7 @@ import json
 import tempfile
 import threading
 from pathlib import Path
-from typing import Any, Callable, Mapping, Union
+from typing import Any, Callable, Mapping, Sequence, Union
 
 import httpx
 
@@ -33,7 +33,7 @@ from ..errors import ConfigError, Problem
 from ..forms.workflow import MAX_WORKFLOW_BYTES
 from .runninghub import RunningHubClient, is_runninghub_id
 
-__all__ = ["WorkflowSource", "WorkflowSources", "default_cache_dir"]
+__all__ = ["WorkflowSource", "WorkflowSources", "default_cache_dir", "url_stem"]
 
 WorkflowSource = Union[str, Path, Mapping[str, Any]]
 """What ``ComfyClient.run/submit/load`` take besides a ``TabSpec``."""
@@ -77,6 +77,16 @@ class WorkflowSources:
             return self._remembered(f"runninghub:{text}", lambda: self._from_runninghub(text))
         return Path(source)
 
+    def fetch_all(self, urls: Sequence[str]) -> tuple[list[Path], list[tuple[str, ConfigError]]]:
+        """Every URL's file, and the URLs that could not be had with why (the app starts without them)."""
+        files, failed = [], []
+        for url in urls:
+            try:
+                files.append(self.path_for(url))
+            except ConfigError as exc:
+                failed.append((url, exc))
+        return files, failed
+
     def store(self, workflow: dict[str, Any], name: str) -> Path:
         """Write a workflow under a folder named by its content; the same content gives the same path."""
         data = json.dumps(workflow, indent=1, ensure_ascii=False).encode()
@@ -116,7 +126,7 @@ class WorkflowSources:
                                   "raw .json file (on GitHub: the \"Raw\" button).") from None
         if not isinstance(workflow, dict):
             raise _url_error(url, "this is not a workflow: the JSON is not an object of nodes")
-        return self.store(workflow, httpx.URL(url).path.rsplit("/", 1)[-1].removesuffix(".json") or "workflow")
+        return self.store(workflow, url_stem(url))
 
     def _fetch(self, url: str) -> bytes:
         """The body of ``url``, refused as soon as it passes ``max_bytes``."""
@@ -151,6 +161,11 @@ class WorkflowSources:
     def _too_big(self, size: int, at_least: bool = False) -> str:
         return (f"the file is {'more than ' if at_least else ''}{size / 2**20:.1f} MiB; workflows of at most "
                 f"{self.max_bytes / 2**20:.0f} MiB are read (Limits.max_workflow_bytes)")
+
+
+def url_stem(url: str) -> str:
+    """The name a workflow at ``url`` is known by: the last part of its path without ``.json``."""
+    return _safe_stem(httpx.URL(url).path.rstrip("/").rsplit("/", 1)[-1].removesuffix(".json"))
 
 
 def _url_error(url: str, reason: str) -> ConfigError:
