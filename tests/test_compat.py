@@ -9,6 +9,7 @@ import asyncio
 import base64
 import io
 import json
+import os
 from pathlib import Path
 
 import httpx
@@ -188,3 +189,45 @@ def test_the_client_wants_logs_on_for_streaming_and_a_workflow(fake: FakeComfyUI
     with pytest.raises(InputError, match="^workflow_api: this ComfyUI has no deployed workflow: give override_"):
         asyncio.run(client.infer(data={"logs": False, "params": "{}"}))
     client.close()
+
+
+# ---- opt in: the same flows on a real ComfyUI (model-free workflows) -------------------------------------
+
+REAL = os.environ.get("COMFYUI_URL", "").split(",")[0]
+BLANK = {"1": {"class_type": "EmptyImage", "inputs": {"width": 40, "height": 24, "batch_size": 1, "color": 0},
+               "_meta": {"title": "Blank, $color.color"}},
+         "2": {"class_type": "SaveImage", "inputs": {"filename_prefix": "comfykit/blank", "images": ["1", 0]},
+               "_meta": {"title": "$output.cover"}}}
+
+
+@pytest.mark.real
+def test_real_comfykit_walkthrough_downloads_the_cover(tmp_path: Path) -> None:
+    if not REAL:
+        pytest.skip("set COMFYUI_URL to run against a real ComfyUI")
+
+    async def main() -> tuple[ExecuteResult, bytes]:
+        async with ComfyKit(comfyui_url=REAL, executor_type="websocket", output_dir=tmp_path) as kit:
+            result = await kit.execute_json(BLANK, {"color": 0xFF8000})
+            async with httpx.AsyncClient() as client:
+                response = await client.get(result.images_by_var["cover"][0])
+        return result, response.content
+
+    result, content = asyncio.run(main())
+    assert result.status == "completed", result.msg
+    assert Image.open(io.BytesIO(content)).convert("RGB").getpixel((3, 3)) == (255, 128, 0)
+
+
+@pytest.mark.real
+def test_real_viewcomfy_infer_inverts(tmp_path: Path) -> None:
+    if not REAL:
+        pytest.skip("set COMFYUI_URL to run against a real ComfyUI")
+    source = tmp_path / "in.png"
+    source.write_bytes(png((10, 20, 30)))
+    lines: list[str] = []
+    with source.open("rb") as image:
+        result = asyncio.run(infer_with_logs(api_url=f"{REAL}?workflow={WORKFLOWS / 'invert.json'}",
+                                             params={"1-inputs-image": image}, logging_callback=lines.append,
+                                             client_id="", client_secret=""))
+    assert result is not None and result.completed
+    pixel = Image.open(io.BytesIO(base64.b64decode(result.outputs[0].data))).convert("RGB").getpixel((0, 0))
+    assert pixel == (245, 235, 225) and "log_message: executing Invert Image (node 2)" in lines
