@@ -6,7 +6,8 @@ every route is a POST answered with HTTP 200 and ``{"code", "msg", "data"}``, ``
 ``apiKey`` is in the JSON body (multipart for the upload); ``getJsonApiFormat`` sends the API workflow as a
 JSON *string* in ``data.prompt``; ``create`` answers ``data.taskId``; ``status`` answers the status as
 ``data`` (QUEUED, RUNNING, then SUCCESS or FAILED with the reason in ``msg``); ``outputs`` answers
-``data: [{fileUrl, fileType, nodeId}]``, or code 804 while the task still runs. Output files are served
+``data: [{fileUrl, fileType, nodeId}]`` (here one PNG per SaveImage / PreviewImage node), or code 804
+while the task still runs. Output files are served
 at ``/files/<name>`` (on RunningHub they are on a CDN).
 
 Knobs: ``workflows`` (id -> API prompt), ``fail_next`` (route -> (code, msg), once), ``polls`` (statuses a
@@ -113,7 +114,11 @@ class FakeRunningHub:
             return self._answer(807, "APIKEY_TASK_NOT_FOUND", None)
         if task["polls"]:
             return self._answer(804, "APIKEY_TASK_IS_RUNNING", None)
-        name = f"{task_id}_0.png"
-        self.files[name] = _png((200, 30, 30))
-        return self._answer(0, "success", [{"fileUrl": f"{URL}/files/{name}", "fileType": "png", "nodeId": "9",
-                                            "taskCostTime": "3"}])
+        body = task["body"]
+        workflow = json.loads(body["workflow"]) if "workflow" in body else self.workflows[str(body["workflowId"])]
+        answer = []
+        for node_id in (n for n, node in workflow.items() if node["class_type"] in ("SaveImage", "PreviewImage")):
+            name = f"{task_id}_{len(answer)}.png"
+            self.files[name] = _png((200, 30, 30))
+            answer.append({"fileUrl": f"{URL}/files/{name}", "fileType": "png", "nodeId": node_id, "taskCostTime": "3"})
+        return self._answer(0, "success", answer)

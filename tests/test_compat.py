@@ -7,6 +7,9 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import functools
+import threading
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 import io
 import json
 import os
@@ -127,6 +130,53 @@ def test_a_failed_runninghub_task_is_status_failed_with_the_reason(tmp_path: Pat
     result = asyncio.run(kit.execute("5"))
     assert (result.status, result.msg) == ("failed", f"RunningHub task {next(iter(hub.tasks))} failed: node 3: "
                                                      "CUDA out of memory")
+
+
+def marked_invert() -> dict:
+    workflow = json.loads((WORKFLOWS / "invert.json").read_text())
+    workflow["1"]["_meta"]["title"] = "$~image"
+    workflow["3"]["_meta"]["title"] = "$output.inverted"
+    return workflow
+
+
+def test_an_input_given_as_a_url_is_downloaded_and_uploaded(fake: FakeComfyUI, tmp_path: Path) -> None:
+    folder = tmp_path / "site"
+    folder.mkdir()
+    (folder / "cat.png").write_bytes(png((10, 20, 30)))
+    server = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_Quiet, directory=str(folder)))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    base = f"http://127.0.0.1:{server.server_address[1]}"
+    kit = ComfyKit(fake.url, output_dir=tmp_path / "kit")
+    try:
+        result = asyncio.run(kit.execute_json(marked_invert(), {"image": f"{base}/cat.png"}))
+        assert result.status == "completed", result.msg
+        view = httpx.get(result.images_by_var["inverted"][0])
+        assert Image.open(io.BytesIO(view.content)).convert("RGB").getpixel((0, 0)) == (245, 235, 225)
+        missing = asyncio.run(kit.execute_json(marked_invert(), {"image": f"{base}/gone.png"}))
+        assert (missing.status, missing.msg) == ("failed", f"Image: {base}/gone.png: the server answered HTTP 404; "
+                                                           "check the address")
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_a_local_input_is_uploaded_to_runninghub(tmp_path: Path) -> None:
+    hub = FakeRunningHub(workflows={"77": marked_invert()})
+    kit = ComfyKit(runninghub=RunningHubClient(KEY, URL, http=hub.client(), sleep=lambda s: None),
+                   output_dir=tmp_path)
+    photo = tmp_path / "photo.png"
+    photo.write_bytes(png((1, 2, 3)))
+    result = asyncio.run(kit.execute("77", {"image": str(photo)}))
+    assert result.status == "completed", result.msg
+    create = next(body for path, body in hub.requests if path == "/task/openapi/create")
+    assert create["nodeInfoList"] == [{"nodeId": "1", "fieldName": "image", "fieldValue": "api/0001.png"}]
+    assert photo.read_bytes() in hub.uploads["api/0001.png"]
+    assert result.images_by_var == {"inverted": [f"{URL}/files/{result.prompt_id}_0.png"]}
+
+
+class _Quiet(SimpleHTTPRequestHandler):
+    def log_message(self, *args: object) -> None:
+        pass
 
 
 # ---- ViewComfy --------------------------------------------------------------------------------------

@@ -13,7 +13,8 @@ from comfyui_gradio.errors import (ConfigError, ExecutionFailed, InputError, Job
 from tests.fake_runninghub import KEY, URL, FakeRunningHub
 
 PROMPT = {"6": {"class_type": "CLIPTextEncode", "inputs": {"text": "a cat", "clip": ["4", 1]}},
-          "3": {"class_type": "KSampler", "inputs": {"seed": 1, "steps": 20, "model": ["4", 0]}}}
+          "3": {"class_type": "KSampler", "inputs": {"seed": 1, "steps": 20, "model": ["4", 0]}},
+          "9": {"class_type": "SaveImage", "inputs": {"filename_prefix": "rh", "images": ["8", 0]}}}
 
 
 @pytest.fixture()

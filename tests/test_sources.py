@@ -57,7 +57,7 @@ def test_a_url_is_downloaded_once_under_its_own_name(tmp_path: Path) -> None:
      'this is not a workflow: the download is not JSON. Give the address of the raw .json file (on GitHub: '
      'the "Raw" button).'),
     ({"/w.json": httpx.Response(200, content=b"x" * 2048)},
-     "the file is 0.0 MiB; workflows of at most 0 MiB are read (Limits.max_workflow_bytes)"),
+     "the file is 2.0 KiB; at most 1.0 KiB is read (Limits.max_workflow_bytes)"),
     ({"/w.json": httpx.Response(302, headers={"location": f"{SITE}/w.json"})},
      "more than 5 redirects (a redirect loop?); give the file's final address"),
 ])
@@ -73,7 +73,7 @@ def test_an_oversized_stream_without_a_length_is_cut_off(tmp_path: Path) -> None
         return httpx.Response(200, content=iter([b"{" + b" " * 999] * 10_000))  # 10 MB, no Content-Length
 
     sources = WorkflowSources(tmp_path, http=httpx.Client(transport=httpx.MockTransport(endless)), max_bytes=4096)
-    with pytest.raises(ConfigError, match=r"the file is more than 0\.0 MiB; workflows of at most 0 MiB"):
+    with pytest.raises(ConfigError, match=r"^https://example.com/big.json: the file is more than 4\.\d KiB; at most 4\.0 KiB is read \(Limits"):
         sources.path_for(f"{SITE}/big.json")
 
 

@@ -128,8 +128,14 @@ class WorkflowSources:
             raise _url_error(url, "this is not a workflow: the JSON is not an object of nodes")
         return self.store(workflow, url_stem(url))
 
-    def _fetch(self, url: str) -> bytes:
-        """The body of ``url``, refused as soon as it passes ``max_bytes``."""
+    def download(self, url: str, max_bytes: int) -> bytes:
+        """Any file at ``url`` (an input image, say), with this object's timeout and redirect bound and
+        its own size cap; raise ``ConfigError`` naming the URL."""
+        return self._fetch(url, max_bytes, hint="")
+
+    def _fetch(self, url: str, max_bytes: int | None = None, hint: str = " (Limits.max_workflow_bytes)") -> bytes:
+        """The body of ``url``, refused as soon as it passes ``max_bytes`` (default: the workflow cap)."""
+        cap = max_bytes or self.max_bytes
         http = self._http or httpx.Client(timeout=self.timeout, follow_redirects=True,
                                           max_redirects=self.max_redirects)
         try:
@@ -137,13 +143,13 @@ class WorkflowSources:
                 if response.status_code != 200:
                     raise _url_error(url, f"the server answered HTTP {response.status_code}; check the address")
                 declared = response.headers.get("content-length", "")
-                if declared.isdigit() and int(declared) > self.max_bytes:
-                    raise _url_error(url, self._too_big(int(declared)))
+                if declared.isdigit() and int(declared) > cap:
+                    raise _url_error(url, _too_big(int(declared), cap, hint))
                 chunks, size = [], 0
                 for chunk in response.iter_bytes():
                     size += len(chunk)
-                    if size > self.max_bytes:
-                        raise _url_error(url, self._too_big(size, at_least=True))
+                    if size > cap:
+                        raise _url_error(url, _too_big(size, cap, hint, at_least=True))
                     chunks.append(chunk)
                 return b"".join(chunks)
         except httpx.TooManyRedirects:
@@ -158,9 +164,15 @@ class WorkflowSources:
             if self._http is None:
                 http.close()
 
-    def _too_big(self, size: int, at_least: bool = False) -> str:
-        return (f"the file is {'more than ' if at_least else ''}{size / 2**20:.1f} MiB; workflows of at most "
-                f"{self.max_bytes / 2**20:.0f} MiB are read (Limits.max_workflow_bytes)")
+
+
+def _too_big(size: int, cap: int, hint: str, at_least: bool = False) -> str:
+    """``hint`` names the setting that raises the cap."""
+    return f"the file is {'more than ' if at_least else ''}{_size(size)}; at most {_size(cap)} is read{hint}"
+
+
+def _size(count: int) -> str:
+    return f"{count / 2**20:.1f} MiB" if count >= 2**20 else f"{count / 2**10:.1f} KiB"
 
 
 def url_stem(url: str) -> str:

@@ -26,6 +26,7 @@ Deliberate differences from ComfyKit:
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import os
 import tempfile
@@ -39,8 +40,8 @@ import httpx
 from ..comfy.client import ComfyClient
 from ..comfy.results import kind_of
 from ..comfy.runninghub import RunningHubClient, TaskOutput, is_runninghub_id
-from ..comfy.sources import WorkflowSource, WorkflowSources
-from ..errors import ComfyGradioError
+from ..comfy.sources import WorkflowSource, WorkflowSources, url_stem
+from ..errors import ComfyGradioError, ConfigError, InputError
 from ..forms.loader import load_tab
 from ..forms.schema import TabSpec
 
@@ -99,6 +100,7 @@ class ComfyKit:
         self.runninghub_retry_count = runninghub_retry_count
         self.runninghub_instance_type = runninghub_instance_type or os.environ.get("RUNNINGHUB_INSTANCE_TYPE")
         self.timeout = timeout
+        self.max_input_bytes = 20 * 2**20  # per input downloaded from a URL (the app's MAX_UPLOAD_MB default)
         self.output_dir = output_dir or Path(tempfile.gettempdir()) / "comfyui-gradio-comfykit"
         self._client = client
         self._runninghub = runninghub
@@ -142,7 +144,7 @@ class ComfyKit:
     def _on_comfyui(self, workflow: WorkflowSource, params: dict[str, Any]) -> ExecuteResult:
         client = self.comfyui()
         tab = client.load(workflow)
-        run = client.run(tab, params, timeout=self.timeout)
+        run = client.run(tab, self._inputs_from_urls(tab, params), timeout=self.timeout)
         outputs = (client.history(run.prompt_id) or {}).get("outputs", {})
         result = ExecuteResult(status="completed", prompt_id=run.prompt_id, outputs=outputs)
         names = _output_names(tab)
@@ -159,7 +161,7 @@ class ComfyKit:
     def _on_runninghub(self, workflow_id: str, params: dict[str, Any]) -> ExecuteResult:
         rh = self.runninghub_client()
         tab = load_tab(self._sources.store(rh.workflow_json(workflow_id), f"runninghub-{workflow_id}"))
-        task_id, _ = rh.submit_tab(workflow_id, tab, params)
+        task_id, _ = rh.submit_tab(workflow_id, tab, self._inputs_from_urls(tab, params))
         files = rh.wait(task_id, timeout=self.runninghub_timeout or self.timeout)
         result = ExecuteResult(status="completed", prompt_id=task_id,
                                outputs={"raw_data": [f.__dict__ for f in files]})
@@ -167,6 +169,24 @@ class ComfyKit:
         for index, output in enumerate(files):
             self._add_runninghub_file(result, rh, output, names.get(output.node_id or "", output.node_id or str(index)))
         return result
+
+    def _inputs_from_urls(self, tab: TabSpec, params: dict[str, Any]) -> dict[str, Any]:
+        """Upload values given as http(s) URLs downloaded to local files (as ComfyKit downloads them), at most
+        ``max_input_bytes`` each; a URL that cannot be had is an ``InputError`` naming the field."""
+        fetched = dict(params)
+        for key, value in params.items():
+            param = tab.param(key)
+            if param is None or not param.is_upload or not str(value).startswith(("http://", "https://")):
+                continue
+            try:
+                data = self._sources.download(str(value), self.max_input_bytes)
+            except ConfigError as exc:
+                raise InputError(param.label, str(exc)) from None
+            path = self.output_dir / "inputs" / hashlib.sha256(data).hexdigest()[:16] / (url_stem(str(value)) or "input")
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(data)
+            fetched[key] = path
+        return fetched
 
     @staticmethod
     def _add_runninghub_file(result: ExecuteResult, rh: RunningHubClient, output: TaskOutput, var: str) -> None:
