@@ -113,8 +113,7 @@ class RunningHubClient:
         self._key = key
         self.url = (base_url or os.environ.get("RUNNINGHUB_BASE_URL") or DEFAULT_URL).rstrip("/")
         self._own_http = http is None
-        self.http = http or httpx.Client(base_url=self.url, timeout=timeout,
-                                         headers={"Host": httpx.URL(self.url).host})
+        self.http = http or httpx.Client(base_url=self.url, timeout=timeout)  # sends Host: as RunningHub asks
         self.retry_count = retry_count
         self.instance_type = instance_type
         self.poll_interval = poll_interval
@@ -233,7 +232,7 @@ class RunningHubClient:
     def download(self, url: str) -> bytes:
         """The bytes of an output file (RunningHub's file URLs need no key)."""
         try:
-            response = self.http.get(url, headers={"Host": httpx.URL(url).host})
+            response = self.http.get(url)
         except httpx.HTTPError as exc:
             raise ServerError(f"Could not download the RunningHub output {url}: {exc}") from exc
         if response.status_code != 200:
