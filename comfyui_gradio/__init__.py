@@ -7,7 +7,8 @@
 
 The package has three layers (each folder's docstring says more): ``forms`` turns workflow files
 and schemas into tab specs and prepared prompts (pure), ``comfy`` talks to ComfyUI servers, and
-``web`` is the Gradio app. This module is the public surface; everything else may change.
+``web`` is the Gradio app; ``compat`` runs ComfyKit and ViewComfy programs on ``comfy``. This module is the
+public surface (with ``compat``'s own); everything else may change.
 """
 
 from .comfy.client import ComfyClient, LocalFile
@@ -31,5 +32,6 @@ __all__ = [
     "ExecutionFailed", "InputError", "InputSpec", "Job", "JobCancelled", "JobEvent", "JobHooks", "JobServer", "JobTimeout", "Limits", "LocalFile",
     "NodeStarted", "Output", "OutputFile", "OutputReady", "Param", "PreparedPrompt", "Preview", "Problem",
     "Progress", "PromptRejected", "ProtocolError", "Queued", "Resubmitted", "RunResult", "ServerError", "ServerStatus",
-    "ServerUnavailable", "ServiceRefused", "Started", "TabSpec", "WebSocketConnection", "WebSocketConnector", "Workflow", "load_tab",
+    "ServerUnavailable", "ServiceRefused", "Started", "TabSpec", "WebSocketConnection", "WebSocketConnector",
+    "Workflow", "load_tab",
 ]  # fmt: skip

@@ -73,7 +73,8 @@ def test_an_oversized_stream_without_a_length_is_cut_off(tmp_path: Path) -> None
         return httpx.Response(200, content=iter([b"{" + b" " * 999] * 10_000))  # 10 MB, no Content-Length
 
     sources = WorkflowSources(tmp_path, http=httpx.Client(transport=httpx.MockTransport(endless)), max_bytes=4096)
-    with pytest.raises(ConfigError, match=r"^https://example.com/big.json: the file is more than 4\.\d KiB; at most 4\.0 KiB is read \(Limits"):
+    with pytest.raises(ConfigError, match=r"^https://example.com/big.json: the file is more than 4\.\d KiB; at most "
+                                          r"4\.0 KiB is read \(Limits"):
         sources.path_for(f"{SITE}/big.json")
 
 
@@ -104,7 +105,8 @@ def test_a_runninghub_id_without_a_key_says_how_to_give_one(tmp_path: Path, monk
 
 def test_the_client_runs_a_dict_and_a_url(fake: FakeComfyUI, tmp_path: Path) -> None:
     with ComfyClient(fake.url, output_dir=tmp_path / "out") as client:
-        client.sources = WorkflowSources(tmp_path / "cache", http=site({"/empty.json": httpx.Response(200, json=EMPTY)}))
+        served = site({"/empty.json": httpx.Response(200, json=EMPTY)})
+        client.sources = WorkflowSources(tmp_path / "cache", http=served)
         for source in (EMPTY, f"{SITE}/empty.json"):
             result = client.run(source, {"color": 255}, timeout=30)
             assert [o.output_name for o in result.outputs] == ["picture"]

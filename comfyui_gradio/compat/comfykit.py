@@ -182,7 +182,8 @@ class ComfyKit:
                 data = self._sources.download(str(value), self.max_input_bytes)
             except ConfigError as exc:
                 raise InputError(param.label, str(exc)) from None
-            path = self.output_dir / "inputs" / hashlib.sha256(data).hexdigest()[:16] / (url_stem(str(value)) or "input")
+            folder = self.output_dir / "inputs" / hashlib.sha256(data).hexdigest()[:16]
+            path = folder / (url_stem(str(value)) or "input")
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_bytes(data)
             fetched[key] = path
