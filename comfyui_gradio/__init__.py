@@ -7,7 +7,8 @@
 
 The package has three layers (each folder's docstring says more): ``forms`` turns workflow files
 and schemas into tab specs and prepared prompts (pure), ``comfy`` talks to ComfyUI servers, and
-``web`` is the Gradio app. This module is the public surface; everything else may change.
+``web`` is the Gradio app; ``compat`` runs ComfyKit and ViewComfy programs on ``comfy``. This module is the
+public surface (with ``compat``'s own); everything else may change.
 """
 
 from .comfy.client import ComfyClient, LocalFile
@@ -20,7 +21,7 @@ from .comfy.pool import ComfyPool, Durations, ServerStatus
 from .comfy.results import OutputFile, RunResult
 from .comfy.transport import WebSocketConnection, WebSocketConnector
 from .errors import (ComfyGradioError, ConfigError, ExecutionFailed, InputError, JobCancelled, JobTimeout,
-                     Problem, PromptRejected, ProtocolError, ServerError, ServerUnavailable)
+                     Problem, PromptRejected, ProtocolError, ServerError, ServerUnavailable, ServiceRefused)
 from .forms.catalog import Catalog, InputSpec
 from .forms.prepare import PreparedPrompt
 from .forms.loader import Limits, load_tab
@@ -30,7 +31,8 @@ from .forms.workflow import Workflow
 __all__ = [
     "Cached", "Catalog", "ComfyClient", "ComfyGradioError", "ComfyPool", "ConfigError", "Durations",
     "ExecutionFailed", "InputError", "InputSpec", "Job", "JobCancelled", "JobEvent", "JobHooks", "JobServer", "JobTimeout", "Limits", "LocalFile",
-    "NodeStarted", "Notification", "Output", "OutputFile", "OutputReady", "Param", "PreparedPrompt", "Preview", "Problem",
-    "Progress", "PromptRejected", "ProtocolError", "Queued", "Resubmitted", "RunResult", "ServerError", "ServerFeatures", "ServerStatus",
-    "ServerUnavailable", "Started", "TabSpec", "WebSocketConnection", "WebSocketConnector", "Workflow", "load_tab",
+    "NodeStarted", "Notification", "Output", "OutputFile", "OutputReady", "Param", "PreparedPrompt", "Preview",
+    "Problem", "Progress", "PromptRejected", "ProtocolError", "Queued", "Resubmitted", "RunResult", "ServerError",
+    "ServerFeatures", "ServerStatus", "ServerUnavailable", "ServiceRefused", "Started", "TabSpec",
+    "WebSocketConnection", "WebSocketConnector", "Workflow", "load_tab",
 ]  # fmt: skip

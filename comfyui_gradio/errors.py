@@ -9,7 +9,8 @@ callers never need to catch a foreign exception::
     ├── InputError             a value given for a run is wrong (names the field)
     ├── ServerError            ComfyUI could not be talked to properly
     │   ├── ServerUnavailable  it cannot be reached at all (down, wrong URL, proxy)
-    │   └── ProtocolError      it answered something this client cannot read
+    │   ├── ProtocolError      it answered something this client cannot read
+    │   └── ServiceRefused     a hosted service (RunningHub) refused the call: key, funds, queue; carries code
     ├── PromptRejected         ComfyUI refused the prompt (POST /prompt 400); carries node_errors
     ├── ExecutionFailed        a node failed while running (execution_error)
     ├── JobCancelled           the run was interrupted or removed from the queue
@@ -35,6 +36,7 @@ __all__ = [
     "ProtocolError",
     "ServerError",
     "ServerUnavailable",
+    "ServiceRefused",
 ]
 
 
@@ -91,6 +93,15 @@ class ProtocolError(ServerError):
     """The server answered with something this client does not understand."""
 
 
+class ServiceRefused(ServerError):
+    """A hosted service answered with an error code of its own (``code``); the message says what to do."""
+
+    def __init__(self, service: str, code: int, message: str) -> None:
+        self.service = service
+        self.code = code
+        super().__init__(message)
+
+
 class PromptRejected(ComfyGradioError):
     """POST /prompt was refused. ``field_errors`` maps form fields to messages when known.
 
@@ -119,10 +130,8 @@ class ExecutionFailed(ComfyGradioError):
         self.node_title = node_title
         self.exception_type = exception_type
         self.server_message = message
-        super().__init__(
-            f"{node_title} (node {node_id}) failed: {exception_type + ': ' if exception_type else ''}"
-            f"{message.strip()}"
-        )
+        where = f"{node_title} (node {node_id})" if node_id else node_title  # a cloud task may not name its node
+        super().__init__(f"{where} failed: {exception_type + ': ' if exception_type else ''}{message.strip()}")
 
 
 class JobCancelled(ComfyGradioError):

@@ -18,7 +18,8 @@ PACKAGE = ROOT / "comfyui_gradio"
 # What each layer may not import: forms is pure, comfy talks to servers but knows no Gradio.
 FORBIDDEN = {
     "forms": ("comfyui_gradio.comfy", "comfyui_gradio.web", "gradio", "gradio_client", "httpx", "websocket"),
-    "comfy": ("comfyui_gradio.web", "gradio", "gradio_client"),
+    "comfy": ("comfyui_gradio.web", "comfyui_gradio.compat", "gradio", "gradio_client"),
+    "compat": ("comfyui_gradio.web", "gradio", "gradio_client"),
 }
 
 
@@ -54,7 +55,7 @@ def test_every_module_sits_in_a_layer() -> None:
     top = sorted(p.name for p in PACKAGE.glob("*.py"))
     assert top == ["__init__.py", "__main__.py", "errors.py"]
     assert sorted(p.name for p in PACKAGE.iterdir() if p.is_dir() and p.name != "__pycache__") == \
-        ["comfy", "forms", "web"]
+        ["comfy", "compat", "forms", "web"]
 
 
 def test_the_public_surface_is_exported_and_importable() -> None:
@@ -62,7 +63,7 @@ def test_the_public_surface_is_exported_and_importable() -> None:
     for name in comfyui_gradio.__all__:
         assert getattr(comfyui_gradio, name) is not None, name
     public = {name for name in dir(comfyui_gradio) if not name.startswith("_")}
-    assert public - set(comfyui_gradio.__all__) <= {"comfy", "errors", "forms", "web"}  # the subpackages
+    assert public - set(comfyui_gradio.__all__) <= {"comfy", "compat", "errors", "forms", "web"}  # the subpackages
 
 
 def test_public_signatures_use_only_exported_types() -> None:

@@ -9,6 +9,8 @@ jobs that follow a prompt to its end, collecting their outputs, and a pool of se
     collect.py    collect_outputs: a /history entry in, files in the job folder out
     results.py    RunResult and OutputFile
     pool.py       ComfyPool: health checks, routing by estimated wait, failover
+    sources.py    WorkflowSources: a dict, an http(s) URL or a RunningHub id as a local workflow file
+    runninghub.py RunningHubClient: RunningHub's task API (upload, create, status, outputs)
 
 It builds on ``forms`` (a tab spec and a prepared prompt) and never imports Gradio.
 """

@@ -36,6 +36,7 @@ from ..forms.loader import load_tab
 from ..forms.schema import Param, TabSpec
 from ..forms.vocabulary import UPLOAD_CLASSES
 from .server import Tracker
+from .sources import WorkflowSource, WorkflowSources
 from .transport import WebSocketConnector, connect_websocket
 
 __all__ = ["ComfyClient", "LocalFile", "local_uploads"]
@@ -108,6 +109,7 @@ class ComfyClient:
         self._tabs: dict[tuple[Any, ...], TabSpec] = {}
         self.max_upload_bytes = max_upload_bytes  # our own limit, on top of the server's
         self.max_upload_pixels = max_upload_pixels
+        self.sources = WorkflowSources()  # where URLs, dicts and RunningHub ids become files
 
     def __enter__(self) -> "ComfyClient":
         return self
@@ -279,14 +281,15 @@ class ComfyClient:
 
     # ---- running ----------------------------------------------------------------------------
 
-    def load(self, workflow: TabSpec | Path | str) -> TabSpec:
-        """A TabSpec from a workflow path (schema beside it, if any) or an existing TabSpec.
+    def load(self, workflow: TabSpec | WorkflowSource) -> TabSpec:
+        """A TabSpec from a workflow path (schema beside it, if any), a dict (API or UI format), an http(s)
+        URL, a RunningHub workflow id (``sources``), or an existing TabSpec.
 
         Loaded tabs are kept while their files are unchanged; the server's catalogue is read once.
         """
         if isinstance(workflow, TabSpec):
             return workflow
-        path = Path(workflow)
+        path = self.sources.path_for(workflow)
         key = (path.resolve(), *(_mtime(p) for p in (path, path.with_suffix(".yaml"), path.with_suffix(".yml"))))
         with self._lock:
             cached = self._tabs.get(key)
@@ -304,7 +307,7 @@ class ComfyClient:
                 return None
         return self._catalog
 
-    def submit(self, workflow: TabSpec | Path | str, values: Mapping[str, Any] | None = None,
+    def submit(self, workflow: TabSpec | WorkflowSource, values: Mapping[str, Any] | None = None,
                *, timeout: float | None = None, output_dir: Path | None = None,
                hooks: "JobHooks | None" = None, prompt_id: str | None = None) -> "Job":
         """Upload inputs, queue the prompt and return its ``Job`` (tracking runs in the background).
@@ -346,7 +349,7 @@ class ComfyClient:
         queued = (item[1] for key in ("queue_running", "queue_pending") for item in state.get(key, []))
         return prompt_id in queued or self.history(prompt_id) is not None
 
-    def run(self, workflow: TabSpec | Path | str, values: Mapping[str, Any] | None = None,
+    def run(self, workflow: TabSpec | WorkflowSource, values: Mapping[str, Any] | None = None,
             *, timeout: float | None = None) -> RunResult:
         """Run a workflow to the end; raise a ``ComfyGradioError`` if it does not succeed."""
         return self.submit(workflow, values, timeout=timeout).result()

@@ -10,14 +10,15 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Sequence
 
-from ..errors import ConfigError
+from ..errors import ConfigError, Problem
 from .catalog import Catalog
 from .check import tab_findings
 from .schema import MAX_SCHEMA_BYTES, Param, TabSpec, build_tab
 from .workflow import MAX_WORKFLOW_BYTES
 
-__all__ = ["Limits", "TabLoad", "discover_tabs", "load_tab"]
+__all__ = ["Limits", "TabLoad", "discover_tabs", "load_tab", "unique_name"]
 
 log = logging.getLogger(__name__)
 
@@ -59,19 +60,35 @@ def load_tab(workflow_path: Path, catalog: Catalog | None = None, *, limits: Lim
     return replace(tab, notes=notes, params=tuple(_limited(p, limits) for p in tab.params))
 
 
-def discover_tabs(folder: Path, catalog: Catalog | None, limits: Limits | None = None) -> list[TabLoad]:
-    """Load every ``*.json`` in ``folder``: the tabs by order then name, then the broken files (by
-    name), each kept with its error and logged."""
+def discover_tabs(folder: Path, catalog: Catalog | None, limits: Limits | None = None,
+                  extra: Sequence[Path] = ()) -> list[TabLoad]:
+    """Load every ``*.json`` in ``folder``, then the ``extra`` files (e.g. workflows fetched from URLs):
+    the tabs by order then name, then the broken files (by name), each kept with its error and logged.
+    An extra file whose name a tab already has is refused (tab names are the app's endpoint names)."""
     specs: list[tuple[TabSpec, Path]] = []
     broken: list[TabLoad] = []
-    for path in sorted(folder.glob("*.json")):
+    for path in [*sorted(folder.glob("*.json")), *extra]:
         try:
+            if any(path.stem == known.stem for _, known in specs):
+                raise ConfigError([Problem(str(path), "", f"another workflow already makes a tab named "
+                                           f"{path.stem!r}; the file names of workflows must differ")])
             specs.append((load_tab(path, catalog, limits=limits), path))
         except ConfigError as exc:
             log.error("Workflow %s cannot be used:\n%s", path, exc)
-            broken.append(TabLoad(path.stem, path, error=exc))
+            taken = {known.stem for _, known in specs} | {load.name for load in broken}
+            broken.append(TabLoad(unique_name(path.stem, taken), path, error=exc))
     specs.sort(key=lambda found: (found[0].order, found[0].name))
     return [TabLoad(spec.name, path, spec=spec) for spec, path in specs] + broken
+
+
+def unique_name(name: str, taken: set[str]) -> str:
+    """``name``, or ``name-2``, ``name-3``... if it is taken (every tab needs its own id)."""
+    number = 1
+    candidate = name
+    while candidate in taken:
+        number += 1
+        candidate = f"{name}-{number}"
+    return candidate
 
 
 def _catalog_notes(catalog: Catalog | None) -> tuple[str, ...]:

@@ -16,8 +16,9 @@ import gradio as gr
 from starlette.middleware import Middleware
 
 from ..forms.catalog import Catalog, load_cached, save_cached
-from ..forms.loader import Limits, discover_tabs
+from ..forms.loader import Limits, TabLoad, discover_tabs, unique_name
 from ..comfy.client import ComfyClient
+from ..comfy.sources import WorkflowSources, url_stem
 from .config import Settings, load_settings
 from ..errors import ConfigError, Problem
 from ..comfy.pool import ComfyPool
@@ -62,7 +63,7 @@ def create_app(settings: Settings, pool: ComfyPool | None = None,
     pool = pool or make_pool(settings)
     runs = runs or RunBook(settings.output_dir).load()
     catalog = pick_catalog(pool, settings.cache_dir / "object_info.json")
-    tabs = discover_tabs(settings.workflows_dir, catalog, Limits(max_batch_size=settings.max_batch_size))
+    tabs = load_tabs(settings, catalog)
     active = ActiveRuns()
     app = build_app(settings, pool, tabs, runs, active)
     app.queue(default_concurrency_limit=max(settings.concurrency, 4 * len(pool.clients)))
@@ -71,6 +72,22 @@ def create_app(settings: Settings, pool: ComfyPool | None = None,
                      kwargs={"timeout": settings.job_timeout,
                              "on_job": lambda record, job: active.add(record.owner, record.tab, job)}).start()
     return app, pool
+
+
+def load_tabs(settings: Settings, catalog: Catalog | None) -> list[TabLoad]:
+    """The tabs of WORKFLOWS_DIR and of WORKFLOW_URLS (fetched now into CACHE_DIR/workflows); a URL that
+    cannot be fetched is a broken tab saying why, and the other tabs start."""
+    limits = Limits(max_batch_size=settings.max_batch_size)
+    sources = WorkflowSources(settings.cache_dir / "workflows", max_bytes=limits.max_workflow_bytes)
+    files, failed = sources.fetch_all(settings.workflow_urls)
+    tabs = discover_tabs(settings.workflows_dir, catalog, limits, extra=files)
+    taken = {load.name for load in tabs}
+    for url, error in failed:
+        log.error("Workflow %s cannot be used:\n%s", url, error)
+        name = unique_name(url_stem(url), taken)
+        taken.add(name)
+        tabs.append(TabLoad(name, Path(url), error=error))
+    return tabs
 
 
 def stop_on_sigterm(runs: RunBook) -> None:

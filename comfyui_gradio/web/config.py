@@ -23,6 +23,7 @@ TRACKERS = ("websocket", "http")  # how the client follows jobs; the first is th
 class Settings:
     comfyui_url: str = field(default="http://127.0.0.1:8188", repr=False)  # may carry user:password@
     workflows_dir: Path = Path("workflows")
+    workflow_urls: tuple[str, ...] = ()  # more workflows, fetched at start-up (WORKFLOW_URLS)
     output_dir: Path = Path("outputs")
     cache_dir: Path = Path(".cache")
     server_name: str = "127.0.0.1"
@@ -88,6 +89,7 @@ def load_settings(argv: Sequence[str] | None = None, env: Mapping[str, str] | No
     given = dict(
         comfyui_url=_url(url, problems) if url else None,
         workflows_dir=_path(args.workflows or env.get("WORKFLOWS_DIR")),
+        workflow_urls=_workflow_urls(env.get("WORKFLOW_URLS", ""), problems),
         output_dir=_path(args.outputs or env.get("OUTPUT_DIR")),
         cache_dir=_path(env.get("CACHE_DIR")),
         server_name=args.host or env.get("GRADIO_SERVER_NAME") or None,
@@ -125,6 +127,15 @@ def _url(value: str, problems: list[Problem]) -> str:
         if not url.startswith(("http://", "https://")):
             problems.append(Problem("settings", "COMFYUI_URL", f"{url!r} must start with http:// or https://"))
     return ",".join(u.rstrip("/") for u in urls)
+
+
+def _workflow_urls(value: str, problems: list[Problem]) -> tuple[str, ...] | None:
+    """Workflow addresses separated by commas, spaces or new lines."""
+    urls = tuple(value.replace(",", " ").split())
+    for url in urls:
+        if not url.startswith(("http://", "https://")):
+            problems.append(Problem("settings", "WORKFLOW_URLS", f"{url!r} must start with http:// or https://"))
+    return urls or None
 
 
 def _int(env: Mapping[str, str], key: str, problems: list[Problem]) -> int | None:
