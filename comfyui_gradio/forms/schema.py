@@ -7,7 +7,9 @@ problem is collected and reported together as ``ConfigError`` with file, key and
 
     workflows/txt2img.yaml: inputs.steps: node '3' has no input 'stepz'
 
-Without a YAML, ``infer.infer_schema`` proposes one (see README, "Workflows without a schema").
+Without a YAML, the form saved in ComfyUI's App Mode is the schema (``appmode``), else the title
+markers, else ``infer.infer_schema`` proposes one (see README, "App Mode" and "Workflows without a
+schema"); ``appmode.form_schema`` holds that order.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ import yaml
 
 from .catalog import Catalog, InputSpec
 from ..errors import ConfigError, Problem
-from .infer import infer_schema
+from .appmode import form_schema, read_app_mode
 from .vocabulary import (ENDPOINT_EXTRAS, KIND_BY_WIDGET_TYPE, RANDOMIZE_SUFFIX, SEED_INPUTS, UPLOAD_CLASSES,
                          UPLOAD_KINDS)
 from .workflow import MAX_WORKFLOW_BYTES, Workflow, find_node, is_link, load_workflow, read_capped
@@ -119,9 +121,11 @@ def build_tab(
     the checks and limits."""
     workflow = load_workflow(workflow_path, catalog, max_bytes=max_workflow_bytes)
     yaml_path = schema_path(workflow_path)
-    raw = infer_schema(workflow, catalog) if yaml_path is None else _read_yaml(yaml_path, max_schema_bytes)
+    app = None if yaml_path else read_app_mode(workflow, catalog, max_workflow_bytes)
+    raw = form_schema(workflow, catalog, app) if yaml_path is None else _read_yaml(yaml_path, max_schema_bytes)
     tab = tab_from_schema(workflow, raw, catalog, yaml_path)
-    return replace(tab, versions={"workflow_sha256": _file_hash(workflow_path), "schema_sha256": _file_hash(yaml_path)})
+    return replace(tab, versions={"workflow_sha256": _file_hash(workflow_path), "schema_sha256": _file_hash(yaml_path)},
+                   notes=app.notes if app else ())
 
 
 def _file_hash(path: Path | None) -> str | None:
