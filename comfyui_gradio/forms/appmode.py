@@ -35,12 +35,13 @@ import json
 import keyword
 import re
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 from urllib.parse import unquote
 
-from .catalog import Catalog
+from .catalog import Catalog, InputSpec
 from .convert import is_ui_format, linear_data
 from .infer import infer_schema
+from .markers import has_markers
 from .subgraphs import INPUT_NODE_ID, subgraph_definitions
 from .vocabulary import ENDPOINT_EXTRAS, RANDOMIZE_SUFFIX, SEED_INPUTS
 from .workflow import MAX_WORKFLOW_BYTES, Workflow, is_link, read_capped
@@ -50,6 +51,11 @@ __all__ = ["AppMode", "app_mode", "form_schema", "read_app_mode"]
 _WIDGET_ID = re.compile(r"^(?P<graph>[^:]+):(?P<node>[^:]+):(?P<name>[^:]+)$")
 PRIMITIVE_CLASS = "PrimitiveNode"  # the frontend's; its one widget is called "value"
 SKIPPED_MODES = {2: "muted", 4: "bypassed"}
+# Widgets the editor adds that are never sent (see convert.py), so an App Mode entry naming one is left out.
+UI_ONLY_WIDGETS: dict[str, Callable[[InputSpec], bool]] = {
+    "upload": lambda spec: spec.is_upload,
+    "control_after_generate": lambda spec: spec.has_control,
+}
 
 
 @dataclass(frozen=True)
@@ -167,8 +173,9 @@ class _Reader:
         if node.get("type") in self.definitions:
             return self._promoted(node)
         api = self.workflow.nodes.get(str(node["id"]))
-        known = list(self.catalog.inputs(node["type"])) if self.catalog else []
-        return known + list((api or {}).get("inputs") or {})
+        specs = list(self.catalog.inputs(node["type"]).values()) if self.catalog else []
+        ui_only = [name for name, present in UI_ONLY_WIDGETS.items() if any(present(spec) for spec in specs)]
+        return [spec.name for spec in specs] + list((api or {}).get("inputs") or {}) + ui_only
 
     def _promoted(self, instance: dict) -> list[str]:
         """The names of an instance's promoted widgets: its subgraph inputs that feed an inner widget."""
@@ -294,6 +301,9 @@ class _Reader:
             self.note(f"output {node_id}", "no output node (SaveImage, PreviewImage, ...) of that id is sent to ComfyUI")
         for api_id in found:
             label = self.workflow.title(api_id, self.catalog)
+            if has_markers(label):  # a title marker names it only where markers make the form
+                class_type = self.workflow.nodes[api_id]["class_type"]
+                label = self.catalog.display_name(class_type) if self.catalog else class_type
             self.outputs[_unique(_identifier(label.lower()), api_id, self.outputs)] = {"node": api_id, "label": label}
 
     def _output_nodes(self, node_id: str) -> list[str]:
