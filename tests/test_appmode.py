@@ -244,3 +244,42 @@ def test_a_legacy_id_promoted_by_two_instances_is_ambiguous(tmp_path: Path, cata
     assert [(p.name, p.targets) for p in tab.params] == [("blur_radius", (("6:3", "blur_radius"),))]
     assert tab.notes == ("App Mode input 'blur_radius' is left out of the form: several subgraph instances show "
                          "widget 'blur_radius' of node 3.",)
+
+
+# ---------------------------------------------------------------------------- on a real ComfyUI
+
+
+@pytest.mark.real
+def test_the_app_mode_tab_inverts_and_blurs_on_a_real_comfyui(tmp_path: Path) -> None:
+    """``COMFYUI_URL=http://127.0.0.1:8188 ./test.sh -m real``: the image and radius chosen in App Mode reach the
+    nodes inside the subgraph. A black square on white, inverted, is white on black; blurred, its edge is soft."""
+    import os
+
+    from gradio_client import handle_file
+    from PIL import Image, ImageDraw
+
+    from tests.harness import RunningApp, only_image
+
+    url = os.environ.get("COMFYUI_URL", "").split(",")[0]
+    if not url:
+        pytest.skip("set COMFYUI_URL to run against a real ComfyUI")
+    folder = tmp_path / "workflows"
+    folder.mkdir()
+    (folder / APP.name).write_bytes(APP.read_bytes())
+    source = Image.new("RGB", (64, 48), (255, 255, 255))
+    ImageDraw.Draw(source).rectangle((16, 12, 47, 35), fill=(0, 0, 0))
+    source.save(tmp_path / "square.png")
+    app = RunningApp(url, folder, tmp_path)
+    try:
+        sharp = only_image(app.client.predict(image=handle_file(str(tmp_path / "square.png")), blur_radius=1,
+                                              api_name="/invert_and_blur")[1])
+        soft = only_image(app.client.predict(image=handle_file(str(tmp_path / "square.png")), blur_radius=8,
+                                             api_name="/invert_and_blur")[1])
+    finally:
+        app.close()
+    assert sharp.size == soft.size == (64, 48)
+    assert sharp.getpixel((2, 2)) == soft.getpixel((2, 2)) == (0, 0, 0)  # white, inverted, far from the square
+    assert min(soft.getpixel((32, 24))) >= 250  # the square's middle: black, inverted
+    inside_edge, outside_edge = soft.getpixel((17, 24))[0], soft.getpixel((14, 24))[0]
+    assert 40 < outside_edge < inside_edge < 230  # the radius 8 blur spread the edge
+    assert sharp.getpixel((14, 24))[0] < outside_edge  # radius 1 keeps it sharper
