@@ -283,3 +283,57 @@ def test_the_app_mode_tab_inverts_and_blurs_on_a_real_comfyui(tmp_path: Path) ->
     inside_edge, outside_edge = soft.getpixel((17, 24))[0], soft.getpixel((14, 24))[0]
     assert 40 < outside_edge < inside_edge < 230  # the radius 8 blur spread the edge
     assert sharp.getpixel((14, 24))[0] < outside_edge  # radius 1 keeps it sharper
+
+
+# ---------------------------------------------------------------------------- a DynamicCombo field
+
+
+@pytest.fixture()
+def resize_app(tmp_path: Path, object_info: dict) -> tuple[Path, Catalog]:
+    """ResizeImageMaskNode's ``resize_type`` chosen in App Mode (the V3 catalogue entry of test_v3_inputs)."""
+    from tests.test_v3_inputs import V3_CLASSES, resize
+
+    workflow = resize(["scale dimensions", 1024, 768, "center", "lanczos"])
+    workflow["extra"] = {"linearData": {"inputs": [["2", "resize_type"], ["1", "image"]], "outputs": ["3"]}}
+    return write(tmp_path, workflow, "resize"), Catalog({**copy.deepcopy(object_info), **V3_CLASSES})
+
+
+def test_a_dynamic_combo_field_brings_the_fields_of_its_options(resize_app: tuple[Path, Catalog]) -> None:
+    tab = load_tab(*resize_app)
+    assert [(p.name, p.targets[0], p.kind, p.default, p.option_of) for p in tab.params] == [
+        ("resize_type", ("2", "resize_type"), "choice", "scale dimensions", None),
+        ("resize_type_width", ("2", "resize_type.width"), "int", 1024, ("resize_type", ("scale dimensions",))),
+        ("resize_type_height", ("2", "resize_type.height"), "int", 768, ("resize_type", ("scale dimensions",))),
+        ("resize_type_crop", ("2", "resize_type.crop"), "choice", "center", ("resize_type", ("scale dimensions",))),
+        ("resize_type_multiplier", ("2", "resize_type.multiplier"), "float", 1.0, ("resize_type", ("scale by",))),
+        ("image", ("1", "image"), "image", "cat.png", None),
+    ]
+    assert tab.params[0].choices == ("scale dimensions", "scale by")
+    assert tab.params[3].choices == ("center", "disabled")
+    assert (tab.params[1].label, tab.params[1].minimum) == ("Resize type: width", 0)
+
+
+def test_the_prompt_holds_only_the_chosen_options_inputs(resize_app: tuple[Path, Catalog]) -> None:
+    tab = load_tab(*resize_app)
+    kept = prepare(tab, {"resize_type_width": 640, "resize_type_multiplier": 3}).prompt["2"]["inputs"]
+    assert kept == {"resize_type": "scale dimensions", "resize_type.width": 640, "resize_type.height": 768,
+                    "resize_type.crop": "center", "scale_method": "lanczos", "input": ["1", 0]}
+    switched = prepare(tab, {"resize_type": "scale by", "resize_type_width": 640, "resize_type_multiplier": 3})
+    assert switched.prompt["2"]["inputs"] == {"resize_type": "scale by", "resize_type.multiplier": 3.0,
+                                              "scale_method": "lanczos", "input": ["1", 0]}
+    assert "resize_type_width" not in switched.values
+    defaults = prepare(tab, {"resize_type": "scale by"}).prompt["2"]["inputs"]
+    assert defaults["resize_type.multiplier"] == 1.0
+
+
+def test_an_option_field_chosen_in_app_mode_keeps_its_place(resize_app: tuple[Path, Catalog]) -> None:
+    path, catalog = resize_app
+    workflow = json.loads(path.read_text(encoding="utf-8"))
+    workflow["extra"]["linearData"]["inputs"] = [["2", "resize_type.height", {"description": "Tall"}],
+                                                 ["2", "resize_type"]]
+    path.write_text(json.dumps(workflow), encoding="utf-8")
+    tab = load_tab(path, catalog)
+    assert [(p.name, p.info) for p in tab.params][:3] == [("resize_type_height", "Tall"), ("resize_type", ""),
+                                                          ("resize_type_width", "")]
+    assert [p.name for p in tab.params] == ["resize_type_height", "resize_type", "resize_type_width",
+                                            "resize_type_crop", "resize_type_multiplier"]
