@@ -337,3 +337,28 @@ def test_an_option_field_chosen_in_app_mode_keeps_its_place(resize_app: tuple[Pa
                                                           ("resize_type_width", "")]
     assert [p.name for p in tab.params] == ["resize_type_height", "resize_type", "resize_type_width",
                                             "resize_type_crop", "resize_type_multiplier"]
+
+
+def test_the_tab_shows_the_fields_of_the_chosen_option_only(resize_app: tuple[Path, Catalog], tmp_path: Path) -> None:
+    from comfyui_gradio.comfy.pool import ComfyPool
+    from comfyui_gradio.comfy.client import ComfyClient
+    from comfyui_gradio.forms.loader import TabLoad
+    from comfyui_gradio.web.config import Settings
+    from comfyui_gradio.web.page import build_app
+
+    spec = load_tab(*resize_app)
+    settings = Settings(comfyui_url="http://127.0.0.1:9", workflows_dir=tmp_path, output_dir=tmp_path / "out",
+                        cache_dir=tmp_path / "cache")
+    pool = ComfyPool([ComfyClient("http://127.0.0.1:9")])
+    try:
+        app = build_app(settings, pool, [TabLoad("resize", resize_app[0], spec=spec)])
+    finally:
+        pool.close()
+    props = {c["props"].get("elem_id"): c["props"] for c in app.get_config_file()["components"]}
+    assert [props[f"resize-{n}"]["visible"] for n in ("resize_type", "resize_type_width", "resize_type_crop",
+                                                      "resize_type_multiplier")] == [True, True, True, False]
+    combo_id = next(c["id"] for c in app.get_config_file()["components"]
+                    if c["props"].get("elem_id") == "resize-resize_type")
+    show = next(f for f in app.fns.values() if [t[0] for t in f.targets] == [combo_id] and f.name == "show")
+    assert [u["visible"] for u in show.fn("scale by")] == [False, False, False, True]
+    assert [u["visible"] for u in show.fn("scale dimensions")] == [True, True, True, False]
