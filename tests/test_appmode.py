@@ -143,7 +143,8 @@ def test_a_widget_of_a_bypassed_node_or_driven_by_a_link_is_left_out(tmp_path: P
     instance = next(n for n in workflow["nodes"] if n["id"] == 5)
     instance["inputs"].append({"name": "blur_radius", "type": "INT", "widget": {"name": "blur_radius"}, "link": 99})
     workflow["nodes"].append({"id": 9, "type": "PrimitiveInt", "mode": 0, "inputs": [],
-                              "outputs": [{"name": "INT", "type": "INT", "links": [99]}], "widgets_values": [6, "fixed"]})
+                              "outputs": [{"name": "INT", "type": "INT", "links": [99]}],
+                              "widgets_values": [6, "fixed"]})
     workflow["links"].append([99, 9, 0, 5, 1, "INT"])
     next(n for n in workflow["nodes"] if n["id"] == 1)["mode"] = 4
     tab = load_tab(write(tmp_path, workflow), catalog)
@@ -362,3 +363,14 @@ def test_the_tab_shows_the_fields_of_the_chosen_option_only(resize_app: tuple[Pa
     show = next(f for f in app.fns.values() if [t[0] for t in f.targets] == [combo_id] and f.name == "show")
     assert [u["visible"] for u in show.fn("scale by")] == [False, False, False, True]
     assert [u["visible"] for u in show.fn("scale dimensions")] == [True, True, True, False]
+
+
+def test_the_template_gives_the_same_tab_as_the_widget_ids_the_frontend_upgrades_it_to(
+        tmp_path: Path, catalog: Catalog) -> None:
+    upgraded = json.loads((DATA / "appmode" / "template_qwen_image_illustration_lora.linear.json").read_text())
+    workflow = json.loads(TEMPLATE.read_text(encoding="utf-8"))
+    assert len(upgraded["inputs"]) == len(workflow["extra"]["linearData"]["inputs"]) - 1  # batch_size dropped
+    workflow["extra"]["linearData"] = upgraded
+    canonical, legacy = load_tab(write(tmp_path, workflow, "upgraded"), catalog), load_tab(TEMPLATE, catalog)
+    assert (canonical.params, canonical.outputs) == (legacy.params, legacy.outputs)
+    assert not [note for note in canonical.notes if note.startswith("App Mode")]

@@ -13,6 +13,10 @@ prompt. Writes::
     workflows/invert_and_blur.json                    the workflow, as the frontend saves it
     tests/data/appmode/invert_and_blur.prompt.json    the frontend's graphToPrompt output for it
 
+``--prune FILE OUT`` instead loads a saved workflow and writes what the store makes of its ``extra.linearData``
+(``pruneLinearData``: entries upgraded to widget ids, the unresolvable dropped), as recorded in
+``tests/data/appmode/*.linear.json``.
+
 Start a ComfyUI with frontend 1.58.1 first (see tools/frontend_reference.py), with ``example.png`` in its input
 folder, then ``python tools/appmode_workflow.py --url http://127.0.0.1:8190``.
 """
@@ -91,18 +95,39 @@ async () => {
 """
 
 
+PRUNE_JS = """
+async (workflow) => {
+  const pinia = document.querySelector('#vue-app').__vue_app__.config.globalProperties.$pinia;
+  await window.app.loadGraphData(workflow, true, false, null,
+    {deferWarnings: true, skipAssetScans: true, silentAssetErrors: true});
+  await new Promise(r => setTimeout(r, 500));
+  return JSON.parse(JSON.stringify(pinia._s.get('appMode').pruneLinearData(workflow.extra.linearData)));
+}
+"""
+
+
+def in_frontend(url: str, chromium: str, script: str, arg: object = None) -> dict:
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        page.on("dialog", lambda dialog: dialog.dismiss())
+        open_frontend(page, url)
+        answer = page.evaluate(script, arg)
+        browser.close()
+    return answer
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--url", default="http://127.0.0.1:8190")
     parser.add_argument("--chromium", default="/usr/bin/chromium")
+    parser.add_argument("--prune", nargs=2, type=pathlib.Path, metavar=("FILE", "OUT"))
     args = parser.parse_args()
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=args.chromium, args=CHROMIUM_ARGS)
-        page = browser.new_page(viewport={"width": 1280, "height": 900})
-        page.on("dialog", lambda dialog: dialog.dismiss())
-        open_frontend(page, args.url)
-        answer = page.evaluate(BUILD_JS)
-        browser.close()
+    if args.prune:
+        workflow = json.loads(args.prune[0].read_text(encoding="utf-8"))
+        write_json(args.prune[1], in_frontend(args.url, args.chromium, PRUNE_JS, workflow))
+        return 0
+    answer = in_frontend(args.url, args.chromium, BUILD_JS)
     if answer["reloadedPrompt"] != answer["prompt"] or answer["resolved"] != answer["workflow"]["extra"]["linearData"]:
         print("the saved workflow does not load back the same: " + json.dumps(answer)[:2000], file=sys.stderr)
         return 1

@@ -148,7 +148,9 @@ class _Reader:
         match = _WIDGET_ID.match(text) if isinstance(stored, str) else None
         if match:
             node_id = unquote(match["node"])
-            return (node_id, unquote(match["name"])) if node_id in self.root else f"node {node_id} is not in the workflow"
+            if node_id not in self.root:
+                return f"node {node_id} is not in the workflow"
+            return node_id, unquote(match["name"])
         if isinstance(stored, str) and ":" in stored:
             local = stored.split(":")[-1]
             host = self.root.get(local)
@@ -243,7 +245,9 @@ class _Reader:
         if literal:
             return literal
         if sent:
-            return f"it is connected to node {self.workflow.nodes[sent[0][0]]['inputs'][sent[0][1]][0]}, which sets its value"
+            node_id, input_name = sent[0]
+            source = self.workflow.nodes[node_id]["inputs"][input_name][0]
+            return f"it is connected to node {source}, which sets its value"
         if candidates:
             return "the node input it sets is not sent to ComfyUI (a muted or bypassed node, or a UI-only widget)"
         return "it feeds no widget that is sent to ComfyUI"
@@ -298,7 +302,8 @@ class _Reader:
         if not found and any(o["node"] in self._output_nodes(node_id) for o in self.outputs.values()):
             return  # saved twice
         if not found:
-            self.note(f"output {node_id}", "no output node (SaveImage, PreviewImage, ...) of that id is sent to ComfyUI")
+            reason = "no output node (SaveImage, PreviewImage, ...) of that id is sent to ComfyUI"
+            self.note(f"output {node_id}", reason)
         for api_id in found:
             label = self.workflow.title(api_id, self.catalog)
             if has_markers(label):  # a title marker names it only where markers make the form
