@@ -374,3 +374,24 @@ def test_the_template_gives_the_same_tab_as_the_widget_ids_the_frontend_upgrades
     canonical, legacy = load_tab(write(tmp_path, workflow, "upgraded"), catalog), load_tab(TEMPLATE, catalog)
     assert (canonical.params, canonical.outputs) == (legacy.params, legacy.outputs)
     assert not [note for note in canonical.notes if note.startswith("App Mode")]
+
+
+def test_a_widget_promoted_twice_reaches_the_node_two_subgraphs_deep(tmp_path: Path, catalog: Catalog) -> None:
+    from tests.test_convert import node, out, slot
+    from tests.test_subgraphs import OUTER, SCALE, around, definition, io, link, scale_definition
+
+    inner = node(7, SCALE, inputs=[slot("image", "IMAGE", 1), slot("width", "INT", 4, widget=True)],
+                 outputs=[out("IMAGE", "IMAGE", [2])], widgets=[55])
+    outer = definition(OUTER, "Outer", [inner], [link(1, -10, 0, 7, 0), link(4, -10, 1, 7, 1, "INT"),
+                                                 link(2, 7, 0, -20, 0)],
+                       [io("image", "IMAGE", [1]), io("width", "INT", [4])], [io("IMAGE", "IMAGE", [2])])
+    # the widget id; a legacy id names the node the outer subgraph input feeds: the inner instance 7
+    for entry in (["g:12:width", "width"], [7, "width"]):
+        workflow = around(OUTER, [outer, scale_definition()], widgets=[33])
+        workflow["extra"] = {"linearData": {"inputs": [entry, [5, "width"]], "outputs": [3]}}
+        tab = load_tab(write(tmp_path, workflow, "nested"), catalog)
+        assert [(p.name, p.targets, p.default) for p in tab.params] == [("width", (("12:7:5", "width"),), 33)]
+        assert prepare(tab, {"width": 64}).prompt["12:7:5"]["inputs"]["width"] == 64
+        # [5, "width"] is dropped, as the frontend drops it: resolveSubgraphInputTarget stops at the inner instance
+        assert tab.notes == ("App Mode input 'width' is left out of the form: no node of the root graph shows a "
+                             "widget 'width' of node 5.",)
