@@ -395,3 +395,14 @@ def test_a_widget_promoted_twice_reaches_the_node_two_subgraphs_deep(tmp_path: P
         # [5, "width"] is dropped, as the frontend drops it: resolveSubgraphInputTarget stops at the inner instance
         assert tab.notes == ("App Mode input 'width' is left out of the form: no node of the root graph shows a "
                              "widget 'width' of node 5.",)
+
+
+def test_check_reports_the_entries_left_out_as_warnings(tmp_path: Path, catalog: Catalog) -> None:
+    from comfyui_gradio.forms.check import check_folder
+
+    write(tmp_path, with_linear([["1", "image"], ["77", "seed"]]))
+    report = check_folder(tmp_path, catalog)
+    assert [(f.severity, f.message) for f in report.findings] == [
+        ("warning", "App Mode input 'seed' is left out of the form: no node of the root graph shows a widget 'seed' "
+                    "of node 77.")]
+    assert report.exit_code == 0
