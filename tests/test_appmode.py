@@ -406,3 +406,30 @@ def test_check_reports_the_entries_left_out_as_warnings(tmp_path: Path, catalog:
         ("warning", "App Mode input 'seed' is left out of the form: no node of the root graph shows a widget 'seed' "
                     "of node 77.")]
     assert report.exit_code == 0
+
+
+def test_an_option_not_chosen_has_no_widget_to_pick(resize_app: tuple[Path, Catalog]) -> None:
+    path, catalog = resize_app
+    workflow = json.loads(path.read_text(encoding="utf-8"))
+    workflow["extra"]["linearData"]["inputs"] = [["2", "resize_type.multiplier"], ["2", "resize_type"]]
+    path.write_text(json.dumps(workflow), encoding="utf-8")
+    assert load_tab(path, catalog).notes[0] == ("App Mode input 'resize_type.multiplier' is left out of the form: no "
+                                                "node of the root graph shows a widget 'resize_type.multiplier' of "
+                                                "node 2.")  # the editor draws only the chosen option's widgets
+
+
+def test_the_yaml_of_a_dynamic_combo_form_gives_the_same_tab(resize_app: tuple[Path, Catalog], tmp_path: Path,
+                                                             capsys: pytest.CaptureFixture[str]) -> None:
+    path, catalog = resize_app
+    workflow = json.loads(path.read_text(encoding="utf-8"))
+    workflow["extra"]["linearData"]["inputs"].insert(0, ["2", "resize_type.height"])
+    path.write_text(json.dumps(workflow), encoding="utf-8")
+    (tmp_path / "catalog.json").write_text(json.dumps(catalog.raw), encoding="utf-8")
+    assert main(["schema", str(path), "--catalog", str(tmp_path / "catalog.json")]) == 0
+    printed = capsys.readouterr().out
+    assert "input: resize_type.height" in printed and "resize_type_width" not in printed  # brought by the combo
+    from_app = load_tab(path, catalog)
+    path.with_suffix(".yaml").write_text(printed, encoding="utf-8")
+    from_yaml = load_tab(path, catalog)
+    assert (from_yaml.params, from_yaml.outputs) == (from_app.params, from_app.outputs)
+    assert [p.name for p in from_yaml.params][:3] == ["resize_type_height", "resize_type", "resize_type_width"]
