@@ -21,14 +21,14 @@ from .forms.catalog import Catalog, load_cached
 from .forms.check import Report, check_folder
 from .comfy.client import ComfyClient
 from .errors import ComfyGradioError, ConfigError, Problem, ServerError
-from .forms.infer import infer_schema
+from .forms.appmode import form_schema, read_app_mode
 from .forms.workflow import load_workflow
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m comfyui_gradio")
     commands = parser.add_subparsers(dest="command", required=True)
-    for name, text in (("schema", "print a proposed YAML schema for a workflow"),
+    for name, text in (("schema", "print the YAML schema of a workflow's form (its App Mode, markers or a guess)"),
                        ("convert", "print the API-format JSON of any workflow file"),
                        ("check", "check every workflow and schema in a folder")):
         command = commands.add_parser(name, help=text)
@@ -91,7 +91,10 @@ def _api_docs(args: argparse.Namespace) -> int:
 def _schema(args: argparse.Namespace) -> int:
     catalog = _catalog(args)
     workflow = load_workflow(Path(args.path), catalog)
-    print(yaml.safe_dump(infer_schema(workflow, catalog), sort_keys=False, allow_unicode=True), end="")
+    app = read_app_mode(workflow, catalog)
+    for note in app.notes if app else ():
+        print(f"warning: {note}", file=sys.stderr)
+    print(yaml.safe_dump(form_schema(workflow, catalog, app), sort_keys=False, allow_unicode=True), end="")
     return 0
 
 

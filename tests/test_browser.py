@@ -90,7 +90,7 @@ def gallery_image(page: Page, tab: str) -> Image.Image:
 def test_page_has_a_tab_per_workflow_and_switching_shows_its_form(page: Page, running: RunningApp) -> None:
     page.goto(running.url)
     tabs = page.get_by_role("tab")
-    expect(tabs).to_have_text(["Text to image", "Image to image", "Invert colors", "Blur"])  # by schema order
+    expect(tabs).to_have_text(["Text to image", "Image to image", "Invert colors", "Blur", "Invert and blur"])
     expect(page.locator("#server-banner")).not_to_contain_text("not reachable")
 
     page.get_by_role("tab", name="Invert colors").click()
@@ -101,6 +101,11 @@ def test_page_has_a_tab_per_workflow_and_switching_shows_its_form(page: Page, ru
     page.get_by_role("tab", name="Text to image").click()
     expect(page.locator("#txt2img-prompt textarea")).to_be_visible()
     expect(page.locator("#invert-image")).not_to_be_visible()
+
+    page.get_by_role("tab", name="Invert and blur").click()  # its form chosen in App Mode, with help texts
+    expect(page.locator("#invert_and_blur-image")).to_be_visible()
+    expect(page.locator("#invert_and_blur-blur_radius")).to_contain_text("How far the blur reaches, in pixels")
+    expect(page.locator("#invert_and_blur-sigma")).to_have_count(0)  # promoted, but not chosen for the app
 
 
 def test_txt2img_shows_progress_then_the_picture(page: Page, running: RunningApp, fake: FakeComfyUI,

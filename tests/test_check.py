@@ -54,7 +54,7 @@ def test_shipped_workflows_need_only_the_sd15_checkpoint(catalog: Catalog) -> No
         ("img2img.json", "error", "nodes.4.inputs.ckpt_name", MISSING_CKPT),
         ("txt2img.json", "error", "nodes.4.inputs.ckpt_name", MISSING_CKPT),
     ]
-    assert (report.checked, len(report.workflows), report.exit_code) == (4, 4, 1)
+    assert (report.checked, len(report.workflows), report.exit_code) == (5, 5, 1)
 
 
 def test_missing_node_class_names_class_node_and_title(tmp_path: Path, catalog: Catalog) -> None:

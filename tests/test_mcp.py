@@ -40,7 +40,7 @@ def test_every_workflow_is_an_mcp_tool_described_by_its_schema(fake: FakeComfyUI
     finally:
         app.close()
         pool.close()
-    assert sorted(tools) == ["blur", "img2img", "invert", "txt2img"]  # no Cancel endpoints
+    assert sorted(tools) == ["blur", "img2img", "invert", "invert_and_blur", "txt2img"]  # no Cancel endpoints
     txt2img = tools["txt2img"]
     assert txt2img.description == "Describe a picture and Stable Diffusion 1.5 paints it."
     props = txt2img.inputSchema["properties"]

@@ -55,7 +55,7 @@ def load_tab(workflow_path: Path, catalog: Catalog | None = None, *, limits: Lim
     limits = limits or Limits()
     tab = build_tab(workflow_path, catalog, max_workflow_bytes=limits.max_workflow_bytes,
                     max_schema_bytes=limits.max_schema_bytes)
-    notes = tuple(f"On this ComfyUI server: {line}. Pick another under *Advanced*, or add it to ComfyUI."
+    notes = tab.notes + tuple(f"On this ComfyUI server: {line}. Pick another under *Advanced*, or add it to ComfyUI."
                   for line in tab_findings(tab, catalog)) + _catalog_notes(catalog)
     return replace(tab, notes=notes, params=tuple(_limited(p, limits) for p in tab.params))
 

@@ -47,21 +47,50 @@ def prepare(tab: TabSpec, values: Mapping[str, Any], rng: random.Random | None =
     final: dict[str, Any] = {}
     seeds: dict[str, int] = {}
     _check_names(tab, values)
+    for param in [p for p in tab.params if p.option_of is None]:
+        _apply(param, values, prompt, final, seeds, rng)
     for param in tab.params:
-        if param.required and values.get(param.name) in (None, ""):
-            raise InputError(param.label, _required_reason(param))
-        value = _value_for(param, values.get(param.name), rng)
-        final[param.name] = value
-        if param.is_seed:
-            seeds[param.name] = value
-        for node_id, input_name in param.targets:
-            prompt[node_id]["inputs"][input_name] = value
+        if param.options:
+            _keep_chosen_option(param, prompt)
+    for param in [p for p in tab.params if p.option_of is not None and _is_chosen(p, prompt)]:
+        _apply(param, values, prompt, final, seeds, rng)
     for key, value in values.items():
         target = flat_target(key)
         if target and tab.param(key) is None:
             _apply_flat(prompt, key, target, value)
             final[key] = value
     return PreparedPrompt(prompt, final, seeds)
+
+
+def _apply(param: Param, values: Mapping[str, Any], prompt: dict[str, dict[str, Any]], final: dict[str, Any],
+           seeds: dict[str, int], rng: random.Random | None) -> None:
+    if param.required and values.get(param.name) in (None, ""):
+        raise InputError(param.label, _required_reason(param))
+    value = _value_for(param, values.get(param.name), rng)
+    final[param.name] = value
+    if param.is_seed:
+        seeds[param.name] = value
+    for node_id, input_name in param.targets:
+        prompt[node_id]["inputs"][input_name] = value
+
+
+def _keep_chosen_option(combo: Param, prompt: dict[str, dict[str, Any]]) -> None:
+    """A DynamicCombo's node inputs become those of its chosen option, as the editor rebuilds its widgets
+    when the option changes: other options' inputs are removed (the chosen one's widgets are fields of
+    the tab, ``schema._with_option_fields``, set next)."""
+    for node_id, combo_name in combo.targets:
+        inputs = prompt[node_id]["inputs"]
+        brought = dict(next((pairs for key, pairs in combo.options if key == inputs.get(combo_name)), ()))
+        for name in [n for n in inputs if n.startswith(f"{combo_name}.") and n not in brought]:
+            del inputs[name]
+
+
+def _is_chosen(param: Param, prompt: dict[str, dict[str, Any]]) -> bool:
+    """Whether the option that brings this input is chosen on its node (``Param.option_of``)."""
+    assert param.option_of is not None
+    combo_name, keys = param.option_of
+    node_id = param.targets[0][0]
+    return prompt[node_id]["inputs"].get(combo_name) in keys
 
 
 def _required_reason(param: Param) -> str:

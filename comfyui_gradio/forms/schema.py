@@ -7,7 +7,9 @@ problem is collected and reported together as ``ConfigError`` with file, key and
 
     workflows/txt2img.yaml: inputs.steps: node '3' has no input 'stepz'
 
-Without a YAML, ``infer.infer_schema`` proposes one (see README, "Workflows without a schema").
+Without a YAML, the form saved in ComfyUI's App Mode is the schema (``appmode``), else the title
+markers, else ``infer.infer_schema`` proposes one (see README, "App Mode" and "Workflows without a
+schema"); ``appmode.form_schema`` holds that order.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ import yaml
 
 from .catalog import Catalog, InputSpec
 from ..errors import ConfigError, Problem
-from .infer import infer_schema
+from .appmode import form_schema, read_app_mode
 from .vocabulary import (ENDPOINT_EXTRAS, KIND_BY_WIDGET_TYPE, RANDOMIZE_SUFFIX, SEED_INPUTS, UPLOAD_CLASSES,
                          UPLOAD_KINDS)
 from .workflow import MAX_WORKFLOW_BYTES, Workflow, find_node, is_link, load_workflow, read_capped
@@ -63,6 +65,11 @@ class Param:
     required: bool = False  # a run needs a value from the caller (an upload, a non-empty text)
     info: str = ""
     widget: str = ""  # rendering override; "" = chosen from kind and bounds
+    # A DynamicCombo (COMFY_DYNAMICCOMBO_V3): each option key with the inputs it brings (``combo.input``) and
+    # their defaults (None for a socket); ``prepare`` keeps only the chosen option's inputs in the prompt.
+    options: tuple[tuple[Any, tuple[tuple[str, Any], ...]], ...] = ()
+    # An input an option brings: (the combo's input name, the option keys that bring it); sent only then.
+    option_of: tuple[str, tuple[Any, ...]] | None = None
 
     @property
     def is_upload(self) -> bool:
@@ -119,9 +126,11 @@ def build_tab(
     the checks and limits."""
     workflow = load_workflow(workflow_path, catalog, max_bytes=max_workflow_bytes)
     yaml_path = schema_path(workflow_path)
-    raw = infer_schema(workflow, catalog) if yaml_path is None else _read_yaml(yaml_path, max_schema_bytes)
+    app = None if yaml_path else read_app_mode(workflow, catalog, max_workflow_bytes)
+    raw = form_schema(workflow, catalog, app) if yaml_path is None else _read_yaml(yaml_path, max_schema_bytes)
     tab = tab_from_schema(workflow, raw, catalog, yaml_path)
-    return replace(tab, versions={"workflow_sha256": _file_hash(workflow_path), "schema_sha256": _file_hash(yaml_path)})
+    return replace(tab, versions={"workflow_sha256": _file_hash(workflow_path), "schema_sha256": _file_hash(yaml_path)},
+                   notes=app.notes if app else ())
 
 
 def _file_hash(path: Path | None) -> str | None:
@@ -209,7 +218,7 @@ class _SchemaChecker:
 
     def tab(self, raw: dict[str, Any], yaml_path: Path | None) -> TabSpec:
         self._unknown_keys("", raw, TOP_KEYS)  # top-level keys have no prefix
-        params = tuple(p for p in self._params(raw.get("inputs") or {}) if p)
+        params = self._with_option_fields([p for p in self._params(raw.get("inputs") or {}) if p])
         outputs = tuple(o for o in self._outputs(raw.get("outputs") or {}) if o)
         if not self.workflow.output_node_ids(self.catalog) and not outputs:
             self.problem("", f"{self.workflow.path.name} has no output node (SaveImage, PreviewImage, ...)")
@@ -265,6 +274,30 @@ class _SchemaChecker:
             return None
         return self._typed_param(key, name, entry, targets)
 
+    def _with_option_fields(self, params: list[Param]) -> tuple[Param, ...]:
+        """Each DynamicCombo field followed by a field for every widget its options bring that no field
+        sets yet (``<combo field>_<input>``, typed from the catalogue), each sent only while its option is
+        chosen (``Param.option_of``)."""
+        taken = {target for param in params for target in param.targets}
+        names = {param.name for param in params}
+        result: list[Param] = []
+        for param in params:
+            result.append(param)
+            node_id = param.targets[0][0]
+            for sub_name, default in dict(pair for _, pairs in param.options for pair in pairs).items():
+                if default is None or (node_id, sub_name) in taken:  # a socket, or a field of its own
+                    continue
+                taken.add((node_id, sub_name))
+                name = f"{param.name}_{''.join(c if c.isalnum() else '_' for c in sub_name.split('.', 1)[1])}"
+                while name in names:
+                    name += "_"
+                names.add(name)
+                label = f"{param.label}: {sub_name.split('.', 1)[1].replace('_', ' ')}"
+                entry = {"node": node_id, "input": sub_name, "label": label, "advanced": param.advanced}
+                sub = self._typed_param(f"inputs.{param.name}", name, entry, [(node_id, sub_name)])
+                result += [sub] if sub else []
+        return tuple(result)
+
     def _setting_types(self, key: str, entry: dict[str, Any]) -> None:
         """Each setting of an input holds the type it needs (``SETTING_TYPES``)."""
         for setting, (valid, expected) in SETTING_TYPES.items():
@@ -289,8 +322,7 @@ class _SchemaChecker:
             self.problem(key, str(exc))
             return None
         node = self.workflow.nodes[node_id]
-        known = input_name in node["inputs"] or (
-            self.catalog is not None and self.catalog.input(node["class_type"], input_name) is not None)
+        known = input_name in node["inputs"] or _input_spec(self.catalog, node, input_name) is not None
         if not known:
             self.problem(key, f"node {ref!r} has no input {input_name!r}{self._input_hint(node)}")
             return None
@@ -308,7 +340,7 @@ class _SchemaChecker:
     def _typed_param(self, key: str, name: str, entry: dict[str, Any], targets: list[tuple[str, str]]) -> Param | None:
         node_id, input_name = targets[0]
         node = self.workflow.nodes[node_id]
-        spec = self.catalog.input(node["class_type"], input_name) if self.catalog else None
+        spec = _input_spec(self.catalog, node, input_name)
         current = node["inputs"].get(input_name, spec.options.get("default") if spec else None)
         param = Param(
             name=name,
@@ -317,13 +349,15 @@ class _SchemaChecker:
             label=str(entry.get("label") or name.replace("_", " ").capitalize()),
             default=entry.get("default", current),
             lines=int(entry.get("lines") or (3 if spec and spec.options.get("multiline") else 1)),
-            choices=tuple(entry.get("choices") or (spec.choices if spec else ())),
+            choices=tuple(entry.get("choices") or (spec.choices or spec.option_keys if spec else ())),
             strict_choices="choices" in entry,
             randomize=entry.get("randomize", False),
             advanced=entry.get("advanced", False),
             required=entry.get("required", False),
             info=str(entry.get("info") or (spec.options.get("tooltip", "") if spec else "")),
             widget=str(entry.get("widget") or ""),
+            options=_option_table(spec) if spec and spec.is_dynamic_combo else (),
+            option_of=_option_of(self.catalog, node, input_name),
         )
         param = self._bounds(key, param, entry, spec)
         self._check_param(key, param, explicit_choices="choices" in entry)
@@ -403,6 +437,8 @@ def _kind(spec: InputSpec | None, current: Any, entry: dict[str, Any], class_typ
     if spec is not None:
         if spec.is_upload:
             return spec.upload_kind
+        if spec.is_dynamic_combo:
+            return "choice"
         if spec.type in KIND_BY_WIDGET_TYPE:
             return KIND_BY_WIDGET_TYPE[spec.type]
     if entry.get("choices"):
@@ -420,3 +456,40 @@ def _kind_of_value(value: Any) -> str:
     if isinstance(value, float):
         return "float"
     return "text"
+
+
+# ---------------------------------------------------------------------------- DynamicCombo inputs
+
+
+def _input_spec(catalog: Catalog | None, node: dict[str, Any], input_name: str) -> InputSpec | None:
+    """The catalogue's input, also one a DynamicCombo option brings (``combo.input``: the node's chosen
+    option's, else the first option's that has it)."""
+    if catalog is None:
+        return None
+    spec = catalog.input(node["class_type"], input_name)
+    combo = _combo(catalog, node, input_name)
+    if spec is not None or combo is None:
+        return spec
+    keys = [node["inputs"].get(combo.name), *combo.option_keys]
+    return next((s for key in keys for s in combo.option_inputs(key) if s.name == input_name), None)
+
+
+def _combo(catalog: Catalog | None, node: dict[str, Any], input_name: str) -> InputSpec | None:
+    """The DynamicCombo of the node that ``combo.input`` belongs to, else None."""
+    combo_name, dot, _ = input_name.partition(".")
+    spec = catalog.input(node["class_type"], combo_name) if catalog and dot else None
+    return spec if spec is not None and spec.is_dynamic_combo else None
+
+
+def _option_table(combo: InputSpec) -> tuple[tuple[Any, tuple[tuple[str, Any], ...]], ...]:
+    return tuple((key, tuple((s.name, s.options.get("default", s.choices[0] if s.choices else None)
+                              if s.is_editor_widget else None) for s in combo.option_inputs(key)))
+                 for key in combo.option_keys)
+
+
+def _option_of(catalog: Catalog | None, node: dict[str, Any], input_name: str) -> tuple[str, tuple[Any, ...]] | None:
+    combo = _combo(catalog, node, input_name)
+    if combo is None:
+        return None
+    keys = tuple(k for k in combo.option_keys if any(s.name == input_name for s in combo.option_inputs(k)))
+    return combo.name, keys

@@ -25,7 +25,7 @@ from .runs import input_copies, owner_folder
 from .shared import Shared
 from .stream import Outputs, RunStream
 from .uploads import COPY_VALUE, upload_value, uploaded_file
-from .widgets import form_values, widget_for
+from .widgets import form_values, option_combo, option_shown, widget_for
 
 __all__ = ["TabView"]
 
@@ -99,7 +99,7 @@ class TabView:
             self.shown[param.name] = widget_for(param, self.spec.name)
             return {param.name: upload_value(f"{self.spec.name}-{param.name}-value")}
         if not param.is_seed:
-            return {param.name: widget_for(param, self.spec.name)}
+            return {param.name: widget_for(param, self.spec.name, visible=option_shown(self.spec, param))}
         flag = next(f for f in self.fields if f.kind == "randomize" and f.param is param)
         with gr.Row():
             seed = widget_for(param, self.spec.name)
@@ -144,12 +144,27 @@ class TabView:
                 randomize = self.inputs[f.name]
                 randomize.change(lambda on: gr.update(interactive=not on), inputs=[randomize],
                                  outputs=[self.inputs[f.param.name]], api_visibility="private", queue=False)
+        self._listen_options()
         for name, widget in self.shown.items():  # also when "Run again" fills the widget
             # Runs in the page only; a caller may still send it to the server by its fn_index, where
             # preprocess=False keeps Gradio's widget from opening the path it names.
             widget.change(None, inputs=[widget], outputs=[self.inputs[name]], js=COPY_VALUE, preprocess=False,
                           api_visibility="private", queue=False)
         self.history.listen([page_load.then, self.generate.click, run.then], self.inputs | self.shown)
+
+    def _listen_options(self) -> None:
+        """A DynamicCombo field shows the fields of the option chosen in it and hides the others'."""
+        for combo in [p for p in self.spec.params if p.options]:
+            brought = [p for p in self.spec.params if option_combo(self.spec, p) is combo]
+            if not brought:
+                continue
+
+            def show(chosen: Any, brought: list[Param] = brought) -> list[Any]:
+                return [gr.update(visible=option_shown(self.spec, p, chosen)) for p in brought]
+
+            self.inputs[combo.name].change(show, inputs=[self.inputs[combo.name]],
+                                           outputs=[self.inputs[p.name] for p in brought],
+                                           api_visibility="private", queue=False)
 
     def _endpoint(self) -> Any:
         """``_run`` under the tab's name, with a parameter and a docstring line per field: Gradio's

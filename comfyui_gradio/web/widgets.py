@@ -11,13 +11,14 @@ from ..forms.prepare import random_seed
 from ..forms.schema import Param, TabSpec
 from .endpoint import randomize_name
 
-__all__ = ["describe", "form_values", "widget_for"]
+__all__ = ["describe", "form_values", "option_combo", "option_shown", "widget_for"]
 
 
-def widget_for(param: Param, tab_name: str) -> gr.components.Component:
-    """The Gradio component for one parameter (element id ``<tab>-<parameter>``)."""
+def widget_for(param: Param, tab_name: str, visible: bool = True) -> gr.components.Component:
+    """The Gradio component for one parameter (element id ``<tab>-<parameter>``); ``visible`` False
+    hides the field of a DynamicCombo option that is not chosen (``option_shown``)."""
     common: dict[str, Any] = {"label": param.label, "info": _short(param.info) or None,
-                              "elem_id": f"{tab_name}-{param.name}"}
+                              "elem_id": f"{tab_name}-{param.name}", "visible": visible}
     if param.is_seed:
         return gr.Number(value=param.default, precision=0, minimum=param.minimum, maximum=param.maximum,
                          interactive=not param.randomize, **common)
@@ -64,6 +65,25 @@ def _number(param: Param, common: dict[str, Any]) -> gr.components.Component:
     precision = 0 if param.kind == "int" else None
     return gr.Number(value=param.default, precision=precision, minimum=param.minimum, maximum=param.maximum,
                      step=step, **common)
+
+
+def option_combo(spec: TabSpec, param: Param) -> Param | None:
+    """The tab's DynamicCombo field whose option brings ``param`` (``Param.option_of``), if it is a field."""
+    if param.option_of is None:
+        return None
+    target = (param.targets[0][0], param.option_of[0])
+    return next((p for p in spec.params if p.options and target in p.targets), None)
+
+
+def option_shown(spec: TabSpec, param: Param, chosen: Any = None) -> bool:
+    """Whether the field of a DynamicCombo option is shown: its option is chosen in the combo field
+    (``chosen``, else the combo field's default), or on the node when the combo is not a field."""
+    if param.option_of is None:
+        return True
+    combo = option_combo(spec, param)
+    if combo is not None:
+        return (combo.default if chosen is None else chosen) in param.option_of[1]
+    return spec.workflow.nodes[param.targets[0][0]]["inputs"].get(param.option_of[0]) in param.option_of[1]
 
 
 def form_values(spec: TabSpec, form: dict[str, Any]) -> dict[str, Any]:
