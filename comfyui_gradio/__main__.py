@@ -42,6 +42,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     docs = commands.add_parser("api-docs", help="print the gradio_client and HTTP calls of every workflow")
     docs.add_argument("path", nargs="?", default="workflows")
     docs.add_argument("--url", default="http://127.0.0.1:7860", help="the app's address in the examples")
+    docs.add_argument("--catalog", type=Path, default=None, metavar="FILE",
+                      help="a saved GET /object_info JSON, to document UI-format workflows too")
     docs.add_argument("--readme", type=Path, metavar="FILE",
                       help="write the calls into FILE between its api-docs markers instead of printing them")
     args = parser.parse_args(argv)
@@ -80,7 +82,8 @@ def _catalog_file(path: Path) -> Catalog:
 
 
 def _api_docs(args: argparse.Namespace) -> int:
-    text = api_docs(Path(args.path), args.url)
+    catalog = _catalog_file(args.catalog) if args.catalog is not None else None
+    text = api_docs(Path(args.path), args.url, catalog)
     if args.readme is None:
         print(text, end="")
         return 0

@@ -13,8 +13,9 @@ import httpx
 import pytest
 from PIL import Image
 
+from comfyui_gradio.forms.catalog import Catalog
 from comfyui_gradio.web.apidocs import BEGIN, END, api_docs
-from tests.paths import ROOT, WORKFLOWS
+from tests.paths import OBJECT_INFO, ROOT, WORKFLOWS
 from tests.harness import RunningApp, picture
 
 
@@ -26,8 +27,9 @@ def running(shared_running: RunningApp) -> RunningApp:
 def test_readme_shows_the_calls_of_every_shipped_workflow() -> None:
     readme = (ROOT / "README.md").read_text()
     block = readme.split(BEGIN, 1)[1].split(END, 1)[0]
-    assert block.strip() == api_docs(WORKFLOWS).strip(), (
-        "README is out of date: run python -m comfyui_gradio api-docs --readme README.md")
+    assert block.strip() == api_docs(WORKFLOWS, catalog=Catalog(json.loads(OBJECT_INFO.read_text()))).strip(), (
+        "README is out of date: run python -m comfyui_gradio api-docs --readme README.md "
+        "--catalog tests/data/comfyui-0.3.64/object_info.json")
 
 
 def test_the_documented_http_calls_run_the_workflow(running: RunningApp, tmp_path: Path) -> None:

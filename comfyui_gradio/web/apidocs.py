@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError, Problem
+from ..forms.catalog import Catalog
 from ..forms.loader import load_tab
 from ..forms.schema import Param, TabSpec
 from .config import Settings
@@ -29,12 +30,13 @@ def endpoint_values(tab: TabSpec, given: dict[str, Any]) -> list[Any]:
     return [given.get(f.name, f.default) for f in endpoint_fields(tab, Settings.max_runs)]
 
 
-def api_docs(folder: Path, url: str = "http://127.0.0.1:7860") -> str:
-    """Markdown for every workflow in ``folder`` (UI-format ones are listed without examples)."""
+def api_docs(folder: Path, url: str = "http://127.0.0.1:7860", catalog: Catalog | None = None) -> str:
+    """Markdown for every workflow in ``folder``. UI-format ones need ``catalog`` (the server's node list) to
+    be converted; without it they are listed without examples."""
     tabs, broken = [], []
     for path in sorted(folder.glob("*.json")):
         try:
-            tabs.append(load_tab(path, None))
+            tabs.append(load_tab(path, catalog))
         except ConfigError as exc:
             broken.append(f"#### `/{path.stem}`\n\nNot documented here: {exc.problems[0].reason}\n")
     tabs.sort(key=lambda tab: (tab.order, tab.name))
