@@ -24,9 +24,11 @@ import re
 import threading
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping, Protocol
+
+import httpx
 
 from ..errors import ComfyGradioError, JobCancelled, JobTimeout, ProtocolError, ServerError
 from ..forms.catalog import Catalog
@@ -107,23 +109,26 @@ class Backend(Protocol):
 class BackendKind:
     """One kind of backend: where its class lives and which secrets it takes from the environment.
 
-    ``keys`` are the environment variables it reads (each also as ``<KEY>_<n>`` for the n-th entry
-    of COMFYUI_URL); ``required`` are those it cannot work without (``cloud_only``: only when the
-    URL is that host)."""
+    ``keys`` maps each environment variable it reads (also read as ``<KEY>_<n>`` for the n-th entry of
+    COMFYUI_URL) to the argument of its class that takes it; ``required`` are those it cannot work
+    without (with ``cloud_only``, only when the URL is on that host)."""
 
     name: str
     label: str
     module: str  # under comfyui_gradio.comfy
     factory: str
-    keys: tuple[str, ...] = ()
+    keys: Mapping[str, str] = field(default_factory=dict)
     required: tuple[str, ...] = ()
     cloud_only: str = ""
 
     def available(self) -> bool:
         return importlib.util.find_spec(f"{__package__}.{self.module}") is not None
 
-    def load(self) -> Callable[..., Backend]:
-        return getattr(importlib.import_module(f"{__package__}.{self.module}"), self.factory)
+    def build(self, url: str, secrets: Mapping[str, str], **options: Any) -> Backend:
+        """An instance for ``url``: ``secrets`` by environment variable name, ``options`` as the class takes
+        them (``output_dir``; ComfyClient's headers, tracker and limits)."""
+        factory = getattr(importlib.import_module(f"{__package__}.{self.module}"), self.factory)
+        return factory(url, **{self.keys[k]: v for k, v in secrets.items() if k in self.keys}, **options)
 
     def required_for(self, url: str) -> tuple[str, ...]:
         if self.cloud_only and httpx_host(url) != self.cloud_only:
@@ -133,11 +138,12 @@ class BackendKind:
 
 KINDS: dict[str, BackendKind] = {k.name: k for k in (
     BackendKind("comfyui", "ComfyUI", "client", "ComfyClient"),
-    BackendKind("v2", "Comfy API v2", "v2", "V2Backend", ("COMFY_API_KEY",), ("COMFY_API_KEY",),
+    BackendKind("v2", "Comfy API v2", "v2", "V2Backend", {"COMFY_API_KEY": "api_key"}, ("COMFY_API_KEY",),
                 cloud_only="cloud.comfy.org"),
     BackendKind("viewcomfy", "ViewComfy", "viewcomfy", "ViewComfyBackend",
-                ("VIEWCOMFY_CLIENT_ID", "VIEWCOMFY_CLIENT_SECRET"), ("VIEWCOMFY_CLIENT_ID", "VIEWCOMFY_CLIENT_SECRET")),
-    BackendKind("runninghub", "RunningHub", "runninghub", "RunningHubBackend", ("RUNNINGHUB_API_KEY",),
+                {"VIEWCOMFY_CLIENT_ID": "client_id", "VIEWCOMFY_CLIENT_SECRET": "client_secret"},
+                ("VIEWCOMFY_CLIENT_ID", "VIEWCOMFY_CLIENT_SECRET")),
+    BackendKind("runninghub", "RunningHub", "runninghub", "RunningHubBackend", {"RUNNINGHUB_API_KEY": "api_key"},
                 ("RUNNINGHUB_API_KEY",)),
 )}
 """Every kind a COMFYUI_URL entry may name; a new kind is one line here (and its module)."""
@@ -156,11 +162,9 @@ def parse_entry(entry: str) -> tuple[str, str]:
 
 
 def httpx_host(url: str) -> str:
-    import httpx
-
     try:
         return httpx.URL(url).host
-    except Exception:  # an invalid URL is reported by the caller's own check
+    except httpx.InvalidURL:  # reported by the caller's own check
         return ""
 
 
@@ -392,7 +396,7 @@ class RemoteBackend:
 
     def submit(self, workflow: TabSpec | Path | str, values: Mapping[str, Any] | None = None, *,
                timeout: float | None = None, output_dir: Path | None = None, hooks: JobHooks | None = None,
-               prompt_id: str | None = None) -> RemoteJob:
+               prompt_id: str | None = None) -> JobHandle:
         """Upload the inputs and queue the run (errors raise here, as ``ComfyClient.submit``'s do); the
         returned job follows it in the background."""
         tab = self.load(workflow)
@@ -410,7 +414,7 @@ class RemoteBackend:
         return self.submit(workflow, values, timeout=timeout).result()
 
     def attach(self, workflow: TabSpec | Path | str, prompt_id: str, prepared: PreparedPrompt, *,
-               timeout: float | None = None, output_dir: Path | None = None) -> RemoteJob:
+               timeout: float | None = None, output_dir: Path | None = None) -> JobHandle:
         raise ServerError(f"A run left going on {self.url} by an earlier app process cannot be followed again "
                           f"on a {KINDS[self.kind].label} backend; run it again.")
 
