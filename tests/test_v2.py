@@ -173,3 +173,20 @@ def test_cancel_through_comfy_api_proxy_needs_a_newer_comfyui(proxy: str, tmp_pa
     with pytest.raises(JobCancelled):
         job.result(timeout=30)
     backend.close()
+
+
+@pytest.mark.real
+def test_the_app_runs_its_tabs_unchanged_on_a_v2_entry(proxy: str, tmp_path: Path) -> None:
+    from gradio_client import handle_file
+
+    from tests.harness import RunningApp, only_image, picture
+
+    running = RunningApp(f"v2+{proxy}", WORKFLOWS, tmp_path)
+    try:
+        status, gallery, _ = running.client.predict(image=handle_file(picture(tmp_path, (10, 200, 30))),
+                                                    api_name="/invert")
+        assert status.startswith("✅")
+        assert all(abs(a - b) <= 1 for a, b in zip(only_image(gallery).getpixel((3, 3)), (245, 55, 225)))
+        assert running.backend.statuses()[0].kind == "v2"
+    finally:
+        running.close()
