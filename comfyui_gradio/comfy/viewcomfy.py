@@ -24,7 +24,7 @@ import binascii
 import json
 import logging
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Collection, Iterator
 
 import httpx
 
@@ -77,7 +77,8 @@ class ViewComfyBackend(RemoteBackend):
         except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
             raise ServerUnavailable(self.url, str(exc) or type(exc).__name__) from exc
         except httpx.HTTPError as exc:
-            raise ServerError(f"The ViewComfy deployment {self.url} did not answer properly ({exc}); try again.") from exc
+            raise ServerError(f"The ViewComfy deployment {self.url} did not answer properly ({exc}); "
+                              "try again.") from exc
         if response.status_code != 201:
             response.read()
             response.close()
@@ -85,7 +86,7 @@ class ViewComfyBackend(RemoteBackend):
         return _ViewComfyRun(self, tab, response)
 
 
-def flat_params(prompt: dict[str, dict[str, Any]], skip: set[str] = frozenset()) -> dict[str, Any]:  # type: ignore[assignment]
+def flat_params(prompt: dict[str, dict[str, Any]], skip: Collection[str] = ()) -> dict[str, Any]:
     """Every literal input of the prompt as ``"<nodeId>-inputs-<name>"`` (links are the deployment's)."""
     return {key: value for node_id, node in prompt.items() for name, value in node.get("inputs", {}).items()
             if not _is_link(value) and (key := f"{node_id}-inputs-{name}") not in skip}

@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping, Sequence
 
+import httpx
+
 from ..comfy.backend import KINDS, parse_entry
 from ..errors import ConfigError, Problem
 
@@ -144,15 +146,23 @@ def _url(value: str, problems: list[Problem]) -> str:
             problems.append(Problem("settings", "COMFYUI_URL", f"entry {number} {entry!r}: unknown kind {kind!r}; "
                                     f"use one of {prefixes} or no prefix for a ComfyUI server"))
         elif not url.startswith(("http://", "https://")):
-            problems.append(Problem("settings", "COMFYUI_URL", f"{entry!r} must start with http:// or https://"
-                                    if kind == "comfyui" else f"{entry!r}: after {kind}+ must come http:// or https://"))
-        elif kind != "comfyui" and "@" in url.split("/")[2]:
+            reason = (f"{entry!r} must start with http:// or https://" if kind == "comfyui"
+                      else f"{entry!r}: after {kind}+ must come http:// or https://")
+            problems.append(Problem("settings", "COMFYUI_URL", reason))
+        elif kind != "comfyui" and _has_userinfo(url):
             problems.append(Problem("settings", "COMFYUI_URL", f"entry {number}: a {KINDS[kind].label} URL carries no "
                                     f"credentials; set {' / '.join(KINDS[kind].keys)} instead (value not shown)"))
         elif not KINDS[kind].available():
             problems.append(Problem("settings", "COMFYUI_URL", f"entry {number} ({kind}+{url}): {KINDS[kind].label} "
                                     "isn't wired yet in this version of comfyui-gradio; remove the entry"))
     return ",".join(u.rstrip("/") for u in urls)
+
+
+def _has_userinfo(url: str) -> bool:
+    try:
+        return bool(httpx.URL(url).userinfo)
+    except httpx.InvalidURL:
+        return "@" in url
 
 
 def _check_backends(settings: Settings, problems: list[Problem]) -> None:
