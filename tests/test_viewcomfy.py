@@ -112,3 +112,60 @@ def test_the_secret_is_never_shown(double, invert, tmp_path: Path, caplog: pytes
     with pytest.raises(ServerError) as caught:
         backend.submit(invert, {"image": png_bytes()})
     assert "wrong-secret" not in "\n".join([repr(backend), str(caught.value), caplog.text, str(vars(caught.value))])
+
+
+class _Served:
+    """The double behind a real HTTP port, for the app (which makes its own httpx client)."""
+
+    def __init__(self, double: ViewComfyDouble) -> None:
+        import http.server
+        import threading
+
+        def handle(handler: http.server.BaseHTTPRequestHandler) -> None:
+            body = handler.rfile.read(int(handler.headers.get("content-length", 0)))
+            request = httpx.Request(handler.command, f"http://double{handler.path}", headers=dict(handler.headers),
+                                    content=body)
+            response = double(request)
+            handler.send_response(response.status_code)
+            for name, value in response.headers.items():
+                if name.lower() not in ("content-length", "transfer-encoding"):
+                    handler.send_header(name, value)
+            handler.send_header("content-length", str(len(response.content)))
+            handler.end_headers()
+            handler.wfile.write(response.content)
+
+        handler_class = type("Handler", (http.server.BaseHTTPRequestHandler,),
+                             {"do_POST": handle, "log_message": lambda *a: None})
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler_class)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/api/deployment-1"
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_the_app_runs_its_invert_tab_unchanged_on_a_viewcomfy_entry(double, tmp_path: Path) -> None:
+    from gradio_client import Client, handle_file
+
+    from comfyui_gradio.web.app import create_app
+    from comfyui_gradio.web.config import Settings
+    from tests.harness import free_port, only_image, picture
+
+    served = _Served(double)
+    settings = Settings(comfyui_url=f"viewcomfy+{served.url}", workflows_dir=WORKFLOWS, output_dir=tmp_path / "out",
+                        cache_dir=tmp_path / "cache", server_port=free_port(),
+                        backend_keys={"VIEWCOMFY_CLIENT_ID": "vc-id", "VIEWCOMFY_CLIENT_SECRET": "vc-secret"})
+    app, pool = create_app(settings)
+    app.launch(server_port=settings.server_port, prevent_thread_lock=True, quiet=True,
+               allowed_paths=[str(settings.output_dir.resolve())])
+    try:
+        client = Client(f"http://127.0.0.1:{settings.server_port}/", verbose=False)
+        status, gallery, _ = client.predict(image=handle_file(picture(tmp_path, (10, 200, 30))), api_name="/invert")
+        assert status.startswith("✅")
+        assert only_image(gallery).getpixel((3, 3)) == (245, 55, 225)
+        assert double.requests[0]["params"] == {"3-inputs-filename_prefix": "comfyui-gradio/invert"}
+    finally:
+        app.close()
+        pool.close()
+        served.close()
