@@ -241,3 +241,18 @@ def test_a_new_kind_is_one_line(monkeypatch: pytest.MonkeyPatch, tmp_path: Path)
     pool.close()
     assert isinstance(built, ViewComfyBackend) and built.url == "https://vc.test/d"
     assert backends.KINDS is KINDS
+
+
+def test_the_native_client_and_job_are_a_backend_and_a_job_handle_as_they_are() -> None:
+    from comfyui_gradio.comfy.backend import Backend, JobHandle, RemoteJob
+    from comfyui_gradio.comfy.job import Job
+
+    def members(protocol: type) -> set[str]:
+        return {n for n in vars(protocol) if not n.startswith("_")} | set(protocol.__annotations__)
+
+    assert members(Backend) == {"url", "kind", "submit", "attach", "load", "queue_state", "catalog", "close"}
+    for implementation in (ComfyClient("http://127.0.0.1:9"), V2Backend("http://127.0.0.1:9")):
+        assert [m for m in members(Backend) if not hasattr(implementation, m)] == []
+    for handle in (Job, RemoteJob):  # a class attribute, or one its __init__ sets
+        assert [m for m in members(JobHandle) if not hasattr(handle, m) and m not in handle.__init__.__code__.co_names] \
+            == []

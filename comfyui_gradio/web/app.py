@@ -36,7 +36,8 @@ def pick_catalog(pool: ComfyPool, cache: Path) -> Catalog | None:
         save_cached(cache, catalog)
         return catalog
     for status in pool.statuses():
-        log.warning("%s", status.error)
+        if status.error:
+            log.warning("%s", status.error)
     cached = load_cached(cache)
     if cached:
         log.warning("Building forms from the node list cached in %s; choices may be stale", cache)
