@@ -70,15 +70,23 @@ def test_a_failed_node_is_named(invert: TabSpec, tmp_path: Path) -> None:
     assert str(caught.value) == "Invert Image (node 2) failed: ImageInvert: CUDA out of memory"
 
 
-def test_a_rejected_workflow_carries_the_servers_node_errors(invert: TabSpec, tmp_path: Path) -> None:
+def test_a_rejected_workflow_names_the_form_field(invert: TabSpec, tmp_path: Path) -> None:
+    """node_errors as ComfyUI 0.3.64 sent them through comfy-api-proxy 0.1.6 (seen with the real pair)."""
     double = V2Double()
+    node_errors = {"1": {"errors": [{"type": "custom_validation_failed", "message": "Custom validation failed for node",
+                                     "details": "image - Invalid image file: gone.png",
+                                     "extra_info": {"input_name": "image"}}],
+                         "dependent_outputs": ["3"], "class_type": "LoadImage"}}
     double.reject = {"code": "invalid_workflow", "message": "Prompt outputs failed validation",
-                     "details": {"node_errors": {"1": {"errors": [{"message": "Invalid image file"}]}}}}
+                     "details": {"node_errors": node_errors}}
     with pytest.raises(PromptRejected) as caught:
-        backend_for(double, tmp_path).submit(invert, {"image": png_bytes()})
-    assert str(caught.value) == f"{BASE} rejected the workflow: Prompt outputs failed validation"
-    assert caught.value.node_errors == {"1": {"errors": [{"message": "Invalid image file"}]}}
-    assert caught.value.error_type == "invalid_workflow"
+        backend_for(double, tmp_path).submit(invert, {"image": "gone.png"})
+    assert str(caught.value) == "Picture: custom validation failed for node: image - Invalid image file: gone.png"
+    assert caught.value.field_errors == {"image": str(caught.value)} and caught.value.node_errors == node_errors
+    double.reject = {"code": "invalid_workflow", "message": "Missing 'workflow' (API-format graph).", "details": {}}
+    with pytest.raises(PromptRejected) as plain:
+        backend_for(double, tmp_path).submit(invert, {"image": "gone.png"})
+    assert str(plain.value) == f"{BASE} rejected the workflow: Missing 'workflow' (API-format graph)."
 
 
 def test_a_refused_key_says_what_to_set_and_is_never_shown(invert: TabSpec, tmp_path: Path) -> None:
@@ -160,6 +168,16 @@ def test_the_shipped_workflows_run_through_a_real_comfy_api_proxy(proxy: str, na
     pixel = Image.open(image.path).convert("RGB").getpixel((8, 8))
     expected = (245, 55, 225) if name == "invert" else (10, 200, 30)  # a blur of one colour is that colour
     assert all(abs(a - b) <= 1 for a, b in zip(pixel, expected)), pixel
+    backend.close()
+
+
+@pytest.mark.real
+def test_a_rejection_through_a_real_comfy_api_proxy_names_the_field(proxy: str, tmp_path: Path) -> None:
+    backend = V2Backend(proxy, output_dir=tmp_path)
+    with pytest.raises(PromptRejected) as caught:
+        backend.submit(load_tab(WORKFLOWS / "invert.json"), {"image": "gone.png"})
+    assert caught.value.field_errors == {
+        "image": "Picture: custom validation failed for node: image - Invalid image file: gone.png"}
     backend.close()
 
 

@@ -42,7 +42,7 @@ from ..errors import ExecutionFailed, JobCancelled, PromptRejected, ServerError,
 from ..forms.prepare import PreparedPrompt
 from ..forms.schema import TabSpec
 from .backend import Log, RemoteBackend, stored_name, upload_targets
-from .client import LocalFile
+from .client import LocalFile, rejection
 from .collect import collect_outputs, node_title
 from .events import OutputReady, Preview, Progress, Queued, Started
 from .results import OutputFile
@@ -196,15 +196,23 @@ def _translated(url: str, tab: TabSpec | None = None) -> Iterator[None]:
     except httpx.HTTPError as exc:
         raise ServerError(f"The Comfy API v2 endpoint {url} did not answer properly ({exc}); try again.") from exc
     except InvalidWorkflow as exc:
-        details = exc.details or {}
-        raise PromptRejected(f"{url} rejected the workflow: {exc.message}",
-                             node_errors=details.get("node_errors") or {}, error_type=exc.code or "") from exc
+        raise _rejected(url, tab, exc) from exc
     except MissingAsset as exc:
         raise ServerError(f"{url} does not have an uploaded input ({exc.message}); run it again.") from exc
     except QueueFull as exc:
         raise ServerError(f"The queue of {url} is full; try again in {exc.retry_after} s.") from exc
     except ComfyError as exc:
         raise ServerError(_sdk_message(url, exc)) from exc
+
+
+def _rejected(url: str, tab: TabSpec | None, exc: InvalidWorkflow) -> PromptRejected:
+    """In the form's field names where the server's ``node_errors`` (ComfyUI's own, passed on by
+    comfy-api-proxy as ``details.node_errors``) name an input, as ``client.rejection`` does for /prompt."""
+    node_errors = (exc.details or {}).get("node_errors") or {}
+    if tab is not None and node_errors:
+        return rejection(tab, {"error": {"message": exc.message, "type": exc.code}, "node_errors": node_errors})
+    return PromptRejected(f"{url} rejected the workflow: {exc.message}", node_errors=node_errors,
+                          error_type=exc.code or "")
 
 
 def _sdk_message(url: str, exc: ComfyError) -> str:
