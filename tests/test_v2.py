@@ -14,7 +14,7 @@ import httpx
 import pytest
 from PIL import Image
 
-from comfyui_gradio.comfy.events import OutputReady, Progress, Started
+from comfyui_gradio.comfy.events import OutputReady, Preview, Progress, Queued, Started
 from comfyui_gradio.comfy.v2 import V2Backend
 from comfyui_gradio.errors import ExecutionFailed, JobCancelled, PromptRejected, ServerError, ServerUnavailable
 from comfyui_gradio.forms.loader import load_tab
@@ -44,7 +44,8 @@ def test_a_run_uploads_its_image_as_an_asset_and_saves_the_output(invert: TabSpe
     assert reference["__type"] == "core/ASSET" and reference["info"]["id"] in double.assets
     assert reference["info"]["hash"].startswith("blake3:")
     assert body["workflow"]["3"]["inputs"] == {"filename_prefix": "comfyui-gradio/invert", "images": ["2", 0]}
-    assert events == [Started(), Progress("2", "Invert Image", 1, 2),
+    assert events == [Queued(0), Started(), Progress("2", "Invert Image", 1, 2),
+                      Preview(b"\x89PNG\r\n\x1a\n", "image/png", "2"),
                       OutputReady("3", "Save Image", {"name": "invert_00001_.png"})]
     (image,) = result.images
     assert (image.node_id, image.output_name, image.path.parent) == ("3", "inverted", tmp_path / job.prompt_id)

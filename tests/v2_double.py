@@ -8,7 +8,7 @@ url, url_expires_at, job_id``), ``Proxy._asset_json`` (201 on ``POST /assets``),
 (200 or 404), ``_error`` (``{"error": {"code", "message", "details"}}``, 422 ``invalid_workflow`` with
 ``node_errors``); from ``realtime.py``, SSE frames ``event: <name>\\ndata: <json>\\n\\n``: a ``status``
 snapshot first, ``progress`` (``value, nodes_done, nodes_total, current_node, step, steps``),
-``output`` per output, a terminal ``status`` last.
+``preview`` (``node_id, content_type, data_base64``), ``output`` per output, a terminal ``status`` last.
 
 The "server" inverts the uploaded image (the shipped invert workflow) so a test can check pixels.
 """
@@ -25,6 +25,7 @@ from PIL import Image, ImageOps
 
 BASE = "http://v2.test"
 WHEN = "2026-12-02T00:00:00Z"
+PREVIEW = "iVBORw0KGgo="  # base64 of the PNG signature's first bytes: a stand-in preview
 
 
 class V2Double:
@@ -135,8 +136,10 @@ class V2Double:
         frames = [("status", {"status": "running", "queue_position": None})]
         if job["status"] == "running":
             return _sse(frames)  # the stream ends without a terminal frame; the SDK polls
+        frames.insert(0, ("status", {"status": "queued", "queue_position": 1}))
         frames.append(("progress", {"value": 0.5, "nodes_done": 1, "nodes_total": 2, "current_node": "2",
                                     "step": None, "steps": None}))
+        frames.append(("preview", {"node_id": "2", "content_type": "image/png", "data_base64": PREVIEW}))
         frames += [("output", output) for output in job["outputs"]]
         frames.append(("status", {"status": job["status"], "queue_position": None}))
         return _sse(frames)
