@@ -29,6 +29,7 @@ from comfyui_gradio.web.config import load_settings
 from comfyui_gradio.web.page import servers_panel
 from tests.fake_comfyui import FakeComfyUI
 from tests.paths import WORKFLOWS
+from tests.harness import wait_for
 from tests.replay import png_bytes
 from tests.v2_double import V2Double
 
@@ -191,13 +192,14 @@ def test_a_remote_job_gives_its_events_then_its_result(tmp_path: Path) -> None:
 
     finished: list[bool] = []
     backend = Scripted("https://vc.test/d", script, output_dir=tmp_path)
-    job = backend.submit(load_tab(WORKFLOWS / "invert.json"), {"image": png_bytes()},
+    job = backend.submit(load_tab(WORKFLOWS / "invert.json"), {"image": png_bytes()}, timeout=600,
                          hooks=JobHooks(finished=lambda j, ok: finished.append(ok)))
     assert list(job.events()) == [Started(), Log("got prompt"), Progress("", "Running", 1, 2)]
     result = job.result(timeout=5)
     assert result.warnings and result.server == "https://vc.test/d" and job.started_at is not None
     assert finished == [True] and job.job_dir == tmp_path / job.prompt_id
     assert list(job.uploads) == ["image"]
+    wait_for(lambda: not job._timer.is_alive())  # a finished job leaves no timer waiting out its timeout
 
 
 def test_cancel_and_timeout_end_a_remote_job_at_once_and_tell_the_backend(tmp_path: Path) -> None:

@@ -223,6 +223,7 @@ class RemoteJob:
         self._callbacks: list[Callable[[Any], None]] = []
         self._result: RunResult | None = None
         self._error: ComfyGradioError | None = None
+        self._timer: threading.Timer | None = None
 
     @property
     def client(self) -> Backend:
@@ -276,9 +277,9 @@ class RemoteJob:
     def _start(self) -> None:
         threading.Thread(target=self._follow, name=f"job-{self.prompt_id[:8]}", daemon=True).start()
         if self._timeout:
-            timer = threading.Timer(self._timeout, self._time_out)
-            timer.daemon = True
-            timer.start()
+            self._timer = threading.Timer(self._timeout, self._time_out)
+            self._timer.daemon = True
+            self._timer.start()
 
     def _emit(self, event: Any) -> None:
         if self._done.is_set():
@@ -328,6 +329,8 @@ class RemoteJob:
             self._result, self._error = result, error
             self._done.set()
             callbacks, self._callbacks = self._callbacks, []
+        if self._timer is not None:
+            self._timer.cancel()
         if self.hooks.finished:
             self.hooks.finished(self, error is None)  # type: ignore[arg-type]
         for callback in callbacks:
