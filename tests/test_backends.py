@@ -49,7 +49,7 @@ def problems(env: dict[str, str]) -> list[str]:
 def test_an_entry_names_its_kind_by_a_prefix() -> None:
     assert parse_entry("v2+https://cloud.comfy.org/") == ("v2", "https://cloud.comfy.org")
     assert parse_entry(" http://a:1 ") == ("comfyui", "http://a:1")
-    assert parse_entry("viewcomfy+https://x.test/api") == ("viewcomfy", "https://x.test/api")
+    assert parse_entry("ViewComfy+https://x.test/api") == ("viewcomfy", "https://x.test/api")
     settings = load_settings([], env=MIXED)
     assert settings.backends == [(1, "comfyui", "http://127.0.0.1:9"), (2, "v2", "http://127.0.0.1:9/v2"),
                                  (3, "viewcomfy", "https://vc.test/api/d1"), (4, "v2", "http://127.0.0.1:9/proxy")]
@@ -99,6 +99,13 @@ def test_a_kind_not_wired_yet_is_a_config_error(monkeypatch: pytest.MonkeyPatch)
     assert problems({"COMFYUI_URL": "runninghub+https://www.runninghub.ai", "RUNNINGHUB_API_KEY": "k"}) == [
         "settings: COMFYUI_URL: entry 1 (runninghub+https://www.runninghub.ai): RunningHub isn't wired yet in this "
         "version of comfyui-gradio; remove the entry"]
+
+
+def test_a_kind_whose_package_is_missing_says_what_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(KINDS, "v2", BackendKind("v2", "Comfy API v2", "v2", "V2Backend", packages=("no-such-sdk",)))
+    assert problems({"COMFYUI_URL": "v2+http://127.0.0.1:8189"}) == [
+        "settings: COMFYUI_URL: entry 1 (v2+http://127.0.0.1:8189) needs the package(s) no-such-sdk: pip install -r "
+        "requirements.txt"]
 
 
 @pytest.mark.skipif(KINDS["runninghub"].available(), reason="comfy/runninghub.py is there: RunningHub is wired")

@@ -120,9 +120,13 @@ class BackendKind:
     keys: Mapping[str, str] = field(default_factory=dict)
     required: tuple[str, ...] = ()
     cloud_only: str = ""
+    packages: tuple[str, ...] = ()  # distributions its module imports, beyond the base install's
 
     def available(self) -> bool:
         return importlib.util.find_spec(f"{__package__}.{self.module}") is not None
+
+    def missing_packages(self) -> list[str]:
+        return [p for p in self.packages if importlib.util.find_spec(p.replace("-", "_")) is None]
 
     def build(self, url: str, secrets: Mapping[str, str], **options: Any) -> Backend:
         """An instance for ``url``: ``secrets`` by environment variable name, ``options`` as the class takes
@@ -139,7 +143,7 @@ class BackendKind:
 KINDS: dict[str, BackendKind] = {k.name: k for k in (
     BackendKind("comfyui", "ComfyUI", "client", "ComfyClient"),
     BackendKind("v2", "Comfy API v2", "v2", "V2Backend", {"COMFY_API_KEY": "api_key"}, ("COMFY_API_KEY",),
-                cloud_only="cloud.comfy.org"),
+                cloud_only="cloud.comfy.org", packages=("comfy-sdk",)),
     BackendKind("viewcomfy", "ViewComfy", "viewcomfy", "ViewComfyBackend",
                 {"VIEWCOMFY_CLIENT_ID": "client_id", "VIEWCOMFY_CLIENT_SECRET": "client_secret"},
                 ("VIEWCOMFY_CLIENT_ID", "VIEWCOMFY_CLIENT_SECRET")),
@@ -148,7 +152,7 @@ KINDS: dict[str, BackendKind] = {k.name: k for k in (
 )}
 """Every kind a COMFYUI_URL entry may name; a new kind is one line here (and its module)."""
 
-_PREFIX = re.compile(r"^(?P<kind>[a-z0-9]+)\+(?P<url>.*)$")
+_PREFIX = re.compile(r"^(?P<kind>[A-Za-z0-9]+)\+(?P<url>.*)$")
 
 
 def parse_entry(entry: str) -> tuple[str, str]:
@@ -158,7 +162,7 @@ def parse_entry(entry: str) -> tuple[str, str]:
     match = _PREFIX.match(entry.strip())
     if match is None:
         return "comfyui", entry.strip().rstrip("/")
-    return match["kind"], match["url"].strip().rstrip("/")
+    return match["kind"].lower(), match["url"].strip().rstrip("/")
 
 
 def httpx_host(url: str) -> str:

@@ -155,6 +155,9 @@ def _url(value: str, problems: list[Problem]) -> str:
         elif not KINDS[kind].available():
             problems.append(Problem("settings", "COMFYUI_URL", f"entry {number} ({kind}+{url}): {KINDS[kind].label} "
                                     "isn't wired yet in this version of comfyui-gradio; remove the entry"))
+        elif KINDS[kind].missing_packages():
+            problems.append(Problem("settings", "COMFYUI_URL", f"entry {number} ({kind}+{url}) needs the package(s) "
+                                    f"{', '.join(KINDS[kind].missing_packages())}: pip install -r requirements.txt"))
     return ",".join(u.rstrip("/") for u in urls)
 
 
