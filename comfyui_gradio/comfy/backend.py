@@ -279,11 +279,12 @@ class RemoteJob:
     # ---- inside ----------------------------------------------------------------------------
 
     def _start(self) -> None:
-        threading.Thread(target=self._follow, name=f"job-{self.prompt_id[:8]}", daemon=True).start()
+        """The timer first: a run that ends at once must find it to stop it."""
         if self._timeout:
             self._timer = threading.Timer(self._timeout, self._time_out)
             self._timer.daemon = True
             self._timer.start()
+        threading.Thread(target=self._follow, name=f"job-{self.prompt_id[:8]}", daemon=True).start()
 
     def _emit(self, event: Any) -> None:
         if self._done.is_set():
