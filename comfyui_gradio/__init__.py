@@ -11,6 +11,7 @@ and schemas into tab specs and prepared prompts (pure), ``comfy`` talks to Comfy
 public surface (with ``compat``'s own); everything else may change.
 """
 
+from .comfy.backend import Backend, JobHandle, Log
 from .comfy.client import ComfyClient, LocalFile
 from .comfy.events import (Cached, JobEvent, NodeStarted, Notification, OutputReady, Preview, Progress, Queued,
                            Resubmitted, Started)
@@ -29,10 +30,22 @@ from .forms.schema import Output, Param, TabSpec
 from .forms.workflow import Workflow
 
 __all__ = [
-    "Cached", "Catalog", "ComfyClient", "ComfyGradioError", "ComfyPool", "ConfigError", "Durations",
-    "ExecutionFailed", "InputError", "InputSpec", "Job", "JobCancelled", "JobEvent", "JobHooks", "JobServer", "JobTimeout", "Limits", "LocalFile",
-    "NodeStarted", "Notification", "Output", "OutputFile", "OutputReady", "Param", "PreparedPrompt", "Preview",
-    "Problem", "Progress", "PromptRejected", "ProtocolError", "Queued", "Resubmitted", "RunResult", "ServerError",
-    "ServerFeatures", "ServerStatus", "ServerUnavailable", "ServiceRefused", "Started", "TabSpec",
-    "WebSocketConnection", "WebSocketConnector", "Workflow", "load_tab",
+    "Backend", "Cached", "Catalog", "ComfyClient", "ComfyGradioError", "ComfyPool", "ConfigError", "Durations",
+    "ExecutionFailed", "InputError", "InputSpec", "Job", "JobCancelled", "JobEvent", "JobHandle", "JobHooks",
+    "JobServer", "JobTimeout", "Limits", "LocalFile", "Log", "NodeStarted", "Notification", "Output", "OutputFile",
+    "OutputReady", "Param", "PreparedPrompt", "Preview", "Problem", "Progress", "PromptRejected", "ProtocolError",
+    "Queued", "Resubmitted", "RunResult", "ServerError", "ServerFeatures", "ServerStatus", "ServerUnavailable",
+    "ServiceRefused", "Started", "TabSpec", "V2Backend", "ViewComfyBackend", "WebSocketConnection",
+    "WebSocketConnector", "Workflow", "load_tab",
 ]  # fmt: skip
+
+
+_LAZY = {"V2Backend": ".comfy.v2", "ViewComfyBackend": ".comfy.viewcomfy"}  # import comfy-sdk only when used
+
+
+def __getattr__(name: str) -> object:
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name], __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

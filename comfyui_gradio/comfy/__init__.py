@@ -1,5 +1,5 @@
-"""Everything that talks to a ComfyUI server: the HTTP and WebSocket seam, the wire vocabulary,
-jobs that follow a prompt to its end, collecting their outputs, and a pool of servers.
+"""Everything that talks to a server: the HTTP and WebSocket seam to ComfyUI, the wire vocabulary,
+jobs that follow a prompt to its end, collecting their outputs, other kinds of backend, and a pool.
 
     transport.py  the WebSocket connector interface and its websocket-client implementation
     events.py     wire messages parsed once (MessageType, WireMessage, PreviewFrame) and job events
@@ -11,6 +11,9 @@ jobs that follow a prompt to its end, collecting their outputs, and a pool of se
     pool.py       ComfyPool: health checks, routing by estimated wait, failover
     sources.py    WorkflowSources: a dict, an http(s) URL or a RunningHub id as a local workflow file
     runninghub.py RunningHubClient: RunningHub's task API (upload, create, status, outputs)
+    backend.py    Backend and JobHandle (any kind), KINDS, the job handle the remote kinds share
+    v2.py         V2Backend: Comfy API v2 (Comfy Cloud, comfy-api-proxy) through comfy-sdk
+    viewcomfy.py  ViewComfyBackend: ViewComfy serverless deployments
 
 It builds on ``forms`` (a tab spec and a prepared prompt) and never imports Gradio.
 """

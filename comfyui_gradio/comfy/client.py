@@ -78,6 +78,8 @@ class ComfyClient:
     ``close()`` only if this client created it.
     """
 
+    kind = "comfyui"  # the backend kind (backend.KINDS)
+
     def __init__(
         self,
         url: str = "http://127.0.0.1:8188",

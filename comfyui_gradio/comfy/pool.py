@@ -1,4 +1,9 @@
-"""Several ComfyUI servers behind one ``submit``: health checks, routing, failover.
+"""Several backends behind one ``submit``: health checks, routing, failover.
+
+The backends may be of any kind (``backend.Backend``: ComfyUI servers, Comfy API v2 endpoints,
+ViewComfy deployments, ...). A backend without a node catalogue (a cloud) is taken to have every
+node and model; a job moves on failover only to a backend of its own kind (a ComfyUI job is resent
+by its ``Job`` over ComfyUI's protocol).
 
 Each job goes to the healthy server with the shortest *estimated wait* that has the node
 classes and model files the workflow needs. The wait is estimated from what this app knows:
@@ -22,7 +27,7 @@ from pathlib import Path
 from typing import Any, Callable, Mapping
 
 from ..forms.catalog import Catalog
-from .client import ComfyClient
+from .backend import KINDS, Backend, JobHandle
 from .job import Job, JobHooks
 from ..errors import ServerError, ServerUnavailable
 from ..forms.prepare import prepare
@@ -68,11 +73,12 @@ class ServerStatus:
     error: str = ""
     queue_remaining: int = 0
     in_flight: int = 0
+    kind: str = "comfyui"  # backend.KINDS
 
 
 @dataclass
 class _Server:
-    client: ComfyClient
+    client: Backend
     healthy: bool = False
     error: str = "not checked yet"
     failure: ServerError | None = None  # why the last check failed
@@ -82,9 +88,9 @@ class _Server:
 
 
 class ComfyPool:
-    """A set of ComfyUI servers used as one. ``submit``/``run`` mirror ``ComfyClient``'s."""
+    """A set of backends used as one. ``submit``/``run`` mirror ``ComfyClient``'s."""
 
-    def __init__(self, clients: list[ComfyClient], *, health_interval: float = 5.0,
+    def __init__(self, clients: list[Backend], *, health_interval: float = 5.0,
                  durations: Durations | None = None, clock: Callable[[], float] = time.monotonic) -> None:
         """``clock`` gives the seconds that routing compares (``time.monotonic``; tests pass their own)."""
         if not clients:
@@ -98,7 +104,7 @@ class ComfyPool:
         self._thread: threading.Thread | None = None
 
     @property
-    def clients(self) -> list[ComfyClient]:
+    def clients(self) -> list[Backend]:
         return [s.client for s in self._servers]
 
     # ---- lifecycle ------------------------------------------------------------------------
@@ -130,11 +136,11 @@ class ComfyPool:
                 server.catalog = server.client.catalog()
         except ServerError as exc:
             if server.healthy:
-                log.warning("ComfyUI at %s is down: %s", server.client.url, exc)
+                log.warning("%s at %s is down: %s", _label(server), server.client.url, exc)
             server.healthy, server.error, server.failure = False, str(exc), exc
             return False
         if not server.healthy:
-            log.info("ComfyUI at %s is up", server.client.url)
+            log.info("%s at %s is up", _label(server), server.client.url)
         server.healthy, server.error = True, ""
         server.queue_remaining = len(state.get("queue_running", [])) + len(state.get("queue_pending", []))
         return True
@@ -145,7 +151,7 @@ class ComfyPool:
 
     def statuses(self) -> list[ServerStatus]:
         with self._lock:
-            return [ServerStatus(s.client.url, s.healthy, s.error, s.queue_remaining, len(s.jobs))
+            return [ServerStatus(s.client.url, s.healthy, s.error, s.queue_remaining, len(s.jobs), s.client.kind)
                     for s in self._servers]
 
     # ---- routing --------------------------------------------------------------------------
@@ -161,13 +167,13 @@ class ComfyPool:
         return wait + others * DEFAULT_DURATION
 
     def pick(self, tab: TabSpec, values: Mapping[str, Any] | None = None, exclude: tuple[str, ...] = (),
-             reserve: str | None = None) -> ComfyClient:
-        """The best server for a run of ``tab``; raise if none is up.
+             reserve: str | None = None, kind: str | None = None) -> Backend:
+        """The best server for a run of ``tab`` (of ``kind`` only, if given); raise if none is up.
 
         With ``reserve`` (a prompt id), the run is counted on the chosen server in the same locked
         step, so callers picking at the same moment see it and spread out.
         """
-        candidates = [s for s in self._servers if s.client.url not in exclude]
+        candidates = [s for s in self._servers if s.client.url not in exclude and kind in (None, s.client.kind)]
         if not any(s.healthy for s in candidates):
             for server in candidates:  # maybe one came back since the last check
                 self._check(server)
@@ -196,7 +202,7 @@ class ComfyPool:
     # ---- running --------------------------------------------------------------------------
 
     def submit(self, workflow: TabSpec | Path | str, values: Mapping[str, Any] | None = None, *,
-               timeout: float | None = None, output_dir: Path | None = None, retry: bool = False) -> Job:
+               timeout: float | None = None, output_dir: Path | None = None, retry: bool = False) -> JobHandle:
         """Send the run to the best server; it moves to another one if that server is lost.
 
         ``workflow`` is a TabSpec or a workflow path (read with a healthy server's node list).
@@ -216,10 +222,10 @@ class ComfyPool:
             timeout: float | None = None) -> RunResult:
         return self.submit(workflow, values, timeout=timeout).result()
 
-    def _loader(self) -> ComfyClient:
+    def _loader(self) -> Backend:
         return next((s.client for s in self._servers if s.healthy), self._servers[0].client)
 
-    def _server(self, client: ComfyClient) -> _Server:
+    def _server(self, client: Backend) -> _Server:
         return next(s for s in self._servers if s.client is client)
 
     def _release(self, prompt_id: str) -> None:
@@ -227,12 +233,13 @@ class ComfyPool:
             for server in self._servers:
                 server.jobs.pop(prompt_id, None)
 
-    def _failover(self, job: Job) -> ComfyClient | None:
+    def _failover(self, job: Job) -> Backend | None:
         lost = self._server(job.client)
         lost.healthy, lost.error = False, "stopped answering"
         self._release(job.prompt_id)
         try:
-            return self.pick(job.tab, job.prepared.values, exclude=(lost.client.url,), reserve=job.prompt_id)
+            return self.pick(job.tab, job.prepared.values, exclude=(lost.client.url,), reserve=job.prompt_id,
+                             kind=lost.client.kind)
         except ServerError:
             return None
 
@@ -240,6 +247,10 @@ class ComfyPool:
         self._release(job.prompt_id)
         if ok and job.started_at is not None:
             self.durations.record(job.tab.name, time.monotonic() - job.started_at)  # the job's clock
+
+
+def _label(server: _Server) -> str:
+    return KINDS[server.client.kind].label if server.client.kind in KINDS else server.client.kind
 
 
 def _prompt_for_check(tab: TabSpec, values: Mapping[str, Any] | None) -> dict[str, dict[str, Any]]:

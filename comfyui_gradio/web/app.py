@@ -17,6 +17,7 @@ from starlette.middleware import Middleware
 
 from ..forms.catalog import Catalog, load_cached, save_cached
 from ..forms.loader import Limits, TabLoad, discover_tabs, unique_name
+from ..comfy.backend import KINDS, Backend
 from ..comfy.client import ComfyClient
 from ..comfy.sources import WorkflowSources, url_stem
 from .config import Settings, load_settings
@@ -38,7 +39,8 @@ def pick_catalog(pool: ComfyPool, cache: Path) -> Catalog | None:
         save_cached(cache, catalog)
         return catalog
     for status in pool.statuses():
-        log.warning("%s", status.error)
+        if status.error:
+            log.warning("%s", status.error)
     cached = load_cached(cache)
     if cached:
         log.warning("Building forms from the node list cached in %s; choices may be stale", cache)
@@ -46,11 +48,17 @@ def pick_catalog(pool: ComfyPool, cache: Path) -> Catalog | None:
 
 
 def make_pool(settings: Settings) -> ComfyPool:
-    clients = [ComfyClient(url, headers=settings.headers_for(number), output_dir=settings.output_dir,
+    """One backend per COMFYUI_URL entry, of the kind its prefix names (``comfy.backend.KINDS``)."""
+    return ComfyPool([make_backend(settings, number, kind, url) for number, kind, url in settings.backends]).start()
+
+
+def make_backend(settings: Settings, number: int, kind: str, url: str) -> Backend:
+    """Entry ``number`` of COMFYUI_URL, with its secrets from the environment."""
+    if kind == "comfyui":
+        return ComfyClient(url, headers=settings.headers_for(number), output_dir=settings.output_dir,
                            tracker=settings.tracker, max_upload_bytes=settings.max_upload_mb * 2**20,
                            max_upload_pixels=settings.max_upload_pixels)
-               for number, url in enumerate(settings.comfyui_urls, start=1)]
-    return ComfyPool(clients).start()
+    return KINDS[kind].build(url, settings.secrets_for(number, kind), output_dir=settings.output_dir)
 
 
 def create_app(settings: Settings, pool: ComfyPool | None = None,

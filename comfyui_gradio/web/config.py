@@ -12,6 +12,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping, Sequence
 
+import httpx
+
+from ..comfy.backend import KINDS, parse_entry
 from ..errors import ConfigError, Problem
 
 __all__ = ["TRACKERS", "Settings", "load_settings", "parser"]
@@ -41,12 +44,24 @@ class Settings:
     mcp: bool = False  # also serve every tab as an MCP tool
     comfyui_headers: dict[str, str] = field(default_factory=dict, repr=False)  # secrets: never shown
     comfyui_tokens: dict[int, str] = field(default_factory=dict, repr=False)  # server number (1-based) -> token
+    backend_keys: dict[str, str] = field(default_factory=dict, repr=False)  # COMFY_API_KEY[_<n>], ...: secrets
     app_secret: str = field(default="", repr=False)  # keys the browsers' owner ids; "" = kept in OUTPUT_DIR/.secret
 
     @property
     def comfyui_urls(self) -> list[str]:
-        """The servers of the pool, in the order given."""
+        """The entries of the pool, in the order given (a kind's prefix included, as written)."""
         return [u.strip().rstrip("/") for u in self.comfyui_url.split(",") if u.strip()]
+
+    @property
+    def backends(self) -> list[tuple[int, str, str]]:
+        """(number, kind, url) of every entry: ``v2+https://cloud.comfy.org`` is (n, "v2", "https://...")."""
+        return [(number, *parse_entry(entry)) for number, entry in enumerate(self.comfyui_urls, start=1)]
+
+    def secrets_for(self, number: int, kind: str) -> dict[str, str]:
+        """The secrets of entry ``number`` by variable name: ``<KEY>_<number>``, else ``<KEY>``."""
+        found = {key: self.backend_keys.get(f"{key}_{number}") or self.backend_keys.get(key, "")
+                 for key in KINDS[kind].keys}
+        return {key: value for key, value in found.items() if value}
 
     def headers_for(self, number: int) -> dict[str, str]:
         """Headers for server ``number`` (1-based): the common ones, its own token if it has one."""
@@ -88,6 +103,7 @@ def load_settings(argv: Sequence[str] | None = None, env: Mapping[str, str] | No
     url = args.comfyui_url or env.get("COMFYUI_URL")
     given = dict(
         comfyui_url=_url(url, problems) if url else None,
+        backend_keys=_backend_keys(env, problems),
         workflows_dir=_path(args.workflows or env.get("WORKFLOWS_DIR")),
         workflow_urls=_workflow_urls(env.get("WORKFLOW_URLS", ""), problems),
         output_dir=_path(args.outputs or env.get("OUTPUT_DIR")),
@@ -109,6 +125,8 @@ def load_settings(argv: Sequence[str] | None = None, env: Mapping[str, str] | No
         comfyui_tokens=_tokens(env, problems),
         app_secret=env.get("APP_SECRET", "").strip() or None,
     )
+    _check_backends(Settings(**{k: v for k, v in given.items() if k in ("comfyui_url", "backend_keys") and v}),
+                    problems)
     if problems:
         raise ConfigError(problems)
     if given["job_timeout"] is not None:
@@ -121,11 +139,27 @@ def _path(value: str | None) -> Path | None:
 
 
 def _url(value: str, problems: list[Problem]) -> str:
-    """One URL or several, comma-separated (a pool of servers)."""
+    """One URL or several, comma-separated (a pool of servers); each may name its kind by a prefix."""
     urls = [u.strip() for u in value.split(",") if u.strip()]
-    for url in urls or [value]:
-        if not url.startswith(("http://", "https://")):
-            problems.append(Problem("settings", "COMFYUI_URL", f"{url!r} must start with http:// or https://"))
+    for number, entry in enumerate(urls or [value], start=1):
+        kind, url = parse_entry(entry)
+        if kind not in KINDS:
+            prefixes = ", ".join(f"{k}+" for k in KINDS if k != "comfyui")
+            problems.append(Problem("settings", "COMFYUI_URL", f"entry {number} {entry!r}: unknown kind {kind!r}; "
+                                    f"use one of {prefixes} or no prefix for a ComfyUI server"))
+        elif not url.startswith(("http://", "https://")):
+            reason = (f"{entry!r} must start with http:// or https://" if kind == "comfyui"
+                      else f"{entry!r}: after {kind}+ must come http:// or https://")
+            problems.append(Problem("settings", "COMFYUI_URL", reason))
+        elif kind != "comfyui" and _has_userinfo(url):
+            problems.append(Problem("settings", "COMFYUI_URL", f"entry {number}: a {KINDS[kind].label} URL carries no "
+                                    f"credentials; set {' / '.join(KINDS[kind].keys)} instead (value not shown)"))
+        elif not KINDS[kind].available():
+            problems.append(Problem("settings", "COMFYUI_URL", f"entry {number} ({kind}+{url}): {KINDS[kind].label} "
+                                    "isn't wired yet in this version of comfyui-gradio; remove the entry"))
+        elif KINDS[kind].missing_packages():
+            problems.append(Problem("settings", "COMFYUI_URL", f"entry {number} ({kind}+{url}) needs the package(s) "
+                                    f"{', '.join(KINDS[kind].missing_packages())}: pip install -r requirements.txt"))
     return ",".join(u.rstrip("/") for u in urls)
 
 
@@ -136,6 +170,41 @@ def _workflow_urls(value: str, problems: list[Problem]) -> tuple[str, ...] | Non
         if not url.startswith(("http://", "https://")):
             problems.append(Problem("settings", "WORKFLOW_URLS", f"{url!r} must start with http:// or https://"))
     return urls or None
+
+
+def _has_userinfo(url: str) -> bool:
+    try:
+        return bool(httpx.URL(url).userinfo)
+    except httpx.InvalidURL:
+        return "@" in url
+
+
+def _check_backends(settings: Settings, problems: list[Problem]) -> None:
+    """Every secret an entry needs is set (as ``<KEY>_<n>`` or ``<KEY>``)."""
+    if any(p.key == "COMFYUI_URL" for p in problems):
+        return
+    for number, kind, url in settings.backends:
+        have = settings.secrets_for(number, kind)
+        for key in KINDS[kind].required_for(url):
+            if key not in have:
+                problems.append(Problem("settings", "COMFYUI_URL", f"entry {number} ({kind}+{url}) needs {key}: set "
+                                        f"{key} (or {key}_{number} for this entry only)"))
+
+
+def _backend_keys(env: Mapping[str, str], problems: list[Problem]) -> dict[str, str]:
+    """The secrets of the remote kinds (``KINDS[...].keys``), each plain or as ``<KEY>_<n>``."""
+    names = {key for kind in KINDS.values() for key in kind.keys}
+    keys = {}
+    for key, value in env.items():
+        base, _, number = key.rpartition("_")
+        if key in names:
+            keys[key] = value.strip()
+        elif base in names:
+            if not number.isdigit() or int(number) < 1:
+                problems.append(Problem("settings", key, f"must end in the entry's number: {base}_1, ..."))
+                continue
+            keys[key] = value.strip()
+    return {key: value for key, value in keys.items() if value}
 
 
 def _int(env: Mapping[str, str], key: str, problems: list[Problem]) -> int | None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import gradio as gr
 
+from ..comfy.backend import KINDS
 from ..comfy.pool import ComfyPool
 from ..forms.loader import TabLoad
 from .config import Settings
@@ -21,18 +22,25 @@ OWNER_KEY = "comfyui-gradio-owner"
 
 
 def servers_panel(pool: ComfyPool) -> str:
-    """The state of the ComfyUI server(s) for the top of the page ('' when one server is fine)."""
+    """The state of every backend, with its kind, for the top of the page ('' for one ComfyUI that is fine)."""
     statuses = pool.statuses()
     down = [s for s in statuses if not s.healthy]
-    if len(statuses) == 1:
+    only_comfyui = all(s.kind == "comfyui" for s in statuses)
+    if len(statuses) == 1 and (down or only_comfyui):
         if not down:
             return ""
-        return (f"⚠️ **ComfyUI is not reachable.** {down[0].error} The tabs below will work as soon as it "
-                "is up.")
-    rows = "\n".join(f"| {s.url} | {'🟢 up' if s.healthy else '🔴 down'} | {s.queue_remaining} | {s.in_flight} |"
-                     for s in statuses)
-    note = "⚠️ **Some ComfyUI servers are down**; jobs go to the others.\n\n" if down else ""
-    return f"{note}| ComfyUI server | state | queue | jobs from here |\n|---|---|---|---|\n{rows}"
+        return (f"⚠️ **{_label(down[0].kind)} is not reachable.** {down[0].error} The tabs below will work as soon "
+                "as it is up.")
+    rows = "\n".join(f"| {s.url} | {'🟢 up' if s.healthy else '🔴 down'} | {s.queue_remaining} | {s.in_flight} "
+                     f"| {_label(s.kind)} |" for s in statuses)
+    what = "ComfyUI servers" if only_comfyui else "backends"
+    note = f"⚠️ **Some {what} are down**; jobs go to the others.\n\n" if down else ""
+    header = "ComfyUI server" if only_comfyui else "backend"
+    return f"{note}| {header} | state | queue | jobs from here | kind |\n|---|---|---|---|---|\n{rows}"
+
+
+def _label(kind: str) -> str:
+    return KINDS[kind].label if kind in KINDS else kind
 
 
 def build_app(settings: Settings, backend: ComfyPool, tabs: list[TabLoad], runs: RunBook | None = None,
