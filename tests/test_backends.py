@@ -108,13 +108,6 @@ def test_a_kind_whose_package_is_missing_says_what_to_install(monkeypatch: pytes
         "requirements.txt"]
 
 
-@pytest.mark.skipif(KINDS["runninghub"].available(), reason="comfy/runninghub.py is there: RunningHub is wired")
-def test_runninghub_is_accepted_but_not_wired_until_its_module_is_there() -> None:
-    assert problems({"COMFYUI_URL": "runninghub+https://www.runninghub.ai"}) == [
-        "settings: COMFYUI_URL: entry 1 (runninghub+https://www.runninghub.ai): RunningHub isn't wired yet in this "
-        "version of comfyui-gradio; remove the entry"]
-
-
 def test_secrets_are_never_logged_or_shown(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG)
     settings = load_settings(["--outputs", str(tmp_path)], env=MIXED)

@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import httpx
 import pytest
+from PIL import Image
 
 from comfyui_gradio.comfy.runninghub import NO_KEY, RunningHubClient, TaskOutput, node_info_list
 from comfyui_gradio.errors import (ConfigError, ExecutionFailed, InputError, JobTimeout, PromptRejected,
                                    ServerError, ServiceRefused)
+from comfyui_gradio.comfy.runninghub_backend import NO_WORKFLOW_ID, RunningHubBackend
+from comfyui_gradio.web.app import make_backend
+from comfyui_gradio.web.config import load_settings
 from tests.fake_runninghub import KEY, URL, FakeRunningHub
+from tests.paths import WORKFLOWS
 
 PROMPT = {"6": {"class_type": "CLIPTextEncode", "inputs": {"text": "a cat", "clip": ["4", 1]}},
           "3": {"class_type": "KSampler", "inputs": {"seed": 1, "steps": 20, "model": ["4", 0]}},
@@ -154,3 +160,64 @@ def test_without_a_key_the_error_says_where_to_set_it(monkeypatch: pytest.Monkey
     with pytest.raises(ConfigError) as raised:
         RunningHubClient()
     assert str(raised.value) == f"settings: RUNNINGHUB_API_KEY: {NO_KEY}"
+
+
+# ---- RunningHub as a backend of the pool (comfy/runninghub_backend.py) --------------------------
+
+def backend(hub: FakeRunningHub, tmp_path: Path, workflow_id: str | None = None) -> RunningHubBackend:
+    return RunningHubBackend(URL, api_key=KEY, workflow_id=workflow_id, http=hub.client(), sleep=lambda s: None,
+                             output_dir=tmp_path)
+
+
+def test_a_shipped_tab_runs_on_runninghub_in_place_of_the_configured_workflow(hub: FakeRunningHub,
+                                                                              tmp_path: Path) -> None:
+    rh = backend(hub, tmp_path, workflow_id="1987654321")
+    Image.new("RGB", (8, 8), (10, 20, 30)).save(tmp_path / "cat.png")
+    job = rh.submit(WORKFLOWS / "invert.json", {"image": str(tmp_path / "cat.png")})
+    events = [type(e).__name__ for e in job.events() if e is not None]
+    [image] = job.result(5).images
+    create = next(body for path, body in hub.requests if path == "/task/openapi/create")
+    sent = json.loads(create["workflow"])
+    assert create["workflowId"] == "1987654321" and "nodeInfoList" not in create
+    assert sent["1"]["inputs"]["image"] == "api/0001.png"  # the name RunningHub gave the upload
+    assert b"\x89PNG" in hub.uploads["api/0001.png"]
+    assert events == ["Started"]
+    assert image.path.parent == tmp_path / job.prompt_id and image.output_name == "inverted"  # the schema's name
+    assert Image.open(image.path).getpixel((2, 2)) == (200, 30, 30)
+
+
+def test_a_tab_made_from_a_runninghub_id_sends_only_the_changed_values(hub: FakeRunningHub, tmp_path: Path) -> None:
+    path = tmp_path / "runninghub-1987654321.json"
+    path.write_text(json.dumps(PROMPT))
+    job = backend(hub, tmp_path).submit(path, {"6-inputs-text": "a dog"})
+    job.result(5)
+    create = next(body for p, body in hub.requests if p == "/task/openapi/create")
+    seed = job.prepared.prompt["3"]["inputs"]["seed"]  # the inferred form draws a new seed
+    assert create == {"apiKey": KEY, "workflowId": "1987654321",
+                      "nodeInfoList": [{"nodeId": "6", "fieldName": "text", "fieldValue": "a dog"},
+                                       {"nodeId": "3", "fieldName": "seed", "fieldValue": seed}]}
+
+
+def test_without_a_workflow_id_the_error_says_what_to_set(hub: FakeRunningHub, tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as caught:
+        backend(hub, tmp_path).submit(WORKFLOWS / "blur.json", {})
+    assert str(caught.value) == f"settings: RUNNINGHUB_WORKFLOW_ID: {NO_WORKFLOW_ID}"
+    assert [p for p, _ in hub.requests] == []  # nothing was sent
+
+
+def test_a_failed_task_fails_the_job_with_runninghubs_reason(hub: FakeRunningHub, tmp_path: Path) -> None:
+    hub.task_fails = "node 9 ran out of memory"
+    job = backend(hub, tmp_path, workflow_id="1987654321").submit(WORKFLOWS / "blur.json", {})
+    with pytest.raises(ExecutionFailed) as caught:
+        job.result(5)
+    assert "node 9 ran out of memory" in str(caught.value)
+
+
+def test_a_runninghub_entry_of_comfyui_url_builds_the_backend(tmp_path: Path) -> None:
+    settings = load_settings(["--outputs", str(tmp_path)], env={
+        "COMFYUI_URL": "http://127.0.0.1:9,runninghub+https://www.runninghub.ai", "RUNNINGHUB_API_KEY_2": KEY,
+        "RUNNINGHUB_WORKFLOW_ID_2": "1987654321"})
+    [(number, kind, url)] = [b for b in settings.backends if b[1] == "runninghub"]
+    made = make_backend(settings, number, kind, url)
+    assert isinstance(made, RunningHubBackend) and made.workflow_id == "1987654321" and KEY not in repr(made)
+    made.close()

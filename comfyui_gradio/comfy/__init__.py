@@ -11,6 +11,7 @@ jobs that follow a prompt to its end, collecting their outputs, other kinds of b
     pool.py       ComfyPool: health checks, routing by estimated wait, failover
     sources.py    WorkflowSources: a dict, an http(s) URL or a RunningHub id as a local workflow file
     runninghub.py RunningHubClient: RunningHub's task API (upload, create, status, outputs)
+    runninghub_backend.py  RunningHubBackend: a tab run as a RunningHub task
     backend.py    Backend and JobHandle (any kind), KINDS, the job handle the remote kinds share
     v2.py         V2Backend: Comfy API v2 (Comfy Cloud, comfy-api-proxy) through comfy-sdk
     viewcomfy.py  ViewComfyBackend: ViewComfy serverless deployments

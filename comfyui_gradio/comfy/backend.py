@@ -4,7 +4,7 @@
     comfyui     http://127.0.0.1:8188                client.ComfyClient (ComfyUI's own /prompt + /ws)
     v2          v2+http://127.0.0.1:8189             v2.V2Backend (Comfy API v2 through comfy-sdk)
     viewcomfy   viewcomfy+https://<deployment>       viewcomfy.ViewComfyBackend
-    runninghub  runninghub+https://www.runninghub.ai runninghub (another module; see KINDS)
+    runninghub  runninghub+https://www.runninghub.ai runninghub_backend.RunningHubBackend
 
 A ``Backend`` takes a tab and its values and returns a ``JobHandle``: the same typed events
 (``events.py``), ``result()`` and ``cancel()`` whatever the kind. ``ComfyClient`` and ``Job`` are
@@ -148,8 +148,8 @@ KINDS: dict[str, BackendKind] = {k.name: k for k in (
     BackendKind("viewcomfy", "ViewComfy", "viewcomfy", "ViewComfyBackend",
                 {"VIEWCOMFY_CLIENT_ID": "client_id", "VIEWCOMFY_CLIENT_SECRET": "client_secret"},
                 ("VIEWCOMFY_CLIENT_ID", "VIEWCOMFY_CLIENT_SECRET")),
-    BackendKind("runninghub", "RunningHub", "runninghub", "RunningHubBackend", {"RUNNINGHUB_API_KEY": "api_key"},
-                ("RUNNINGHUB_API_KEY",)),
+    BackendKind("runninghub", "RunningHub", "runninghub_backend", "RunningHubBackend",
+                {"RUNNINGHUB_API_KEY": "api_key", "RUNNINGHUB_WORKFLOW_ID": "workflow_id"}, ("RUNNINGHUB_API_KEY",)),
 )}
 """Every kind a COMFYUI_URL entry may name; a new kind is one line here (and its module)."""
 

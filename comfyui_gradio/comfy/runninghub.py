@@ -307,3 +307,4 @@ def _error(code: int, msg: str, *, workflow: str, task: str, field: str) -> Exce
         return ServerError(f"RunningHub does not know task {task}{said}; run it again.")
     advice = _ADVICE.get(code, f"RunningHub refused the call{said}. See RunningHub's API docs for this code.")
     return ServiceRefused("RunningHub", code, advice + (said if code in _ADVICE else ""))
+
