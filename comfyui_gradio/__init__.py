@@ -13,6 +13,7 @@ and schemas into tab specs and prepared prompts (pure), ``comfy`` talks to Comfy
 from .comfy.client import ComfyClient, LocalFile
 from .comfy.events import (Cached, JobEvent, NodeStarted, OutputReady, Preview, Progress, Queued, Resubmitted,
                            Started)
+from .comfy.events import LogEntry, LogLines
 from .comfy.job import Job, JobHooks
 from .comfy.server import JobServer
 from .comfy.pool import ComfyPool, Durations, ServerStatus
@@ -27,6 +28,7 @@ from .forms.schema import Output, Param, TabSpec
 from .forms.workflow import Workflow
 
 __all__ = [
+    "LogEntry", "LogLines",
     "Cached", "Catalog", "ComfyClient", "ComfyGradioError", "ComfyPool", "ConfigError", "Durations",
     "ExecutionFailed", "InputError", "InputSpec", "Job", "JobCancelled", "JobEvent", "JobHooks", "JobServer", "JobTimeout", "Limits", "LocalFile",
     "NodeStarted", "Output", "OutputFile", "OutputReady", "Param", "PreparedPrompt", "Preview", "Problem",

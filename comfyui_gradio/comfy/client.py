@@ -242,16 +242,17 @@ class ComfyClient:
 
     def submit(self, workflow: TabSpec | Path | str, values: Mapping[str, Any] | None = None,
                *, timeout: float | None = None, output_dir: Path | None = None,
-               hooks: "JobHooks | None" = None, prompt_id: str | None = None) -> "Job":
+               hooks: "JobHooks | None" = None, prompt_id: str | None = None, logs: bool = False) -> "Job":
         """Upload inputs, queue the prompt and return its ``Job`` (tracking runs in the background).
 
-        Outputs go to ``<output_dir>/<prompt_id>/`` (``output_dir`` defaults to the client's).
+        Outputs go to ``<output_dir>/<prompt_id>/`` (``output_dir`` defaults to the client's). With
+        ``logs``, the job's events include ``LogLines``: the server's whole log while it runs.
         """
         tab = self.load(workflow)
         uploads = local_uploads(tab, values or {})
         prepared = prepare(tab, {**(values or {}), **self.upload_all(uploads)})
         job = Job(self, tab, prepared, timeout=timeout, output_dir=output_dir or self.output_dir, uploads=uploads,
-                  hooks=hooks, prompt_id=prompt_id)
+                  hooks=hooks, prompt_id=prompt_id, logs=logs)
         job._start()
         return job
 
@@ -299,6 +300,17 @@ class ComfyClient:
             log.warning("ComfyUI accepted prompt %s but skipped outputs with errors: %s", prompt_id,
                         rejection(tab, answer))
         return answer
+
+    # ---- the server's log ------------------------------------------------------------------
+
+    def subscribe_logs(self, client_id: str, enabled: bool = True) -> None:
+        """``PATCH /internal/logs/subscribe``: ComfyUI then sends its log lines to ``client_id``'s socket
+        as ``logs`` messages (0.3.64 ``api_server/routes/internal/internal_routes.py``; the frontend's
+        log panel uses it, and ComfyUI says its /internal routes may change)."""
+        response = self._request("PATCH", "/internal/logs/subscribe", json={"enabled": enabled, "clientId": client_id})
+        if response.status_code != 200:
+            raise ServerError(f"ComfyUI at {self.url} does not stream its log (PATCH /internal/logs/subscribe "
+                              f"answered HTTP {response.status_code}); run without the server log.")
 
 
 def rejection(tab: TabSpec, body: dict[str, Any]) -> PromptRejected:

@@ -22,6 +22,8 @@ from ..errors import ProtocolError
 __all__ = [
     "Cached",
     "JobEvent",
+    "LogEntry",
+    "LogLines",
     "MessageType",
     "NodeStarted",
     "OutputReady",
@@ -33,6 +35,7 @@ __all__ = [
     "Started",
     "TextFrame",
     "WireMessage",
+    "log_lines",
     "parse_binary",
     "parse_text",
 ]
@@ -52,6 +55,7 @@ class MessageType(str, Enum):
     EXECUTION_SUCCESS = "execution_success"
     EXECUTION_ERROR = "execution_error"
     EXECUTION_INTERRUPTED = "execution_interrupted"
+    LOGS = "logs"  # only to a client that subscribed (PATCH /internal/logs/subscribe)
     OTHER = "other"  # anything a newer server or a custom node adds
 
 
@@ -212,4 +216,32 @@ class Resubmitted:
     reason: str
 
 
-JobEvent = Union[Queued, Started, Cached, NodeStarted, Progress, Preview, OutputReady, Resubmitted]
+@dataclass(frozen=True)
+class LogEntry:
+    """One write to the server's stdout or stderr: ``time`` as ComfyUI stamps it (ISO 8601, its local
+    time), ``text`` as written (a line with its newline, part of one, or a ``\\r`` progress bar)."""
+
+    time: str
+    text: str
+
+
+@dataclass(frozen=True)
+class LogLines:
+    """New lines of ComfyUI's own log, for a job submitted with ``logs=True``. The log is the whole
+    server's (every user's prompts, node errors, file paths), not this job's alone."""
+
+    entries: tuple[LogEntry, ...]
+
+    @property
+    def text(self) -> str:
+        return "".join(entry.text for entry in self.entries)
+
+
+def log_lines(data: dict[str, Any]) -> LogLines:
+    """A ``logs`` message's ``{"entries": [{"t", "m"}], "size"}`` (``size``, the server's terminal, is
+    dropped). ComfyUI 0.3.64: ``app/logger.py`` ``LogInterceptor``, ``api_server/services/terminal_service.py``."""
+    entries = data.get("entries") if isinstance(data.get("entries"), list) else []
+    return LogLines(tuple(LogEntry(str(e.get("t", "")), str(e.get("m", ""))) for e in entries if isinstance(e, dict)))
+
+
+JobEvent = Union[Queued, Started, Cached, NodeStarted, Progress, Preview, OutputReady, Resubmitted, LogLines]

@@ -196,7 +196,8 @@ class ComfyPool:
     # ---- running --------------------------------------------------------------------------
 
     def submit(self, workflow: TabSpec | Path | str, values: Mapping[str, Any] | None = None, *,
-               timeout: float | None = None, output_dir: Path | None = None, retry: bool = False) -> Job:
+               timeout: float | None = None, output_dir: Path | None = None, retry: bool = False,
+               logs: bool = False) -> Job:
         """Send the run to the best server; it moves to another one if that server is lost.
 
         ``workflow`` is a TabSpec or a workflow path (read with a healthy server's node list).
@@ -207,7 +208,7 @@ class ComfyPool:
         hooks = JobHooks(failover=self._failover, finished=self._finished, retry_running=retry)
         try:
             return client.submit(tab, values, timeout=timeout, output_dir=output_dir, hooks=hooks,
-                                 prompt_id=prompt_id)
+                                 prompt_id=prompt_id, logs=logs)
         except BaseException:
             self._release(prompt_id)
             raise
