@@ -47,8 +47,8 @@ Knobs (attributes, read at use time): step_delay (KSampler seconds per step), no
 cut short by an interrupt), max_pixels (EmptyImage allocation limit), checkpoints, refuse_ws (every WebSocket
 upgrade is answered 403 while HTTP still works: a proxy in front that blocks WebSockets, not ComfyUI itself);
 ``crash()`` stops answering, ``restart(down_for)`` kills the server and starts it again on the same port with an
-empty queue and history. Inspection: uploads, prompts, requests, ws_connections, queue_remaining, base_dir /
-input_dir / output_dir / temp_dir. Only the routes the client uses are served (plus ``/history`` and
+empty queue and history. Inspection: uploads, prompts, requests, ws_connections, queue_remaining, most_queued
+(the high-water mark of the queue), base_dir / input_dir / output_dir / temp_dir. Only the routes the client uses are served (plus ``/history`` and
 ``/object_info/<class>``). Single dropped sockets are exercised by replaying recordings, not here.
 
 Simplified (known gaps):
@@ -1130,6 +1130,7 @@ class FakeComfyUI:
         self.prompts: list[dict[str, Any]] = []
         self.requests: list[tuple[str, str]] = []
         self.ws_connections = 0
+        self.most_queued = 0  # the most prompts it has held at once (pending + running)
         self._init_state()
 
     def _init_state(self) -> None:
@@ -1300,6 +1301,7 @@ class FakeComfyUI:
     def _put(self, item: tuple[Any, ...]) -> None:
         with self._cv:
             heapq.heappush(self._pending, item)
+            self.most_queued = max(self.most_queued, len(self._pending) + len(self._running))
             self._post_status()
             self._cv.notify()
 

@@ -9,6 +9,7 @@ jobs that follow a prompt to its end, collecting their outputs, and a pool of se
     collect.py    collect_outputs: a /history entry in, files in the job folder out
     results.py    RunResult and OutputFile
     pool.py       ComfyPool: health checks, routing by estimated wait, failover
+    batch.py      Batch, BatchItem: one workflow over many values (map), bounded, in input order
 
 It builds on ``forms`` (a tab spec and a prepared prompt) and never imports Gradio.
 """

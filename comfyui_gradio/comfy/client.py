@@ -11,13 +11,14 @@ queued earlier. All httpx errors are translated here (``_request``); see ``error
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import io
 import logging
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 from urllib.parse import unquote
 
 import httpx
@@ -25,6 +26,7 @@ from PIL import Image, UnidentifiedImageError
 
 from ..forms.catalog import Catalog
 from ..errors import InputError, PromptRejected, ProtocolError, ServerError, ServerUnavailable
+from .batch import Batch, BatchItem
 from .job import Job, JobHooks
 from ..forms.prepare import PreparedPrompt, flat_target, prepare
 from .results import RunResult
@@ -301,7 +303,7 @@ class ComfyClient:
                         rejection(tab, answer))
         return answer
 
-    # ---- the server's log ------------------------------------------------------------------
+    # ---- the server's log, batches (see batch.py) ------------------------------------------
 
     def subscribe_logs(self, client_id: str, enabled: bool = True) -> None:
         """``PATCH /internal/logs/subscribe``: ComfyUI then sends its log lines to ``client_id``'s socket
@@ -311,6 +313,14 @@ class ComfyClient:
         if response.status_code != 200:
             raise ServerError(f"ComfyUI at {self.url} does not stream its log (PATCH /internal/logs/subscribe "
                               f"answered HTTP {response.status_code}); run without the server log.")
+
+    def map(self, workflow: TabSpec | Path | str, values: Sequence[Mapping[str, Any]], *, concurrency: int = 2,
+            timeout: float | None = None) -> list[BatchItem]:
+        """Run ``workflow`` once per item of ``values``, at most ``concurrency`` jobs in flight; one
+        ``BatchItem`` per value, in input order, failures included (see ``batch``). ``timeout`` is per job.
+        The default keeps one job queued behind the running one, so the server never waits for us."""
+        tab = self.load(workflow)  # a broken workflow raises here, before anything is sent
+        return Batch(functools.partial(self.submit, tab, timeout=timeout), values, concurrency).run()
 
 
 def rejection(tab: TabSpec, body: dict[str, Any]) -> PromptRejected:
