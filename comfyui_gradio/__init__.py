@@ -10,6 +10,7 @@ and schemas into tab specs and prepared prompts (pure), ``comfy`` talks to Comfy
 ``web`` is the Gradio app. This module is the public surface; everything else may change.
 """
 
+from .comfy.aio import AsyncComfyClient, AsyncComfyPool, AsyncJob
 from .comfy.batch import BatchItem
 from .comfy.client import ComfyClient, LocalFile
 from .comfy.events import (Cached, JobEvent, NodeStarted, OutputReady, Preview, Progress, Queued, Resubmitted,
@@ -29,7 +30,7 @@ from .forms.schema import Output, Param, TabSpec
 from .forms.workflow import Workflow
 
 __all__ = [
-    "BatchItem", "LogEntry", "LogLines",
+    "AsyncComfyClient", "AsyncComfyPool", "AsyncJob", "BatchItem", "LogEntry", "LogLines",
     "Cached", "Catalog", "ComfyClient", "ComfyGradioError", "ComfyPool", "ConfigError", "Durations",
     "ExecutionFailed", "InputError", "InputSpec", "Job", "JobCancelled", "JobEvent", "JobHooks", "JobServer", "JobTimeout", "Limits", "LocalFile",
     "NodeStarted", "Output", "OutputFile", "OutputReady", "Param", "PreparedPrompt", "Preview", "Problem",

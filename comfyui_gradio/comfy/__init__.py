@@ -10,6 +10,7 @@ jobs that follow a prompt to its end, collecting their outputs, and a pool of se
     results.py    RunResult and OutputFile
     pool.py       ComfyPool: health checks, routing by estimated wait, failover
     batch.py      Batch, BatchItem: one workflow over many values (map), bounded, in input order
+    aio.py        AsyncComfyClient, AsyncComfyPool, AsyncJob: the same, for asyncio (wrapping the above)
 
 It builds on ``forms`` (a tab spec and a prepared prompt) and never imports Gradio.
 """
