@@ -12,18 +12,24 @@ import time
 from pathlib import Path
 from typing import Any
 
+import gradio as gr
 import httpx
 import pytest
 import websocket
+from gradio_client import Client, handle_file
 
 from comfyui_gradio.comfy.client import ComfyClient
 from comfyui_gradio.comfy.events import LogEntry, LogLines, MessageType, OutputReady, log_lines, parse_text
 from comfyui_gradio.comfy.pool import ComfyPool
+from comfyui_gradio.errors import ConfigError
 from comfyui_gradio.forms.catalog import Catalog
 from comfyui_gradio.forms.loader import load_tab
 from comfyui_gradio.forms.schema import TabSpec
+from comfyui_gradio.web.app import create_app
+from comfyui_gradio.web.config import Settings, load_settings
+from comfyui_gradio.web.stream import Outputs, RunStream, ServerLog
 from tests.fake_comfyui import FakeComfyUI
-from tests.harness import wait_for
+from tests.harness import free_port, wait_for
 from tests.paths import TRANSCRIPTS, WORKFLOWS
 from tests.replay import png_bytes
 
@@ -196,3 +202,73 @@ def test_a_real_comfyui_sends_its_log_to_a_job_that_asks(invert: TabSpec, tmp_pa
     lines = [e for e in events if isinstance(e, LogLines)]
     assert "got prompt\n" in [entry.text for e in lines for entry in e.entries]
     assert all(re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d+", entry.time) for e in lines for entry in e.entries)
+
+
+# ---- the "Server log" panel of the app ----------------------------------------------------------
+
+
+@pytest.mark.parametrize(("raw", "share", "value", "shown"), [
+    ("", False, "off", False), ("1", False, "on", True), ("on", True, "on", False), ("public", True, "public", True),
+    ("no", False, "off", False)])
+def test_show_server_log_is_off_by_default_and_never_on_a_share_link_unless_public(
+        raw: str, share: bool, value: str, shown: bool) -> None:
+    settings = load_settings([], {"SHOW_SERVER_LOG": raw, "GRADIO_SHARE": "1" if share else ""})
+    assert (settings.server_log, settings.shows_server_log) == (value, shown)
+
+
+def test_a_wrong_show_server_log_is_named() -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_settings([], {"SHOW_SERVER_LOG": "loud"})
+    assert str(caught.value.problems[0]) == "settings: SHOW_SERVER_LOG: 'loud' must be one of: off, on, public"
+
+
+def test_the_panel_keeps_the_tail_and_overwrites_progress_bars_as_comfyui_does() -> None:
+    log = ServerLog(limit=40)
+    for write in ["got prompt\n", " 10%|#", "\r 50%|#####", "\r100%|##########|\n", "Prompt executed in 0.1 s\n"]:
+        log.add(write)
+    assert log.text() == "100%|##########|\nPrompt executed in 0.1 s\n"[-40:]
+    log.add("\rstill going")  # after a whole line nothing is overwritten
+    assert log.text().endswith("0.1 s\nstill going")
+
+
+def test_a_runs_log_lines_go_to_the_panel_not_to_the_status(invert: TabSpec) -> None:
+    class Finished:
+        def events(self, idle: float | None = None):
+            yield LogLines((LogEntry("t", "got prompt\n"), LogEntry("t", "Prompt executed in 0.01 seconds\n")))
+
+    with gr.Blocks():
+        outputs = Outputs(gr.Markdown(), gr.Gallery(), gr.JSON())
+    log = ServerLog()
+    updates = list(RunStream(outputs, lambda job: None, previews=True, log=log).one(Finished(), lambda *a, **k: None,
+                                                                                     "", []))
+    assert log.text() == "got prompt\nPrompt executed in 0.01 seconds\n"
+    assert "got prompt" not in repr(updates)
+
+
+@pytest.mark.parametrize("server_log", ["off", "on"])
+def test_the_panel_is_on_the_page_only_when_asked(server_log: str, fake: FakeComfyUI, tmp_path: Path) -> None:
+    settings = Settings(comfyui_url=fake.url, workflows_dir=WORKFLOWS, output_dir=tmp_path / "out",
+                        cache_dir=tmp_path / "cache", server_log=server_log)
+    app, pool = create_app(settings)
+    ids = {c.get("props", {}).get("elem_id") for c in app.config["components"]}
+    labels = {c.get("props", {}).get("label") for c in app.config["components"]}
+    pool.close()
+    assert ("invert-server-log" in ids) == ("Server log" in labels) == (server_log == "on")
+
+
+def test_api_callers_never_get_the_server_log(fake: FakeComfyUI, tmp_path: Path) -> None:
+    settings = Settings(comfyui_url=fake.url, workflows_dir=WORKFLOWS, output_dir=tmp_path / "out",
+                        cache_dir=tmp_path / "cache", server_log="on", server_port=free_port())
+    app, pool = create_app(settings)
+    app.launch(server_port=settings.server_port, prevent_thread_lock=True, quiet=True,
+               allowed_paths=[str(settings.output_dir.resolve())])
+    try:
+        client = Client(f"http://127.0.0.1:{settings.server_port}/", verbose=False)
+        source = tmp_path / "in.png"
+        source.write_bytes(png_bytes((5, 5, 5), (8, 8)))
+        status, _, _ = client.predict(image=handle_file(str(source)), api_name="/invert")  # the API is unchanged
+        assert status.startswith("✅")
+    finally:
+        app.close()
+        pool.close()
+    assert ("PATCH", "/internal/logs/subscribe") not in fake.requests
