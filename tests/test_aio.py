@@ -201,11 +201,9 @@ def test_cancelling_the_awaiting_task_cancels_the_job(awaiting: str, fake: FakeC
             with pytest.raises(asyncio.TimeoutError if awaiting == "timeout" else asyncio.CancelledError):
                 await task
 
-    started = time.monotonic()
     run(main)
-    with pytest.raises(JobCancelled):
+    with pytest.raises(JobCancelled):  # not a result: it was stopped before its 40 steps of 0.05 s
         jobs[0].job.result(timeout=5)
-    assert time.monotonic() - started < 1.5  # 40 steps x 0.05 s each would take 2 s
     wait_for(lambda: fake.queue_remaining == 0)
 
 
@@ -297,7 +295,8 @@ def test_cancelling_an_awaited_map_cancels_its_jobs_and_sends_no_more(fake: Fake
     async def main() -> None:
         pool = AsyncComfyPool(ComfyPool([ComfyClient(fake.url, output_dir=tmp_path)], health_interval=3600))
         task = asyncio.create_task(pool.map(txt2img, [SLOW] * 5, concurrency=2))
-        await asyncio.sleep(0.4)
+        while len(fake.prompts) < 2:  # two in flight: one running, one waiting
+            await asyncio.sleep(0.02)
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
