@@ -32,6 +32,7 @@ from tests.fake_comfyui import FakeComfyUI
 from tests.harness import free_port, wait_for
 from tests.paths import TRANSCRIPTS, WORKFLOWS
 from tests.replay import png_bytes
+from tests.test_browser import browser, open_tab, page  # noqa: F401 - fixtures of the browser test
 
 RECORDING = json.loads((TRANSCRIPTS / "i_logs_subscribe.json").read_text())
 SECONDS = re.compile(r"Prompt executed in \d+\.\d\d seconds")
@@ -272,3 +273,33 @@ def test_api_callers_never_get_the_server_log(fake: FakeComfyUI, tmp_path: Path)
         app.close()
         pool.close()
     assert ("PATCH", "/internal/logs/subscribe") not in fake.requests
+
+
+@pytest.mark.browser
+def test_the_server_log_panel_shows_comfyuis_lines_during_a_run_from_the_page(page, fake: FakeComfyUI,
+                                                                              tmp_path: Path) -> None:
+    from playwright.sync_api import expect
+
+    fake.node_delay = 1.5  # 4.5 s for the three nodes: the panel's timer ticks every second meanwhile
+    settings = Settings(comfyui_url=fake.url, workflows_dir=WORKFLOWS, output_dir=tmp_path / "out",
+                        cache_dir=tmp_path / "cache", server_log="on", server_port=free_port())
+    app, pool = create_app(settings)
+    app.launch(server_port=settings.server_port, prevent_thread_lock=True, quiet=True,
+               allowed_paths=[str(settings.output_dir.resolve())])
+    try:
+        source = tmp_path / "in.png"
+        source.write_bytes(png_bytes((5, 5, 5), (8, 8)))
+        open_tab(page, f"http://127.0.0.1:{settings.server_port}/", "Invert colors")
+        page.locator("#invert-image input[type=file]").set_input_files(source)
+        expect(page.locator("#invert-image img")).to_be_visible()
+        page.locator("#invert-generate").click()
+        page.locator("#invert-server-log").get_by_text("Server log").click()
+        log = page.locator("#invert-server-log textarea")
+        expect(log).to_have_value(re.compile(r"^got prompt\n"))  # ComfyUI's first line for a prompt
+        assert "Done" not in page.locator("#invert-status").inner_text()  # shown while the run goes on
+        expect(page.locator("#invert-status")).to_contain_text("✅ Done")
+        expect(log).to_have_value(re.compile(r"^got prompt\n"))  # still there once the run has ended
+    finally:
+        app.close()
+        pool.close()
+    assert ("PATCH", "/internal/logs/subscribe") in fake.requests

@@ -30,6 +30,7 @@ from .widgets import form_values, widget_for
 __all__ = ["TabView"]
 
 LOG_REFRESH = 1.0  # seconds between refreshes of the "Server log" panel during a run
+_PRIVATE: dict[str, Any] = {"api_visibility": "private", "queue": False, "show_progress": "hidden"}  # page-only
 
 
 @dataclass
@@ -147,6 +148,8 @@ class TabView:
 
     def listen(self, page_load: Any) -> None:
         assert self.generate and self.cancel and self.outputs and self.history
+        if self.log_timer is not None:  # first: Gradio 6 does not run a listener added after the run's
+            self.generate.click(lambda: gr.Timer(active=True), outputs=[self.log_timer], **_PRIVATE)
         run = self.generate.click(self._endpoint(), inputs_kwargs=self.inputs,
                                   outputs=self.outputs.components(), api_name=self.spec.name,
                                   api_description=self.spec.description or None,
@@ -169,13 +172,12 @@ class TabView:
             self._listen_server_log(run)
 
     def _listen_server_log(self, run: Any) -> None:
-        """The panel is filled by a timer of the page, not by the run: it stays out of the tab's API."""
-        assert self.generate and self.cancel and self.log_box and self.log_timer
-        private: dict[str, Any] = {"api_visibility": "private", "queue": False, "show_progress": "hidden"}
-        self.generate.click(lambda: gr.Timer(active=True), outputs=[self.log_timer], **private)
-        self.log_timer.tick(self._server_log_text, outputs=[self.log_box], **private)
+        """The panel is filled by a timer of the page (started by Generate, see ``listen``), not by the
+        run: it stays out of the tab's API."""
+        assert self.cancel and self.log_box and self.log_timer
+        self.log_timer.tick(self._server_log_text, outputs=[self.log_box], **_PRIVATE)
         for end in (run.then, self.cancel.click):
-            end(self._server_log_end, outputs=[self.log_box, self.log_timer], **private)
+            end(self._server_log_end, outputs=[self.log_box, self.log_timer], **_PRIVATE)
 
     def _server_log_text(self, request: gr.Request) -> Any:
         log = self.server_logs.get(self.shared.caller(request)[0])
