@@ -579,7 +579,10 @@ class Job:
         """Ask the server to send its log lines to this job's socket (each time it is opened: ComfyUI
         drops a subscription whose socket has gone, ``terminal_service.py`` ``send_messages``). A server
         that cannot is logged, and the job runs on without ``LogLines``."""
+        subscribe = getattr(self.client, "subscribe_logs", None)  # a JobServer of another kind may have none
         try:
-            self.client.subscribe_logs(self.client_id)
+            if subscribe is None:
+                raise ServerError(f"{self.client.url} does not offer its log")
+            subscribe(self.client_id)
         except ComfyGradioError as exc:
             log.warning("No server log for prompt %s: %s", self.prompt_id, exc)
