@@ -6,7 +6,6 @@ Each test runs its own event loop with ``asyncio.run`` (no pytest plugin needed)
 from __future__ import annotations
 
 import asyncio
-import io
 import json
 import threading
 import time
