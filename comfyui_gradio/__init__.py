@@ -11,10 +11,12 @@ and schemas into tab specs and prepared prompts (pure), ``comfy`` talks to Comfy
 public surface (with ``compat``'s own); everything else may change.
 """
 
+from .comfy.aio import AsyncComfyClient, AsyncComfyPool, AsyncJob
 from .comfy.backend import Backend, JobHandle, Log
+from .comfy.batch import BatchItem
 from .comfy.client import ComfyClient, LocalFile
-from .comfy.events import (Cached, JobEvent, NodeStarted, Notification, OutputReady, Preview, Progress, Queued,
-                           Resubmitted, Started)
+from .comfy.events import (Cached, JobEvent, LogEntry, LogLines, NodeStarted, Notification, OutputReady, Preview,
+                           Progress, Queued, Resubmitted, Started)
 from .comfy.job import Job, JobHooks
 from .comfy.jobs_api import ServerFeatures
 from .comfy.server import JobServer
@@ -30,13 +32,13 @@ from .forms.schema import Output, Param, TabSpec
 from .forms.workflow import Workflow
 
 __all__ = [
-    "Backend", "Cached", "Catalog", "ComfyClient", "ComfyGradioError", "ComfyPool", "ConfigError", "Durations",
-    "ExecutionFailed", "InputError", "InputSpec", "Job", "JobCancelled", "JobEvent", "JobHandle", "JobHooks",
-    "JobServer", "JobTimeout", "Limits", "LocalFile", "Log", "NodeStarted", "Notification", "Output", "OutputFile",
-    "OutputReady", "Param", "PreparedPrompt", "Preview", "Problem", "Progress", "PromptRejected", "ProtocolError",
-    "Queued", "Resubmitted", "RunResult", "ServerError", "ServerFeatures", "ServerStatus", "ServerUnavailable",
-    "ServiceRefused", "Started", "TabSpec", "V2Backend", "ViewComfyBackend", "WebSocketConnection",
-    "WebSocketConnector", "Workflow", "load_tab",
+    "AsyncComfyClient", "AsyncComfyPool", "AsyncJob", "Backend", "BatchItem", "Cached", "Catalog", "ComfyClient",
+    "ComfyGradioError", "ComfyPool", "ConfigError", "Durations", "ExecutionFailed", "InputError", "InputSpec", "Job",
+    "JobCancelled", "JobEvent", "JobHandle", "JobHooks", "JobServer", "JobTimeout", "Limits", "LocalFile", "Log",
+    "LogEntry", "LogLines", "NodeStarted", "Notification", "Output", "OutputFile", "OutputReady", "Param",
+    "PreparedPrompt", "Preview", "Problem", "Progress", "PromptRejected", "ProtocolError", "Queued", "Resubmitted",
+    "RunResult", "ServerError", "ServerFeatures", "ServerStatus", "ServerUnavailable", "ServiceRefused", "Started",
+    "TabSpec", "V2Backend", "ViewComfyBackend", "WebSocketConnection", "WebSocketConnector", "Workflow", "load_tab",
 ]  # fmt: skip
 
 

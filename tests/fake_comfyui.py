@@ -36,13 +36,20 @@ Faithful (checked against the transcripts, or mirrored from ComfyUI's own logic)
   ``preview=`` and ``channel=`` parameters, content-disposition.
 - Execution messages can reach a socket before the HTTP response of POST /prompt: the handler yields 2 ms
   after enqueuing (a fast prompt then often streams first).
+- The server's log (i_logs_subscribe; ComfyUI's ``app/logger.py`` LogInterceptor and
+  ``api_server/services/terminal_service.py``): ``PATCH /internal/logs/subscribe {"enabled", "clientId"}`` (empty
+  200, 500 without those keys); each log record is one ``logs`` message ``{"entries": [{"t", "m"}], "size"}`` to
+  every subscribed client that still has a socket (the others are dropped), ``size`` only on the first one. The
+  records are ComfyUI's own: "got prompt", the validation lines and "invalid prompt: {...}", "Processing
+  interrupted", "!!! Exception during processing !!! ..." with the traceback, "Prompt executed in 0.01 seconds"
+  after the last message of a run, and what /interrupt logs. ``log(message)`` adds one (someone else's, say).
 
 Knobs (attributes, read at use time): step_delay (KSampler seconds per step), node_delay (seconds per node,
 cut short by an interrupt), max_pixels (EmptyImage allocation limit), checkpoints, refuse_ws (every WebSocket
 upgrade is answered 403 while HTTP still works: a proxy in front that blocks WebSockets, not ComfyUI itself);
 ``crash()`` stops answering, ``restart(down_for)`` kills the server and starts it again on the same port with an
-empty queue and history. Inspection: uploads, prompts, requests, ws_connections, queue_remaining, base_dir /
-input_dir / output_dir / temp_dir. Only the routes the client uses are served (plus ``/history`` and
+empty queue and history. Inspection: uploads, prompts, requests, ws_connections, queue_remaining, most_queued
+(the high-water mark of the queue), base_dir / input_dir / output_dir / temp_dir. Only the routes the client uses are served (plus ``/history`` and
 ``/object_info/<class>``). Single dropped sockets are exercised by replaying recordings, not here.
 
 Newer server (``FakeComfyUI(newer=True)``; read in Comfy-Org/ComfyUI ``server.py`` at 002c3fb9 (0.38.1),
@@ -120,6 +127,7 @@ import time
 import traceback
 import uuid
 from dataclasses import dataclass, field
+from datetime import datetime
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Callable
@@ -139,6 +147,7 @@ WS_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 SENSITIVE_EXTRA_DATA_KEYS = ("auth_token_comfy_org", "api_key_comfy_org")
 PREVIEW_SIZE = 512
 BIN_PREVIEW, BIN_TEXT, BIN_PREVIEW_META = 1, 3, 4
+TERMINAL_SIZE = {"cols": 80, "rows": 24}  # what ComfyUI without a terminal reports (shutil's fallback)
 
 FEATURES_NEWER: dict[str, Any] = {
     "supports_preview_metadata": True, "supports_model_type_tags": True, "max_upload_size": MAX_UPLOAD_SIZE,
@@ -464,6 +473,7 @@ class _Validator:
     def __init__(self, prompt: dict[str, Any], info: Callable[[str], dict[str, Any] | None],
                  custom: Callable[[str, str, Any], Any]) -> None:
         self.prompt, self.info, self.custom = prompt, info, custom
+        self.log: list[str] = []  # what validate_prompt logs, in order
         self.validated: dict[str, tuple[bool, list[dict[str, Any]], str]] = {}
         self.visiting: set[str] = set()
 
@@ -494,7 +504,11 @@ class _Validator:
                 good.append(out)
                 continue
             failed.append((out, reasons))
+            self.log.append(f"Failed to validate prompt for output {out}:")
+            if reasons:
+                self.log += ["* (prompt):", *(f"  - {r['message']}: {r['details']}" for r in reasons)]
             self._collect_node_errors(out, node_errors)
+            self.log.append("Output will be ignored")
         if not good:
             details = "\n".join(f"{e['message']}: {e['details']}" for _, rs in failed for e in rs)
             return False, _error("prompt_outputs_failed_validation", "Prompt outputs failed validation",
@@ -519,6 +533,8 @@ class _Validator:
                 if node_id not in node_errors:
                     node_errors[node_id] = {"errors": reasons, "dependent_outputs": [],
                                             "class_type": self.prompt[node_id]["class_type"]}
+                    self.log += [f"* {self.prompt[node_id]['class_type']} {node_id}:",
+                                 *(f"  - {r['message']}: {r['details']}" for r in reasons)]
                 node_errors[node_id]["dependent_outputs"].append(out)
 
     def validate(self, uid: str) -> tuple[bool, list[dict[str, Any]], str]:
@@ -848,12 +864,15 @@ class _Run:
         base = {"prompt_id": self.prompt_id, "node_id": node_id,
                 "node_type": self.prompt[node_id]["class_type"], "executed": list(self.executed)}
         if isinstance(ex, _Interrupted):
+            self.fake.log("Processing interrupted")
             self.add_message("execution_interrupted", base, True)
             return
         if isinstance(ex, _NodeFailure):
             etype, tb = ex.exc_type, ex.tb
         else:
             etype, tb = _full_type_name(type(ex)), traceback.format_tb(ex.__traceback__)
+        self.fake.log(f"!!! Exception during processing !!! {ex}")
+        self.fake.log("Traceback (most recent call last):\n" + "".join(tb) + f"{etype}: {ex}\n")
         inputs = {k: [_format_value(v)] for k, v in (self.current_inputs or {}).items()}
         self.add_message("execution_error", {**base, "exception_message": f"{ex}\n", "exception_type": etype,
                                              "traceback": tb, "current_inputs": inputs,
@@ -1169,6 +1188,7 @@ class FakeComfyUI:
         self.prompts: list[dict[str, Any]] = []
         self.requests: list[tuple[str, str]] = []
         self.ws_connections = 0
+        self.most_queued = 0  # the most prompts it has held at once (pending + running)
         self._init_state()
 
     def _init_state(self) -> None:
@@ -1187,6 +1207,8 @@ class FakeComfyUI:
         self._last_node_id: str | None = None
         self._sockets: dict[str, _WebSocket] = {}
         self._all_ws: set[_WebSocket] = set()
+        self._log_subscribers: set[str] = set()
+        self._terminal_size_sent = False
         self._writers: set[asyncio.StreamWriter] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -1348,6 +1370,7 @@ class FakeComfyUI:
     def _put(self, item: tuple[Any, ...]) -> None:
         with self._cv:
             heapq.heappush(self._pending, item)
+            self.most_queued = max(self.most_queued, len(self._pending) + len(self._running))
             self._post_status()
             self._cv.notify()
 
@@ -1397,6 +1420,7 @@ class FakeComfyUI:
             self._execute_item(item)
 
     def _execute_item(self, item: tuple[Any, ...]) -> None:
+        started = time.perf_counter()
         self._interrupt.clear()
         run = _Run(self, item)
         self._client_id = run.client_id
@@ -1412,6 +1436,7 @@ class FakeComfyUI:
         self._task_done(run.prompt_id, entry)
         if run.client_id is not None:
             self._post("executing", {"node": None, "prompt_id": run.prompt_id}, run.client_id)
+        self.log(f"Prompt executed in {time.perf_counter() - started:.2f} seconds")
 
     # -- cache ----------------------------------------------------------------------------------------
     def _prepare_cache(self, prompt: dict[str, Any]) -> dict[str, str]:
@@ -1564,6 +1589,7 @@ class FakeComfyUI:
             ("GET", "/history"): self._get_history, ("GET", "/view"): self._get_view,
             ("POST", "/prompt"): self.post_prompt, ("POST", "/queue"): self._post_queue,
             ("POST", "/interrupt"): self._post_interrupt, ("POST", "/upload/image"): self._post_upload,
+            ("PATCH", "/internal/logs/subscribe"): self._patch_logs_subscribe,
         }
 
     def _prefix_routes(self) -> dict[tuple[str, str], Callable[[Request, str], Any]]:
@@ -1692,6 +1718,7 @@ class FakeComfyUI:
 
     # -- POST handlers --------------------------------------------------------------------------------
     async def post_prompt(self, req: Request) -> Response:
+        self.log("got prompt")
         body = req.json()
         if not isinstance(body, dict):
             return server_error()
@@ -1709,9 +1736,12 @@ class FakeComfyUI:
                                                   "prompt_id must be a UUID string in canonical lowercase hyphenated "
                                                   "form; omit it to let the server generate one"),
                                   "node_errors": {}}, 400)
-        ok, error, outputs, node_errors = _Validator(prompt, self._class_info, self._custom_validate).run(
-            body.get("partial_execution_targets"))
+        validator = _Validator(prompt, self._class_info, self._custom_validate)
+        ok, error, outputs, node_errors = validator.run(body.get("partial_execution_targets"))
+        for line in validator.log:
+            self.log(line)
         if not ok:
+            self.log(f"invalid prompt: {error}")
             return json_response({"error": error, "node_errors": node_errors}, 400)
         self.prompts.append(received)
         extra = self._extra_data(body)
@@ -1757,13 +1787,43 @@ class FakeComfyUI:
             body = {}
         prompt_id = body.get("prompt_id") if isinstance(body, dict) else None
         if not prompt_id:
+            self.log("Global interrupt (no prompt_id specified)")
             self._interrupt.set()
             return empty_response()
         with self._cv:
             running = prompt_id in self._running
         if running:
+            self.log(f"Interrupting prompt {prompt_id}")
             self._interrupt.set()
+        else:
+            self.log(f"Prompt {prompt_id} is not currently running, skipping interrupt")
         return empty_response()
+
+    async def _patch_logs_subscribe(self, req: Request) -> Response:
+        body = req.json()
+        client_id, enabled = body["clientId"], body["enabled"]  # a KeyError is a 500, as in ComfyUI
+        with self._cv:
+            if enabled:
+                self._log_subscribers.add(client_id)
+            else:
+                self._log_subscribers.discard(client_id)
+        return empty_response()
+
+    # -- the server's log ---------------------------------------------------------------------------
+    def log(self, message: str) -> None:
+        """One log record, as ComfyUI's ``logging`` writes it (its text and a newline, then a flush): sent
+        to every subscribed client that still has a socket; the others are unsubscribed."""
+        entries = [{"t": datetime.now().isoformat(), "m": message + "\n"}]
+        with self._cv:
+            if not self._log_subscribers:
+                return
+            size = None if self._terminal_size_sent else dict(TERMINAL_SIZE)
+            self._terminal_size_sent = True
+            for client_id in list(self._log_subscribers):
+                if client_id not in self._sockets:
+                    self._log_subscribers.discard(client_id)
+                    continue
+                self._post("logs", {"entries": entries, "size": size}, client_id)
 
     async def _post_upload(self, req: Request) -> Response:
         fields, files = _parse_multipart(req.headers.get("content-type", ""), req.body)

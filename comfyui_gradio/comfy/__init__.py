@@ -15,6 +15,8 @@ jobs that follow a prompt to its end, collecting their outputs, other kinds of b
     backend.py    Backend and JobHandle (any kind), KINDS, the job handle the remote kinds share
     v2.py         V2Backend: Comfy API v2 (Comfy Cloud, comfy-api-proxy) through comfy-sdk
     viewcomfy.py  ViewComfyBackend: ViewComfy serverless deployments
+    batch.py      Batch, BatchItem: one workflow over many values (map), bounded, in input order
+    aio.py        AsyncComfyClient, AsyncComfyPool, AsyncJob: the same, for asyncio (wrapping the above)
 
 It builds on ``forms`` (a tab spec and a prepared prompt) and never imports Gradio.
 """

@@ -83,7 +83,9 @@ class Backend(Protocol):
 
     def submit(self, workflow: TabSpec | Path | str, values: Mapping[str, Any] | None = None, *,
                timeout: float | None = None, output_dir: Path | None = None, hooks: JobHooks | None = None,
-               prompt_id: str | None = None) -> JobHandle: ...
+               prompt_id: str | None = None, logs: bool = False) -> JobHandle:
+        """``logs``: also yield the server's own log lines (``LogLines``) where the kind can subscribe to them."""
+        ...
 
     def attach(self, workflow: TabSpec | Path | str, prompt_id: str, prepared: PreparedPrompt, *,
                timeout: float | None = None, output_dir: Path | None = None) -> JobHandle: ...
@@ -406,9 +408,10 @@ class RemoteBackend:
 
     def submit(self, workflow: TabSpec | Path | str, values: Mapping[str, Any] | None = None, *,
                timeout: float | None = None, output_dir: Path | None = None, hooks: JobHooks | None = None,
-               prompt_id: str | None = None) -> JobHandle:
+               prompt_id: str | None = None, logs: bool = False) -> JobHandle:
         """Upload the inputs and queue the run (errors raise here, as ``ComfyClient.submit``'s do); the
-        returned job follows it in the background."""
+        returned job follows it in the background. ``logs`` is ignored: no remote kind offers a subscription
+        to its server's log (ViewComfy's stream of it arrives as ``Log`` events anyway)."""
         tab = self.load(workflow)
         uploads = local_uploads(tab, values or {})
         prepared = prepare(tab, {**(values or {}), **{k: stored_name(f) for k, f in uploads.items()}})

@@ -14,13 +14,14 @@ looks, ``attach`` and cancelling (``jobs_api``), ``/history`` and ``/queue`` whe
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import io
 import logging
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 from urllib.parse import unquote
 
 import httpx
@@ -28,6 +29,7 @@ from PIL import Image, UnidentifiedImageError
 
 from ..forms.catalog import Catalog
 from ..errors import InputError, PromptRejected, ProtocolError, ServerError, ServerUnavailable
+from .batch import Batch, BatchItem
 from .job import Job, JobHooks
 from .jobs_api import ServerFeatures, history_entry, queue_state
 from ..forms.prepare import PreparedPrompt, flat_target, prepare
@@ -311,16 +313,17 @@ class ComfyClient:
 
     def submit(self, workflow: TabSpec | WorkflowSource, values: Mapping[str, Any] | None = None,
                *, timeout: float | None = None, output_dir: Path | None = None,
-               hooks: "JobHooks | None" = None, prompt_id: str | None = None) -> "Job":
+               hooks: "JobHooks | None" = None, prompt_id: str | None = None, logs: bool = False) -> "Job":
         """Upload inputs, queue the prompt and return its ``Job`` (tracking runs in the background).
 
-        Outputs go to ``<output_dir>/<prompt_id>/`` (``output_dir`` defaults to the client's).
+        Outputs go to ``<output_dir>/<prompt_id>/`` (``output_dir`` defaults to the client's). With
+        ``logs``, the job's events include ``LogLines``: the server's whole log while it runs.
         """
         tab = self.load(workflow)
         uploads = local_uploads(tab, values or {})
         prepared = prepare(tab, {**(values or {}), **self.upload_all(uploads)})
         job = Job(self, tab, prepared, timeout=timeout, output_dir=output_dir or self.output_dir, uploads=uploads,
-                  hooks=hooks, prompt_id=prompt_id)
+                  hooks=hooks, prompt_id=prompt_id, logs=logs)
         job._start()
         return job
 
@@ -370,6 +373,25 @@ class ComfyClient:
             log.warning("ComfyUI accepted prompt %s but skipped outputs with errors: %s", prompt_id,
                         rejection(tab, answer))
         return answer
+
+    # ---- the server's log, batches (see batch.py) ------------------------------------------
+
+    def subscribe_logs(self, client_id: str, enabled: bool = True) -> None:
+        """``PATCH /internal/logs/subscribe``: ComfyUI then sends its log lines to ``client_id``'s socket
+        as ``logs`` messages (0.3.64 ``api_server/routes/internal/internal_routes.py``; the frontend's
+        log panel uses it, and ComfyUI says its /internal routes may change)."""
+        response = self._request("PATCH", "/internal/logs/subscribe", json={"enabled": enabled, "clientId": client_id})
+        if response.status_code != 200:
+            raise ServerError(f"ComfyUI at {self.url} does not stream its log (PATCH /internal/logs/subscribe "
+                              f"answered HTTP {response.status_code}); run without the server log.")
+
+    def map(self, workflow: TabSpec | Path | str, values: Sequence[Mapping[str, Any]], *, concurrency: int = 2,
+            timeout: float | None = None) -> list[BatchItem]:
+        """Run ``workflow`` once per item of ``values``, at most ``concurrency`` jobs in flight; one
+        ``BatchItem`` per value, in input order, failures included (see ``batch``). ``timeout`` is per job.
+        The default keeps one job queued behind the running one, so the server never waits for us."""
+        tab = self.load(workflow)  # a broken workflow raises here, before anything is sent
+        return Batch(functools.partial(self.submit, tab, timeout=timeout), values, concurrency).run()
 
 
 def rejection(tab: TabSpec, body: dict[str, Any]) -> PromptRejected:

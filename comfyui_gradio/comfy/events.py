@@ -25,9 +25,11 @@ from ..errors import ProtocolError
 __all__ = [
     "Cached",
     "JobEvent",
-    "Notification",
+    "LogEntry",
+    "LogLines",
     "MessageType",
     "NodeStarted",
+    "Notification",
     "OutputReady",
     "Preview",
     "PreviewFrame",
@@ -38,6 +40,7 @@ __all__ = [
     "TextFrame",
     "WireMessage",
     "graph_progress",
+    "log_lines",
     "parse_binary",
     "parse_text",
 ]
@@ -58,6 +61,7 @@ class MessageType(str, Enum):
     EXECUTION_ERROR = "execution_error"
     EXECUTION_INTERRUPTED = "execution_interrupted"
     NOTIFICATION = "notification"  # newer servers and custom nodes: a line for the user
+    LOGS = "logs"  # only to a client that subscribed (PATCH /internal/logs/subscribe)
     OTHER = "other"  # anything a newer server or a custom node adds
 
 
@@ -281,4 +285,33 @@ class Notification:
     id: str | None = None
 
 
-JobEvent = Union[Queued, Started, Cached, NodeStarted, Progress, Preview, OutputReady, Resubmitted, Notification]
+@dataclass(frozen=True)
+class LogEntry:
+    """One write to the server's stdout or stderr: ``time`` as ComfyUI stamps it (ISO 8601, its local
+    time), ``text`` as written (a line with its newline, part of one, or a ``\\r`` progress bar)."""
+
+    time: str
+    text: str
+
+
+@dataclass(frozen=True)
+class LogLines:
+    """New lines of ComfyUI's own log, for a job submitted with ``logs=True``. The log is the whole
+    server's (every user's prompts, node errors, file paths), not this job's alone."""
+
+    entries: tuple[LogEntry, ...]
+
+    @property
+    def text(self) -> str:
+        return "".join(entry.text for entry in self.entries)
+
+
+def log_lines(data: dict[str, Any]) -> LogLines:
+    """A ``logs`` message's ``{"entries": [{"t", "m"}], "size"}`` (``size``, the server's terminal, is
+    dropped). ComfyUI 0.3.64: ``app/logger.py`` ``LogInterceptor``, ``api_server/services/terminal_service.py``."""
+    entries = data.get("entries") if isinstance(data.get("entries"), list) else []
+    return LogLines(tuple(LogEntry(str(e.get("t", "")), str(e.get("m", ""))) for e in entries if isinstance(e, dict)))
+
+
+JobEvent = Union[Queued, Started, Cached, NodeStarted, Progress, Preview, OutputReady, Resubmitted, Notification,
+                 LogLines]

@@ -41,8 +41,8 @@ from ..forms.prepare import PreparedPrompt
 from ..forms.schema import TabSpec
 from .collect import collect_outputs, node_title
 from .events import (Cached, JobEvent, MessageType, NodeStarted, Notification, OutputReady, Preview, PreviewFrame,
-                     Progress, Queued, Resubmitted, Started, TextFrame, WireMessage, graph_progress, parse_binary,
-                     parse_text)
+                     Progress, Queued, Resubmitted, Started, TextFrame, WireMessage, graph_progress, log_lines,
+                     parse_binary, parse_text)
 from .jobs_api import ServerFeatures
 from .results import NO_OUTPUT, RunResult
 from .server import JobServer
@@ -108,8 +108,10 @@ class Job:
 
     def __init__(self, client: JobServer, tab: TabSpec, prepared: PreparedPrompt, *, timeout: float | None,
                  output_dir: Path, uploads: dict[str, LocalFile] | None = None,
-                 hooks: JobHooks | None = None, prompt_id: str | None = None) -> None:
+                 hooks: JobHooks | None = None, prompt_id: str | None = None,
+                 logs: bool = False) -> None:
         self.client = client
+        self.logs = logs  # subscribe this job's socket to the server's log (LogLines events)
         self.uploads = uploads or {}
         self.hooks = hooks or JobHooks()
         self._retried = False
@@ -235,6 +237,8 @@ class Job:
             return False
         self._ws = ws
         threading.Thread(target=self._read_socket, args=(ws,), name=f"ws-{self.client_id[:8]}", daemon=True).start()
+        if self.logs:
+            self._subscribe_logs()
         return True
 
     def _read_socket(self, ws: WebSocketConnection) -> None:
@@ -448,6 +452,10 @@ class Job:
         if item.type is MessageType.NOTIFICATION:
             self._events.put(Notification(str(item.data.get("value", "")), item.data.get("id")))
             return False
+        if item.type is MessageType.LOGS:
+            if self.logs:
+                self._events.put(log_lines(item.data))
+            return False
         if item.type is MessageType.STATUS:
             if not self._started:
                 self._emit_position(throttle=0.25)
@@ -599,6 +607,20 @@ class Job:
             if entry is not None:
                 return entry
         raise ProtocolError(f"ComfyUI finished prompt {self.prompt_id} but has no history for it")
+
+    # ---- the server's log (opt-in) ----------------------------------------------------------
+
+    def _subscribe_logs(self) -> None:
+        """Ask the server to send its log lines to this job's socket (each time it is opened: ComfyUI
+        drops a subscription whose socket has gone, ``terminal_service.py`` ``send_messages``). A server
+        that cannot is logged, and the job runs on without ``LogLines``."""
+        subscribe = getattr(self.client, "subscribe_logs", None)  # a JobServer of another kind may have none
+        try:
+            if subscribe is None:
+                raise ServerError(f"{self.client.url} does not offer its log")
+            subscribe(self.client_id)
+        except ComfyGradioError as exc:
+            log.warning("No server log for prompt %s: %s", self.prompt_id, exc)
 
 
 def _canonical(prompt_id: str) -> str:

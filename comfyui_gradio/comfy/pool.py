@@ -18,16 +18,18 @@ or, if the caller asked for it, is retried once.
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, Sequence
 
 from ..forms.catalog import Catalog
 from .backend import KINDS, Backend, JobHandle
+from .batch import Batch, BatchItem
 from .job import Job, JobHooks
 from ..errors import ServerError, ServerUnavailable
 from ..forms.prepare import prepare
@@ -202,7 +204,8 @@ class ComfyPool:
     # ---- running --------------------------------------------------------------------------
 
     def submit(self, workflow: TabSpec | Path | str, values: Mapping[str, Any] | None = None, *,
-               timeout: float | None = None, output_dir: Path | None = None, retry: bool = False) -> JobHandle:
+               timeout: float | None = None, output_dir: Path | None = None, retry: bool = False,
+               logs: bool = False) -> JobHandle:
         """Send the run to the best server; it moves to another one if that server is lost.
 
         ``workflow`` is a TabSpec or a workflow path (read with a healthy server's node list).
@@ -213,7 +216,7 @@ class ComfyPool:
         hooks = JobHooks(failover=self._failover, finished=self._finished, retry_running=retry)
         try:
             return client.submit(tab, values, timeout=timeout, output_dir=output_dir, hooks=hooks,
-                                 prompt_id=prompt_id)
+                                 prompt_id=prompt_id, logs=logs)
         except BaseException:
             self._release(prompt_id)
             raise
@@ -247,6 +250,20 @@ class ComfyPool:
         self._release(job.prompt_id)
         if ok and job.started_at is not None:
             self.durations.record(job.tab.name, time.monotonic() - job.started_at)  # the job's clock
+
+    # ---- batches (see batch.py) -------------------------------------------------------------
+
+    def load(self, workflow: TabSpec | Path | str) -> TabSpec:
+        """A TabSpec from a workflow path, read with a healthy server's node list (or the TabSpec given)."""
+        return workflow if isinstance(workflow, TabSpec) else self._loader().load(workflow)
+
+    def map(self, workflow: TabSpec | Path | str, values: Sequence[Mapping[str, Any]], *,
+            concurrency: int | None = None, timeout: float | None = None, retry: bool = False) -> list[BatchItem]:
+        """``ComfyClient.map`` over the pool: each job goes to the best server when it is sent, at most
+        ``concurrency`` in flight in all (default: two per server)."""
+        bound = 2 * len(self._servers) if concurrency is None else concurrency
+        submit = functools.partial(self.submit, self.load(workflow), timeout=timeout, retry=retry)
+        return Batch(submit, values, bound).run()
 
 
 def _label(server: _Server) -> str:

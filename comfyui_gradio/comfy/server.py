@@ -52,3 +52,7 @@ class JobServer(Protocol):
     def upload_all(self, uploads: Mapping[str, "LocalFile"]) -> dict[str, str]:
         """Upload each file; the name the server stored it under, by value key."""
         ...
+
+    def subscribe_logs(self, client_id: str, enabled: bool = True) -> None:
+        """Have the server send its log lines to ``client_id``'s socket (or stop)."""
+        ...

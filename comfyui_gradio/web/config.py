@@ -17,9 +17,10 @@ import httpx
 from ..comfy.backend import KINDS, parse_entry
 from ..errors import ConfigError, Problem
 
-__all__ = ["TRACKERS", "Settings", "load_settings", "parser"]
+__all__ = ["SERVER_LOG", "TRACKERS", "Settings", "load_settings", "parser"]
 
 TRACKERS = ("websocket", "http")  # how the client follows jobs; the first is the default
+SERVER_LOG = ("off", "on", "public")  # SHOW_SERVER_LOG: "on" leaves it off on a share link, "public" does not
 
 
 @dataclass(frozen=True)
@@ -46,6 +47,12 @@ class Settings:
     comfyui_tokens: dict[int, str] = field(default_factory=dict, repr=False)  # server number (1-based) -> token
     backend_keys: dict[str, str] = field(default_factory=dict, repr=False)  # COMFY_API_KEY[_<n>], ...: secrets
     app_secret: str = field(default="", repr=False)  # keys the browsers' owner ids; "" = kept in OUTPUT_DIR/.secret
+    server_log: str = SERVER_LOG[0]  # SHOW_SERVER_LOG: a "Server log" panel with ComfyUI's own log during a run
+
+    @property
+    def shows_server_log(self) -> bool:
+        """Whether tabs get the "Server log" panel: never on a public share link unless "public"."""
+        return self.server_log == "public" or (self.server_log == "on" and not self.share)
 
     @property
     def comfyui_urls(self) -> list[str]:
@@ -124,6 +131,7 @@ def load_settings(argv: Sequence[str] | None = None, env: Mapping[str, str] | No
         comfyui_headers=_headers(env, problems),
         comfyui_tokens=_tokens(env, problems),
         app_secret=env.get("APP_SECRET", "").strip() or None,
+        server_log=_server_log(env, problems),
     )
     _check_backends(Settings(**{k: v for k, v in given.items() if k in ("comfyui_url", "backend_keys") and v}),
                     problems)
@@ -284,3 +292,16 @@ def _headers(env: Mapping[str, str], problems: list[Problem]) -> dict[str, str]:
     if env.get("COMFYUI_TOKEN"):
         headers["Authorization"] = f"Bearer {env['COMFYUI_TOKEN']}"
     return headers
+
+
+def _server_log(env: Mapping[str, str], problems: list[Problem]) -> str | None:
+    """SHOW_SERVER_LOG: off (the default), on (also 1, true, yes), or public (on share links too)."""
+    raw = env.get("SHOW_SERVER_LOG", "").strip().lower()
+    if not raw:
+        return None
+    aliases = {"0": "off", "false": "off", "no": "off", "1": "on", "true": "on", "yes": "on"}
+    value = aliases.get(raw, raw)
+    if value not in SERVER_LOG:
+        problems.append(Problem("settings", "SHOW_SERVER_LOG", f"{raw!r} must be one of: {', '.join(SERVER_LOG)}"))
+        return None
+    return value

@@ -3,11 +3,13 @@ progress bar, live previews in the gallery, then the results.
 
 A status line names the node the user sees (``NodeStarted.title``: the server's ``display_node``
 where it differs) and, once the server has sent ``progress_state``, how much of the whole workflow
-is done (``Job.graph_progress``); a server's notification is shown as it comes."""
+is done (``Job.graph_progress``); a server's notification is shown as it comes. ComfyUI's own log lines
+(``LogLines``, when the app shows its "Server log") go to a ``ServerLog`` the panel reads instead."""
 
 from __future__ import annotations
 
 import io
+import threading
 import time
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator
@@ -15,12 +17,12 @@ from typing import Any, Callable, Iterator
 import gradio as gr
 from PIL import Image
 
-from ..comfy.events import JobEvent, NodeStarted, Notification, Preview, Progress
+from ..comfy.events import JobEvent, LogLines, NodeStarted, Notification, Preview, Progress
 from ..comfy.job import Job
 from ..comfy.results import NO_OUTPUT, RunResult
 from .widgets import describe
 
-__all__ = ["Outputs", "RunStream", "gallery_of", "status_line"]
+__all__ = ["Outputs", "RunStream", "ServerLog", "gallery_of", "status_line"]
 
 PREVIEW_INTERVAL = 0.25  # seconds between preview frames pushed to the browser
 IDLE_WAKE = 1.0  # seconds between wake-ups of a run's event loop while nothing happens
@@ -54,6 +56,7 @@ class RunStream:
     outputs: Outputs
     eta: Callable[[Job], float | None]
     previews: bool  # live previews go to browser pages only: an API caller sees just the final result
+    log: "ServerLog | None" = None  # where LogLines go (the "Server log" panel), if the app shows it
 
     def all(self, jobs: list[Job], progress: gr.Progress) -> Iterator[dict]:
         """Every job's progress, then its results added to the gallery; returns the results."""
@@ -78,6 +81,10 @@ class RunStream:
         sent = {"status": quiet_until, "preview": 0.0, "progress": quiet_until, "any": time.monotonic()}
         for event in job.events(idle=IDLE_WAKE):
             now = time.monotonic()
+            if isinstance(event, LogLines):
+                for entry in event.entries if self.log is not None else ():
+                    self.log.add(entry.text)
+                continue
             if isinstance(event, Preview):
                 if self.previews and _due(sent, "preview", now, PREVIEW_INTERVAL):
                     sent["any"] = now
@@ -150,3 +157,25 @@ def _preview_image(event: Preview) -> Image.Image:
     image = Image.open(io.BytesIO(event.image))
     image.load()
     return image
+
+
+class ServerLog:
+    """The tail of ComfyUI's log as one person's "Server log" panel shows it: at most ``limit``
+    characters, and a write starting with ``\\r`` (a progress bar) replaces the unfinished line before
+    it, as ComfyUI's own log buffer does (``app/logger.py``). Written by a run, read by the panel."""
+
+    def __init__(self, limit: int = 20_000) -> None:
+        self._text = ""
+        self._limit = limit
+        self._lock = threading.Lock()
+
+    def add(self, text: str) -> None:
+        """One write to the server's stdout or stderr (a ``LogEntry``'s text)."""
+        with self._lock:
+            if text.startswith("\r") and not self._text.endswith("\n"):
+                self._text = self._text[: self._text.rfind("\n") + 1]
+            self._text = (self._text + text.lstrip("\r"))[-self._limit:]
+
+    def text(self) -> str:
+        with self._lock:
+            return self._text

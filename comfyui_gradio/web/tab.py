@@ -23,11 +23,14 @@ from .endpoint import SEED_MODES, EndpointField, endpoint_fields, split_values, 
 from .history import HistoryView
 from .runs import input_copies, owner_folder
 from .shared import Shared
-from .stream import Outputs, RunStream
+from .stream import Outputs, RunStream, ServerLog
 from .uploads import COPY_VALUE, upload_value, uploaded_file
 from .widgets import form_values, option_combo, option_shown, widget_for
 
 __all__ = ["TabView"]
+
+LOG_REFRESH = 1.0  # seconds between refreshes of the "Server log" panel during a run
+_PRIVATE: dict[str, Any] = {"api_visibility": "private", "queue": False, "show_progress": "hidden"}  # page-only
 
 
 @dataclass
@@ -43,6 +46,9 @@ class TabView:
     generate: gr.Button | None = None
     cancel: gr.Button | None = None
     blocks: gr.Blocks | None = None  # the app: its upload route's files are the ones an upload field takes
+    log_box: gr.Textbox | None = None  # the "Server log" panel, when the settings show it
+    log_timer: gr.Timer | None = None  # refreshes the panel while a run goes on
+    server_logs: dict[str, ServerLog] = field(default_factory=dict)  # caller -> the log of their latest run
 
     def __post_init__(self) -> None:
         self.fields = endpoint_fields(self.spec, self.shared.settings.max_runs)
@@ -123,7 +129,17 @@ class TabView:
             outputs.model3d = gr.Model3D(label="3D model", interactive=False)
         with gr.Accordion("Run details", open=False):
             outputs.info = gr.JSON(label="run details", show_label=False)
+        if self.shared.settings.shows_server_log:
+            self._render_server_log()
         return outputs
+
+    def _render_server_log(self) -> None:
+        """ComfyUI's own log while a run goes on, for the people who set the app up (SHOW_SERVER_LOG)."""
+        with gr.Accordion("Server log", open=False, elem_id=f"{self.spec.name}-server-log"):
+            self.log_box = gr.Textbox(show_label=False, lines=12, max_lines=12, interactive=False, autoscroll=True,
+                                      info="ComfyUI's whole log while your run goes on: every user's prompts "
+                                           "and errors, file paths.")
+        self.log_timer = gr.Timer(LOG_REFRESH, active=False)
 
     def _output_label(self) -> str:
         return self.spec.outputs[0].label if len(self.spec.outputs) == 1 else "Results"
@@ -132,6 +148,8 @@ class TabView:
 
     def listen(self, page_load: Any) -> None:
         assert self.generate and self.cancel and self.outputs and self.history
+        if self.log_timer is not None:  # first: Gradio 6 does not run a listener added after the run's
+            self.generate.click(lambda: gr.Timer(active=True), outputs=[self.log_timer], **_PRIVATE)
         run = self.generate.click(self._endpoint(), inputs_kwargs=self.inputs,
                                   outputs=self.outputs.components(), api_name=self.spec.name,
                                   api_description=self.spec.description or None,
@@ -151,6 +169,25 @@ class TabView:
             widget.change(None, inputs=[widget], outputs=[self.inputs[name]], js=COPY_VALUE, preprocess=False,
                           api_visibility="private", queue=False)
         self.history.listen([page_load.then, self.generate.click, run.then], self.inputs | self.shown)
+        if self.log_box is not None and self.log_timer is not None:
+            self._listen_server_log(run)
+
+    def _listen_server_log(self, run: Any) -> None:
+        """The panel is filled by a timer of the page (started by Generate, see ``listen``), not by the
+        run: it stays out of the tab's API."""
+        assert self.cancel and self.log_box and self.log_timer
+        self.log_timer.tick(self._server_log_text, outputs=[self.log_box], **_PRIVATE)
+        for end in (run.then, self.cancel.click):
+            end(self._server_log_end, outputs=[self.log_box, self.log_timer], **_PRIVATE)
+
+    def _server_log_text(self, request: gr.Request) -> Any:
+        log = self.server_logs.get(self.shared.caller(request)[0])
+        return log.text() if log is not None else gr.skip()
+
+    def _server_log_end(self, request: gr.Request) -> tuple[Any, gr.Timer]:
+        """The run's last lines, and the timer stopped; the log is let go (a new run starts a new one)."""
+        log = self.server_logs.pop(self.shared.caller(request)[0], None)
+        return (log.text() if log is not None else gr.skip()), gr.Timer(active=False)
 
     def _listen_options(self) -> None:
         """A DynamicCombo field shows the fields of the option chosen in it and hides the others'."""
@@ -189,9 +226,12 @@ class TabView:
             form |= self._uploaded(caller, form)
         except InputError as exc:
             raise gr.Error(str(exc), title="Could not start") from exc
-        jobs = self._submit(caller, runs, seed_mode, form)
+        log = ServerLog() if self.log_box is not None and owner is not None else None  # pages only: not the API
+        jobs = self._submit(caller, runs, seed_mode, form, logs=log is not None)
+        if log is not None:
+            self.server_logs[caller] = log
         assert self.outputs is not None
-        stream = RunStream(self.outputs, self._eta, previews=owner is not None)
+        stream = RunStream(self.outputs, self._eta, previews=owner is not None, log=log)
         finished = False
         try:
             results = yield from stream.all(jobs, progress)
@@ -221,7 +261,7 @@ class TabView:
                                                   earlier)
         return files
 
-    def _submit(self, caller: str, runs: int, seed_mode: str, form: dict[str, Any]) -> list[Job]:
+    def _submit(self, caller: str, runs: int, seed_mode: str, form: dict[str, Any], logs: bool = False) -> list[Job]:
         settings = self.shared.settings
         if not 1 <= runs <= settings.max_runs:
             raise gr.Error(f"Runs: choose between 1 and {settings.max_runs}.", title="Could not start")
@@ -233,7 +273,8 @@ class TabView:
         for values in self._batch(form_values(self.spec, form), runs, seed_mode):
             try:
                 job = self.shared.backend.submit(self.spec, values, timeout=settings.job_timeout,
-                                                 output_dir=self.shared.runs.root / owner_folder(caller))
+                                                 output_dir=self.shared.runs.root / owner_folder(caller),
+                                                 **({"logs": True} if logs else {}))  # a backend may not log
             except ComfyGradioError as exc:
                 for started in jobs:
                     started.cancel()
