@@ -19,7 +19,6 @@ import hashlib
 import importlib
 import importlib.util
 import logging
-import queue
 import re
 import threading
 import time
@@ -37,6 +36,7 @@ from ..forms.prepare import PreparedPrompt, flat_target, prepare
 from ..forms.schema import TabSpec
 from .client import LocalFile, local_uploads
 from .events import JobEvent, NodeStarted, Progress, Started
+from .handle import JobOutcome
 from .job import JobHooks
 from .results import NO_OUTPUT, OutputFile, RunResult
 
@@ -209,13 +209,14 @@ def progress_in_log(line: str) -> Progress | None:
     return Progress("", "Running", int(match["value"]), int(match["max"]))
 
 
-class RemoteJob:
+class RemoteJob(JobOutcome):
     """The job handle of every remote kind: one thread runs ``RemoteRun.follow``; ``cancel()`` and the
     timeout end the job at once (the backend is asked to stop; what it still sends is ignored)."""
 
     def __init__(self, backend: Backend, tab: TabSpec, prepared: PreparedPrompt, run: RemoteRun, *,
                  prompt_id: str, output_dir: Path, timeout: float | None, uploads: dict[str, LocalFile],
                  hooks: JobHooks | None = None) -> None:
+        super().__init__()
         self._backend = backend
         self.tab, self.prepared, self.prompt_id, self.uploads = tab, prepared, prompt_id, uploads
         self.job_dir = output_dir / prompt_id
@@ -225,53 +226,11 @@ class RemoteJob:
         self._run = run
         self._timeout = timeout
         self._submitted_at = time.monotonic()
-        self._events: queue.Queue[Any] = queue.Queue()
-        self._done = threading.Event()
-        self._lock = threading.Lock()
-        self._callbacks: list[Callable[[Any], None]] = []
-        self._result: RunResult | None = None
-        self._error: ComfyGradioError | None = None
         self._timer: threading.Timer | None = None
 
     @property
     def client(self) -> Backend:
         return self._backend
-
-    @property
-    def done(self) -> bool:
-        return self._done.is_set()
-
-    @property
-    def error(self) -> ComfyGradioError | None:
-        return self._error if self._done.is_set() else None
-
-    def events(self, idle: float | None = None) -> Iterator[Any]:
-        """As ``Job.events``: events until the end; None after every ``idle`` s without one."""
-        while True:
-            try:
-                event = self._events.get(timeout=idle)
-            except queue.Empty:
-                yield None
-                continue
-            if event is None:
-                self._events.put(None)
-                return
-            yield event
-
-    def result(self, timeout: float | None = None) -> RunResult:
-        if not self._done.wait(timeout):
-            raise JobTimeout(f"The run {self.prompt_id} is still going after {timeout} s")
-        if self._error is not None:
-            raise self._error
-        assert self._result is not None
-        return self._result
-
-    def add_done_callback(self, callback: Callable[[Any], None]) -> None:
-        with self._lock:
-            if not self._done.is_set():
-                self._callbacks.append(callback)
-                return
-        callback(self)
 
     def cancel(self) -> None:
         """Stop this run: the backend is asked to, and the job ends as cancelled at once."""
@@ -332,21 +291,16 @@ class RemoteJob:
             log.warning("Could not tell %s to cancel run %s: %s", self._backend.url, self.prompt_id, exc)
 
     def _finish(self, *, result: RunResult | None = None, error: ComfyGradioError | None = None) -> None:
-        with self._lock:
+        with self._callbacks_lock:
             if self._done.is_set():
                 return
             self._result, self._error = result, error
             self._done.set()
-            callbacks, self._callbacks = self._callbacks, []
         if self._timer is not None:
             self._timer.cancel()
         if self.hooks.finished:
             self.hooks.finished(self, error is None)  # type: ignore[arg-type]
-        for callback in callbacks:
-            try:
-                callback(self)
-            except Exception:
-                log.exception("A done-callback of job %s failed", self.prompt_id)
+        self._run_callbacks()
         self._events.put(None)
 
 

@@ -33,14 +33,15 @@ import uuid
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterator
+from typing import TYPE_CHECKING, Any, Callable
 
 from ..errors import (ComfyGradioError, ExecutionFailed, JobCancelled, JobTimeout, ProtocolError, ServerError,
                      ServerUnavailable)
 from ..forms.prepare import PreparedPrompt
 from ..forms.schema import TabSpec
 from .collect import collect_outputs, node_title
-from .events import (Cached, JobEvent, MessageType, NodeStarted, Notification, OutputReady, Preview, PreviewFrame,
+from .handle import JobOutcome
+from .events import (Cached, MessageType, NodeStarted, Notification, OutputReady, Preview, PreviewFrame,
                      Progress, Queued, Resubmitted, Started, TextFrame, WireMessage, graph_progress, log_lines,
                      parse_binary, parse_text)
 from .jobs_api import ServerFeatures
@@ -93,7 +94,7 @@ class JobHooks:
     retry_running: bool = False
 
 
-class Job:
+class Job(JobOutcome):
     """One submitted prompt. Iterate ``events()`` for progress; ``result()`` waits for the outputs.
 
     A background thread follows the server and feeds both; ``cancel()`` may be called from any thread.
@@ -110,6 +111,7 @@ class Job:
                  output_dir: Path, uploads: dict[str, LocalFile] | None = None,
                  hooks: JobHooks | None = None, prompt_id: str | None = None,
                  logs: bool = False) -> None:
+        super().__init__()
         self.client = client
         self.logs = logs  # subscribe this job's socket to the server's log (LogLines events)
         self.uploads = uploads or {}
@@ -124,12 +126,6 @@ class Job:
         self.job_dir = output_dir / self.prompt_id
         self._deadline = time.monotonic() + timeout if timeout else None
         self._inbox: queue.Queue[Any] = queue.Queue()
-        self._events: queue.Queue[Any] = queue.Queue()
-        self._done = threading.Event()
-        self._callbacks: list[Callable[["Job"], None]] = []
-        self._callbacks_lock = threading.Lock()
-        self._result: RunResult | None = None
-        self._error: ComfyGradioError | None = None
         self._ws: WebSocketConnection | None = None
         self._started = False
         self._cancelled = False
@@ -139,59 +135,6 @@ class Job:
         self.graph_progress: float | None = None  # share (0..1) of the prompt done, from progress_state
         self._shown: dict[str, str] = {}  # node id -> the node the user sees, where the server says another
         self._cached: frozenset[str] = frozenset()  # nodes the server took from its cache
-
-    # ---- public -----------------------------------------------------------------------------
-
-    def events(self, idle: float | None = None) -> Iterator[JobEvent | None]:
-        """Yield progress events until the job ends (then ``result()`` returns or raises).
-
-        With ``idle``, also yield None after every ``idle`` seconds without an event, so a
-        consumer (a Gradio generator) gets the chance to stop while the job waits in a queue.
-        """
-        while True:
-            try:
-                event = self._events.get(timeout=idle)
-            except queue.Empty:
-                yield None
-                continue
-            if event is None:
-                self._events.put(None)  # a second iteration ends at once too
-                return
-            yield event
-
-    def result(self, timeout: float | None = None) -> RunResult:
-        if not self._done.wait(timeout):
-            raise JobTimeout(f"The run {self.prompt_id} is still going after {timeout} s")
-        if self._error is not None:
-            raise self._error
-        assert self._result is not None
-        return self._result
-
-    @property
-    def done(self) -> bool:
-        return self._done.is_set()
-
-    @property
-    def error(self) -> ComfyGradioError | None:
-        """Why the job failed (None while running or after success)."""
-        return self._error if self._done.is_set() else None
-
-    def add_done_callback(self, callback: Callable[["Job"], None]) -> None:
-        """Call ``callback(job)`` once the job has ended (at once if it already has)."""
-        with self._callbacks_lock:
-            if not self._done.is_set():
-                self._callbacks.append(callback)
-                return
-        callback(self)
-
-    def _run_callbacks(self) -> None:
-        with self._callbacks_lock:
-            callbacks, self._callbacks = self._callbacks, []
-        for callback in callbacks:
-            try:
-                callback(self)
-            except Exception:  # one listener's bug must not hide the result from the others
-                log.exception("A done-callback of job %s failed", self.prompt_id)
 
     def cancel(self) -> None:
         """Stop this job only: remove it from the queue if waiting, interrupt it if running."""
