@@ -335,3 +335,29 @@ def test_the_estimated_wait_adds_what_is_left_of_each_job_and_the_other_prompts(
     assert [pool._estimated_wait(server, clock.now + t) for t in (3.0, 50.0)] == [7.0 + 2 * 5.0, 1.0 + 2 * 5.0]
     clock.now += 4.0
     assert pool._estimated_wait(server) == 6.0 + 2 * 5.0
+
+
+def test_a_job_no_other_server_could_take_still_counts_where_it_waits(tmp_path: Path, object_info: dict,
+                                                                      catalog: Catalog) -> None:
+    pool, (a,) = replayed_pool(tmp_path, object_info, "a")
+    dying(a)
+    failed_over = threading.Event()
+    failover = pool._failover
+
+    def observed(job: Job) -> object:
+        try:
+            return failover(job)
+        finally:
+            failed_over.set()
+
+    pool._failover = observed  # type: ignore[method-assign]
+    job = pool.submit(load_tab(WORKFLOWS / "invert.json", catalog), {"image": png_bytes()})
+    assert failed_over.wait(5)  # a stopped answering and the pool had no other server: the job waits for a
+    a.routes[("GET", "/queue")] = lambda request: httpx.Response(200, json={
+        "queue_running": [], "queue_pending": [[1, job.prompt_id, {}, {}, []]]})
+    a.routes[("GET", "/history/{id}")] = lambda request: httpx.Response(200, json={})
+    pool.check_all()  # a answers again, with the job still waiting in its queue
+    assert [(s.healthy, s.in_flight) for s in pool.statuses()] == [(True, 1)]
+    job.cancel()
+    list(job.events())
+    assert [s.in_flight for s in pool.statuses()] == [0]

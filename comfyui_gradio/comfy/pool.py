@@ -228,12 +228,18 @@ class ComfyPool:
                 server.jobs.pop(prompt_id, None)
 
     def _failover(self, job: Job) -> ComfyClient | None:
+        """Another server for ``job`` (its place moves there), or None: it then waits for its own
+        server to answer again and keeps its place there."""
         lost = self._server(job.client)
         lost.healthy, lost.error = False, "stopped answering"
-        self._release(job.prompt_id)
+        with self._lock:
+            place = lost.jobs.pop(job.prompt_id, None)
         try:
             return self.pick(job.tab, job.prepared.values, exclude=(lost.client.url,), reserve=job.prompt_id)
         except ServerError:
+            if place is not None:
+                with self._lock:
+                    lost.jobs[job.prompt_id] = place
             return None
 
     def _finished(self, job: Job, ok: bool) -> None:
