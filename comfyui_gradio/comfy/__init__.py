@@ -9,6 +9,7 @@ jobs that follow a prompt to its end, collecting their outputs, and a pool of se
     collect.py    collect_outputs: a /history entry in, files in the job folder out
     results.py    RunResult and OutputFile
     pool.py       ComfyPool: health checks, routing by estimated wait, failover
+    queue_watch.py  QueueWatch: a server's queue as it is now (status socket, GET /queue), for routing
 
 It builds on ``forms`` (a tab spec and a prepared prompt) and never imports Gradio.
 """
