@@ -376,8 +376,14 @@ def test_without_a_status_socket_a_pick_reads_the_queue_once_the_last_read_is_ol
     reads = [r.url.path for r in a.requests].count("/queue")
     assert pool.pick(txt2img, FAST).url == "http://b.test" and [r.url.path for r in a.requests].count(
         "/queue") == reads  # read again only once that read is old
-    a.down = True
+    a.routes[("GET", "/queue")] = lambda request: httpx.Response(500)
+    clock.now += 0.6  # one bad answer: a is still used, on what was last read of it (it is busy)
+    assert pool.pick(txt2img, FAST).url == "http://b.test"
+    queue_of(b, running=["another"], pending=["and another"])
     clock.now += 0.6
+    assert pool.pick(txt2img, FAST).url == "http://a.test" and pool.statuses()[0].healthy
+    a.down = True
+    clock.now += 0.6  # a cannot be reached: it is down
     assert pool.pick(txt2img, FAST).url == "http://b.test"
     assert [(s.healthy, s.error[:30]) for s in pool.statuses()] == [
         (False, "Cannot reach ComfyUI at http:/"), (True, "")]

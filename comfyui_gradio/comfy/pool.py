@@ -246,15 +246,21 @@ class ComfyPool:
             return best.client
 
     def _queue_known(self, server: _Server) -> bool:
-        """Make the server's queue picture fresh (see ``queue_watch``); False if it stopped answering."""
+        """Make the server's queue picture fresh (see ``queue_watch``); False if it cannot be reached.
+
+        Any other failed read (slow, a 5xx) leaves the last picture in use: one bad answer must not
+        turn away a job; the health check decides whether the server is down.
+        """
         if server.watch is None:
             return True
         try:
             server.queue_remaining = server.watch.current().remaining
-        except ServerError as exc:
+        except ServerUnavailable as exc:
             log.warning("ComfyUI at %s is down: %s", server.client.url, exc)
             server.healthy, server.error, server.failure = False, str(exc), exc
             return False
+        except ServerError as exc:
+            log.warning("Routing on the last known queue of %s: %s", server.client.url, exc)
         return True
 
     def _choose(self, servers: list[_Server]) -> _Server:
