@@ -389,6 +389,16 @@ def test_without_a_status_socket_a_pick_reads_the_queue_once_the_last_read_is_ol
         (False, "Cannot reach ComfyUI at http:/"), (True, "")]
 
 
+def test_a_pool_of_one_server_does_not_read_its_queue_to_pick(tmp_path: Path, object_info: dict,
+                                                              txt2img: TabSpec) -> None:
+    clock = Clock()
+    pool, (a,) = replayed_pool(tmp_path, object_info, "a", clock=clock)
+    reads = [r.url.path for r in a.requests].count("/queue")
+    clock.now += 60.0
+    assert pool.pick(txt2img, FAST).url == "http://a.test"
+    assert [r.url.path for r in a.requests].count("/queue") == reads  # nothing to compare it with
+
+
 STATUS = json.dumps({"type": "status", "data": {"status": {"exec_info": {"queue_remaining": 1}}}})
 
 
