@@ -12,12 +12,10 @@ time when there is no socket):
   than that (a job that has run long is probably a long one);
 - someone else's waiting prompt: ``DEFAULT_DURATION``.
 
-So a server busy with someone else's long job gets no new work while another sits idle. The
-picture is fresh rather than polled: a ``status`` broadcast marks it stale at once, and a pick reads
-``/queue`` itself when the read after the change has not landed yet; without a socket a pick reads
-``/queue`` when the last read is older than ``queue_max_age``. Reading ``/queue`` at every pick
-alone would cost a request per server per job and still not know when someone else's prompt
-started; the socket alone carries counts, not prompts.
+So a server busy with someone else's long job gets no new work while another sits idle. Why a
+socket and ``/queue`` both: reading ``/queue`` at every pick alone would cost a request per server
+per job and still not know when someone else's prompt started; the socket alone carries counts, not
+prompts. A pool of one server does not read at pick time: there is nothing to compare.
 
 Other kinds of backend (``kind`` other than ``"comfyui"``: Comfy API v2, RunningHub, ViewComfy)
 are remote and assumed to have every node and model, at a price: a job goes to one only when no
@@ -232,7 +230,9 @@ class ComfyPool:
         if not any(s.healthy for s in candidates):
             for server in candidates:  # maybe one came back since the last check
                 self._check(server)
-        healthy = [s for s in candidates if s.healthy and self._queue_known(s)]
+        healthy = [s for s in candidates if s.healthy]
+        if len(healthy) > 1:  # with one, there is nothing to compare (and no request to spend)
+            healthy = [s for s in healthy if self._queue_known(s)]
         if not healthy:
             raise self._all_down(candidates)
         prompt = _prompt_for_check(tab, values)
