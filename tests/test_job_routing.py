@@ -15,10 +15,11 @@ import pytest
 from comfyui_gradio.comfy.events import Resubmitted, Started
 from comfyui_gradio.comfy.job import Job
 from comfyui_gradio.comfy.pool import ComfyPool, Durations, missing_requirements
-from comfyui_gradio.errors import JobTimeout, ServerError
+from comfyui_gradio.errors import JobTimeout, ServerError, ServerUnavailable
 from comfyui_gradio.forms.catalog import Catalog
 from comfyui_gradio.forms.loader import load_tab
 from comfyui_gradio.forms.schema import TabSpec
+from tests.harness import wait_for
 from tests.paths import WORKFLOWS
 from tests.replay import Replay, client_for, load_transcript, png_bytes
 
@@ -42,13 +43,15 @@ class Clock:
 
 
 def replayed_pool(tmp_path: Path, object_info: dict, *names: str, clock: Callable[[], float] = Clock(),
-                  durations: Durations | None = None) -> tuple[ComfyPool, list[Replay]]:
-    """A pool of replayed b1 servers named ``http://<name>.test``, all healthy."""
+                  durations: Durations | None = None, remote: tuple[object, ...] = (),
+                  cloud_after: float | None = None) -> tuple[ComfyPool, list[Replay]]:
+    """A pool of replayed b1 servers named ``http://<name>.test``, all healthy, then ``remote`` backends."""
     replays = [Replay(load_transcript("b1_load_invert_save")) for _ in names]
     for replay in replays:
         replay.routes[("GET", "/object_info")] = lambda request: httpx.Response(200, json=object_info)
     clients = [client_for(r, tmp_path, f"http://{n}.test", poll_interval=0.001) for r, n in zip(replays, names)]
-    pool = ComfyPool(clients, health_interval=3600, clock=clock, durations=durations)
+    pool = ComfyPool([*clients, *remote], health_interval=3600, clock=clock, durations=durations,  # type: ignore[list-item]
+                     cloud_after=cloud_after)
     pool.check_all()
     return pool, replays
 
@@ -321,17 +324,192 @@ def test_a_job_is_not_sent_where_its_model_is_missing(tmp_path: Path, object_inf
     assert pool.pick(txt2img, FAST).url == "http://a.test"  # no able server: ComfyUI's own check will say why
 
 
-def test_the_estimated_wait_adds_what_is_left_of_each_job_and_the_other_prompts(
+def queue_of(replay: Replay, running: list[str], pending: list[str] = ()) -> None:
+    """Make ``replay``'s ``GET /queue`` list these prompt ids."""
+    replay.routes[("GET", "/queue")] = lambda request: httpx.Response(200, json={
+        "queue_running": [[1, p, {}, {}, []] for p in running],
+        "queue_pending": [[2 + n, p, {}, {}, []] for n, p in enumerate(pending)]})
+
+
+def test_the_estimated_wait_adds_what_is_left_of_every_prompt_on_the_queue(
         tmp_path: Path, object_info: dict, txt2img: TabSpec) -> None:
     clock, durations = Clock(), Durations()
     pool, (a,) = replayed_pool(tmp_path, object_info, "a", clock=clock, durations=durations)
-    a.routes[("GET", "/queue")] = lambda request: httpx.Response(200, json={
-        "queue_running": [[1, "x", {}, {}, []]], "queue_pending": [[2, "y", {}, {}, []], [3, "z", {}, {}, []]]})
-    pool.check_all()
+    queue_of(a, running=["x"], pending=["y", "z"])
+    pool.check_all()  # x has been running since now
     server = pool._servers[0]
     assert pool.statuses()[0].queue_remaining == 3 and pool._estimated_wait(server) == 3 * 5.0
     durations.record("txt2img", 10.0)
-    pool.pick(txt2img, FAST, reserve="ours")  # one of the three is ours, started now
-    assert [pool._estimated_wait(server, clock.now + t) for t in (3.0, 50.0)] == [7.0 + 2 * 5.0, 1.0 + 2 * 5.0]
-    clock.now += 4.0
-    assert pool._estimated_wait(server) == 6.0 + 2 * 5.0
+    pool.pick(txt2img, FAST, reserve="y")  # y is ours, waiting: all of its typical 10 s
+    assert pool._estimated_wait(server) == 5.0 + 10.0 + 5.0
+    clock.now += 3.0  # someone else's prompt that has run 3 s counts the default 5 s ...
+    assert pool._estimated_wait(server) == 5.0 + 10.0 + 5.0
+    clock.now += 27.0  # ... and once it has run 30 s, as long again
+    assert pool._estimated_wait(server) == 30.0 + 10.0 + 5.0
+
+
+def test_one_of_our_jobs_counts_from_when_it_was_seen_running(tmp_path: Path, object_info: dict,
+                                                              txt2img: TabSpec) -> None:
+    clock, durations = Clock(), Durations()
+    pool, (a,) = replayed_pool(tmp_path, object_info, "a", clock=clock, durations=durations)
+    durations.record("txt2img", 10.0)
+    pool.pick(txt2img, FAST, reserve="ours")
+    server = pool._servers[0]
+    clock.now += 4.0  # sent 4 s ago, not on the last read: counted from when it was sent
+    assert pool._estimated_wait(server) == 6.0
+    queue_of(a, running=["ours"])
+    pool.check_all()  # it waited 4 s, and runs from now
+    clock.now += 3.0
+    assert pool._estimated_wait(server) == 7.0
+    clock.now += 50.0  # far past its typical time: still a tenth of it
+    assert pool._estimated_wait(server) == 1.0
+
+
+def test_without_a_status_socket_a_pick_reads_the_queue_once_the_last_read_is_old(
+        tmp_path: Path, object_info: dict, txt2img: TabSpec) -> None:
+    clock = Clock()
+    pool, (a, b) = replayed_pool(tmp_path, object_info, "a", "b", clock=clock)
+    queue_of(a, running=["someone else's"])  # it started just after the last health check
+    assert pool.pick(txt2img, FAST).url == "http://a.test"  # read 0 s ago: trusted
+    clock.now += 0.6  # older than queue_max_age (0.5 s)
+    assert pool.pick(txt2img, FAST).url == "http://b.test"
+    reads = [r.url.path for r in a.requests].count("/queue")
+    assert pool.pick(txt2img, FAST).url == "http://b.test" and [r.url.path for r in a.requests].count(
+        "/queue") == reads  # read again only once that read is old
+    a.routes[("GET", "/queue")] = lambda request: httpx.Response(500)
+    clock.now += 0.6  # one bad answer: a is still used, on what was last read of it (it is busy)
+    assert pool.pick(txt2img, FAST).url == "http://b.test"
+    queue_of(b, running=["another"], pending=["and another"])
+    clock.now += 0.6
+    assert pool.pick(txt2img, FAST).url == "http://a.test" and pool.statuses()[0].healthy
+    a.down = True
+    clock.now += 0.6  # a cannot be reached: it is down
+    assert pool.pick(txt2img, FAST).url == "http://b.test"
+    assert [(s.healthy, s.error[:30]) for s in pool.statuses()] == [
+        (False, "Cannot reach ComfyUI at http:/"), (True, "")]
+
+
+def test_a_pool_of_one_server_does_not_read_its_queue_to_pick(tmp_path: Path, object_info: dict,
+                                                              txt2img: TabSpec) -> None:
+    clock = Clock()
+    pool, (a,) = replayed_pool(tmp_path, object_info, "a", clock=clock)
+    reads = [r.url.path for r in a.requests].count("/queue")
+    clock.now += 60.0
+    assert pool.pick(txt2img, FAST).url == "http://a.test"
+    assert [r.url.path for r in a.requests].count("/queue") == reads  # nothing to compare it with
+
+
+STATUS = json.dumps({"type": "status", "data": {"status": {"exec_info": {"queue_remaining": 1}}}})
+
+
+def test_with_a_status_socket_the_queue_is_read_on_each_change_and_only_then(
+        tmp_path: Path, object_info: dict, txt2img: TabSpec) -> None:
+    clock = Clock()
+    pool, (a, b) = replayed_pool(tmp_path, object_info, "a", "b", clock=clock)
+    pool.start()  # opens a status socket to each server; it says "status" on connect
+    watch = pool._servers[0].watch
+    wait_for(lambda: watch.view.changes == 2)  # read after the socket opened and after that status
+    reads = [r.url.path for r in a.requests].count("/queue")
+    queue_of(a, running=["x"])
+    clock.now += 60.0
+    assert pool.pick(txt2img, FAST).url == "http://a.test"  # no status since: nothing changed, nothing read
+    assert [r.url.path for r in a.requests].count("/queue") == reads
+    a.sockets[0].frames.put(STATUS)  # the server says its queue changed
+    wait_for(lambda: watch.view.changes == 3)
+    assert pool.pick(txt2img, FAST).url == "http://b.test"
+    assert [r.url.path for r in a.requests].count("/queue") == reads + 1
+    a.sockets[0].frames.put(None)  # the socket drops: picks read by age again ...
+    wait_for(lambda: not watch.listening)
+    queue_of(a, running=[])
+    clock.now += 0.6
+    assert pool.pick(txt2img, FAST).url == "http://a.test"
+    pool.check_all()  # ... until the next health check opens it again
+    assert len(a.sockets) == 2 and watch.listening
+    pool.close()
+    assert all(s.closed for s in a.sockets + b.sockets)
+
+
+def test_a_job_no_other_server_could_take_still_counts_where_it_waits(tmp_path: Path, object_info: dict,
+                                                                      catalog: Catalog) -> None:
+    pool, (a,) = replayed_pool(tmp_path, object_info, "a")
+    dying(a)
+    failed_over = threading.Event()
+    failover = pool._failover
+
+    def observed(job: Job) -> object:
+        try:
+            return failover(job)
+        finally:
+            failed_over.set()
+
+    pool._failover = observed  # type: ignore[method-assign]
+    job = pool.submit(load_tab(WORKFLOWS / "invert.json", catalog), {"image": png_bytes()})
+    assert failed_over.wait(5)  # a stopped answering and the pool had no other server: the job waits for a
+    a.routes[("GET", "/queue")] = lambda request: httpx.Response(200, json={
+        "queue_running": [], "queue_pending": [[1, job.prompt_id, {}, {}, []]]})
+    a.routes[("GET", "/history/{id}")] = lambda request: httpx.Response(200, json={})
+    pool.check_all()  # a answers again, with the job still waiting in its queue
+    assert [(s.healthy, s.in_flight) for s in pool.statuses()] == [(True, 1)]
+    job.cancel()
+    list(job.events())
+    assert [s.in_flight for s in pool.statuses()] == [0]
+
+
+class Remote:
+    """A stand-in for a remote backend of another helper's kinds: the pool reads its ``kind`` and
+    ``url`` and checks it as it checks a ComfyUI server (``queue_state``, ``catalog``)."""
+
+    def __init__(self, kind: str) -> None:
+        self.kind, self.url = kind, f"https://{kind}.test"
+        self.down = False
+
+    def queue_state(self) -> dict[str, list]:
+        if self.down:
+            raise ServerUnavailable(self.url, "connection refused")
+        return {"queue_running": [], "queue_pending": []}
+
+    def catalog(self) -> Catalog:
+        return Catalog({})  # it lists nothing, and is still taken to have every node
+
+    def close(self) -> None:
+        pass
+
+
+@pytest.mark.parametrize("kind", ["v2", "runninghub", "viewcomfy"])
+def test_a_remote_backend_is_used_only_when_no_local_server_can_take_the_job(
+        kind: str, tmp_path: Path, object_info: dict, txt2img: TabSpec) -> None:
+    clock, cloud = Clock(), Remote(kind)
+    pool, (a,) = replayed_pool(tmp_path, object_info, "a", clock=clock, remote=(cloud,))
+    assert pool.pick(txt2img, FAST).url == "http://a.test"
+    queue_of(a, running=["someone else's"])
+    pool.check_all()
+    clock.now += 1000.0  # a long wait on a, and no cloud_after: a still
+    assert pool.pick(txt2img, FAST).url == "http://a.test"
+    assert pool.pick(txt2img, {**FAST, "checkpoint": "only-in-the-cloud.safetensors"}).url == cloud.url
+    a.down = True
+    clock.now += 0.6  # the pick reads a's queue again, and finds it down
+    assert pool.pick(txt2img, FAST).url == cloud.url
+    cloud.down = True
+    pool.check_all()
+    with pytest.raises(ServerError) as caught:
+        pool.pick(txt2img, FAST)
+    assert str(caught.value).startswith(f"Cannot reach ComfyUI at http://a.test, {cloud.url} (no server answers)")
+
+
+def test_with_cloud_after_a_long_local_wait_sends_jobs_to_the_cloud(tmp_path: Path, object_info: dict,
+                                                                   txt2img: TabSpec) -> None:
+    clock, cloud = Clock(), Remote("v2")
+    pool, (a, b) = replayed_pool(tmp_path, object_info, "a", "b", clock=clock, remote=(cloud,), cloud_after=30.0)
+    for replay in (a, b):
+        queue_of(replay, running=[f"someone else's on {replay}"])
+    pool.check_all()
+    clock.now += 20.0  # both local servers have 20 s to go: under the limit
+    assert pool.pick(txt2img, FAST).url == "http://a.test"
+    queue_of(b, running=[])
+    clock.now += 20.0  # a: 40 s, b idle
+    assert pool.pick(txt2img, FAST).url == "http://b.test"
+    queue_of(b, running=["another"])
+    pool.check_all()
+    clock.now += 31.0  # a: 71 s, b: 31 s: every local wait is over the limit
+    assert pool.pick(txt2img, FAST, reserve="burst").url == cloud.url
+    assert [s.in_flight for s in pool.statuses()] == [0, 0, 1]

@@ -8,6 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Iterator
 
+import httpx
 import pytest
 
 from comfyui_gradio.forms.catalog import Catalog
@@ -64,6 +65,24 @@ def test_jobs_from_other_clients_count_as_load(two, txt2img: TabSpec, tmp_path: 
     wait_for(lambda: len(a.prompts) == 1)
     pool = pool_of(a, b, tmp_path=tmp_path)
     assert pool.submit(txt2img, FAST).client.url == b.url
+    foreign.cancel()
+    pool.close()
+
+
+def running_ids(server: FakeComfyUI) -> list[str]:
+    return [item[1] for item in httpx.get(f"{server.url}/queue").json()["queue_running"]]
+
+
+def test_a_burst_avoids_the_server_busy_with_someone_elses_job(two, txt2img: TabSpec, tmp_path: Path) -> None:
+    a, b = two
+    pool = pool_of(a, b, tmp_path=tmp_path)
+    pool.run(txt2img, FAST)  # the app has run this workflow before: it knows it is quick
+    a.step_delay = 0.5
+    foreign = ComfyClient(a.url, output_dir=tmp_path).submit(txt2img, SLOW)  # someone else's, straight to a
+    wait_for(lambda: running_ids(a) == [foreign.prompt_id])
+    jobs = [pool.submit(txt2img, FAST) for _ in range(4)]  # all in flight at once
+    assert [job.client.url for job in jobs] == [b.url] * 4
+    assert all(job.result(30).server == b.url for job in jobs)
     foreign.cancel()
     pool.close()
 

@@ -18,6 +18,7 @@ jobs that follow a prompt to its end, collecting their outputs, other kinds of b
     viewcomfy.py  ViewComfyBackend: ViewComfy serverless deployments
     batch.py      Batch, BatchItem: one workflow over many values (map), bounded, in input order
     aio.py        AsyncComfyClient, AsyncComfyPool, AsyncJob: the same, for asyncio (wrapping the above)
+    queue_watch.py  QueueWatch: a server's queue as it is now (status socket, GET /queue), for routing
 
 It builds on ``forms`` (a tab spec and a prepared prompt) and never imports Gradio.
 """

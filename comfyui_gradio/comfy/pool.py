@@ -6,10 +6,27 @@ node and model; a job moves on failover only to a backend of its own kind (a Com
 by its ``Job`` over ComfyUI's protocol).
 
 Each job goes to the healthy server with the shortest *estimated wait* that has the node
-classes and model files the workflow needs. The wait is estimated from what this app knows:
-the jobs it has in flight there, each counted as its workflow's typical duration minus the time
-it has already run, plus the server's other queued prompts at the typical duration. So a server
-stuck on a long job gets no new work while another sits idle, even though both queues hold one.
+classes and model files the workflow needs. The wait is the sum over what the server's queue holds
+now (``queue_watch``: a status socket per server, ``GET /queue`` read after each change, or at pick
+time when there is no socket):
+
+- this app's own jobs: the workflow's typical duration (``Durations``), minus the time it has run
+  if it is running (never less than a tenth of it);
+- someone else's running prompt: its age is known (from when it was first seen running) but not
+  its length, so it counts ``DEFAULT_DURATION``, or as long again as it has run once it is older
+  than that (a job that has run long is probably a long one);
+- someone else's waiting prompt: ``DEFAULT_DURATION``.
+
+So a server busy with someone else's long job gets no new work while another sits idle. Why a
+socket and ``/queue`` both: reading ``/queue`` at every pick alone would cost a request per server
+per job and still not know when someone else's prompt started; the socket alone carries counts, not
+prompts. A pool of one server does not read at pick time: there is nothing to compare.
+
+Other kinds of backend (``kind`` other than ``"comfyui"``: Comfy API v2, RunningHub, ViewComfy)
+are remote and assumed to have every node and model, at a price: a job goes to one only when no
+local server can take it (all down, or none has what it needs) or, with ``cloud_after``, when the
+best local server's estimated wait is longer than that many seconds. Their queues are not watched:
+their wait is this app's own jobs there.
 
 A server that stops answering takes no new jobs; jobs still waiting in its queue are resubmitted
 elsewhere by their ``Job`` (see ``JobHooks``), and a job it was running fails with a clear message
@@ -31,6 +48,7 @@ from ..forms.catalog import Catalog
 from .backend import KINDS, Backend, JobHandle
 from .batch import Batch, BatchItem
 from .job import Job, JobHooks
+from .queue_watch import QueueView, QueueWatch
 from ..errors import ServerError, ServerUnavailable
 from ..forms.prepare import prepare
 from .results import RunResult
@@ -40,7 +58,8 @@ __all__ = ["ComfyPool", "Durations", "ServerStatus"]
 
 log = logging.getLogger(__name__)
 
-DEFAULT_DURATION = 5.0  # seconds assumed for a workflow never run before
+DEFAULT_DURATION = 5.0  # seconds assumed for a workflow never run before, and for someone else's prompt
+LOCAL_KIND = "comfyui"  # a backend of any other kind is remote (see the module docstring)
 
 
 class Durations:
@@ -87,17 +106,33 @@ class _Server:
     queue_remaining: int = 0
     catalog: Catalog | None = None
     jobs: dict[str, tuple[str, float]] = field(default_factory=dict)  # prompt_id -> (workflow, submitted at)
+    watch: QueueWatch | None = None  # ComfyUI servers only
+
+    @property
+    def remote(self) -> bool:
+        return getattr(self.client, "kind", LOCAL_KIND) != LOCAL_KIND
 
 
 class ComfyPool:
     """A set of backends used as one. ``submit``/``run`` mirror ``ComfyClient``'s."""
 
     def __init__(self, clients: list[Backend], *, health_interval: float = 5.0,
-                 durations: Durations | None = None, clock: Callable[[], float] = time.monotonic) -> None:
-        """``clock`` gives the seconds that routing compares (``time.monotonic``; tests pass their own)."""
+                 durations: Durations | None = None, clock: Callable[[], float] = time.monotonic,
+                 cloud_after: float | None = None, queue_max_age: float = 0.5) -> None:
+        """``clock`` gives the seconds that routing compares (``time.monotonic``; tests pass their own).
+
+        ``cloud_after``: seconds of estimated local wait beyond which a remote backend is used (None:
+        only when no local server can take the job). ``queue_max_age``: seconds a read of ``/queue``
+        is trusted for routing when a server's status socket is not open.
+        """
         if not clients:
             raise ValueError("a pool needs at least one server")
         self._servers = [_Server(c) for c in clients]
+        for server in self._servers:
+            if not server.remote:
+                server.watch = QueueWatch(server.client, clock, max_age=queue_max_age)
+        self.cloud_after = cloud_after
+        self._listen = False  # status sockets are opened by start()
         self.durations = durations or Durations()
         self.health_interval = health_interval
         self._clock = clock
@@ -112,7 +147,8 @@ class ComfyPool:
     # ---- lifecycle ------------------------------------------------------------------------
 
     def start(self) -> "ComfyPool":
-        """Check every server now, then keep checking in the background."""
+        """Check every server now and open its status socket, then keep checking in the background."""
+        self._listen = True
         self.check_all()
         self._thread = threading.Thread(target=self._watch, name="comfyui-health", daemon=True)
         self._thread.start()
@@ -121,6 +157,8 @@ class ComfyPool:
     def close(self) -> None:
         self._stop.set()
         for server in self._servers:
+            if server.watch:
+                server.watch.close()
             server.client.close()
 
     def _watch(self) -> None:
@@ -133,7 +171,7 @@ class ComfyPool:
 
     def _check(self, server: _Server) -> bool:
         try:
-            state = server.client.queue_state()
+            remaining = self._read_queue(server)
             if server.catalog is None or not server.healthy:
                 server.catalog = server.client.catalog()
         except ServerError as exc:
@@ -144,8 +182,17 @@ class ComfyPool:
         if not server.healthy:
             log.info("%s at %s is up", _label(server), server.client.url)
         server.healthy, server.error = True, ""
-        server.queue_remaining = len(state.get("queue_running", [])) + len(state.get("queue_pending", []))
+        server.queue_remaining = remaining
+        if self._listen and server.watch and not server.watch.listening:
+            server.watch.listen()  # reopened here after a drop, at the pace of the health checks
         return True
+
+    def _read_queue(self, server: _Server) -> int:
+        """Read the server's queue now; the number of prompts on it."""
+        if server.watch:
+            return server.watch.refresh().remaining
+        state = server.client.queue_state()
+        return len(state.get("queue_running", [])) + len(state.get("queue_pending", []))
 
     def catalog(self) -> Catalog | None:
         """The node catalogue of the first healthy server (forms are built from it)."""
@@ -161,12 +208,24 @@ class ComfyPool:
     def _estimated_wait(self, server: _Server, now: float | None = None) -> float:
         """Seconds before a new job would start on ``server`` (see the module docstring)."""
         now = self._clock() if now is None else now
-        wait = 0.0
-        for workflow, since in server.jobs.values():
-            typical = self.durations.typical(workflow) or DEFAULT_DURATION
-            wait += max(typical - (now - since), 0.1 * typical)
-        others = max(server.queue_remaining - len(server.jobs), 0)
-        return wait + others * DEFAULT_DURATION
+        view = server.watch.view if server.watch else QueueView()
+        wait = sum(self._own_remaining(workflow, prompt_id, reserved_at, view, now)
+                   for prompt_id, (workflow, reserved_at) in server.jobs.items())
+        for prompt_id in view.running:
+            if prompt_id not in server.jobs:
+                wait += max(DEFAULT_DURATION, now - view.running_since[prompt_id])
+        return wait + DEFAULT_DURATION * sum(1 for p in view.pending if p not in server.jobs)
+
+    def _own_remaining(self, workflow: str, prompt_id: str, reserved_at: float, view: QueueView,
+                       now: float) -> float:
+        """What is left of one of this app's jobs: all of it while it waits; once it runs, its typical
+        duration minus the time it has run. A job the last read did not show (sent after it, or
+        finished and being collected) is counted from when it was sent."""
+        typical = self.durations.typical(workflow) or DEFAULT_DURATION
+        if prompt_id in view.pending:
+            return typical
+        since = view.running_since.get(prompt_id, reserved_at)
+        return max(typical - (now - since), 0.1 * typical)
 
     def pick(self, tab: TabSpec, values: Mapping[str, Any] | None = None, exclude: tuple[str, ...] = (),
              reserve: str | None = None, kind: str | None = None) -> Backend:
@@ -180,17 +239,49 @@ class ComfyPool:
             for server in candidates:  # maybe one came back since the last check
                 self._check(server)
         healthy = [s for s in candidates if s.healthy]
+        if len(healthy) > 1:  # with one, there is nothing to compare (and no request to spend)
+            healthy = [s for s in healthy if self._queue_known(s)]
         if not healthy:
             raise self._all_down(candidates)
         prompt = _prompt_for_check(tab, values)
-        # Servers lacking a node or model are skipped; if all lack something, the server's own
-        # validation answers, which names the form field.
-        able = [s for s in healthy if not s.catalog or not missing_requirements(prompt, s.catalog)] or healthy
+        # Servers lacking a node or model are skipped; if all lack something (and no remote backend
+        # may take it), the server's own validation answers, which names the form field.
+        able = [s for s in healthy if s.remote or not s.catalog or not missing_requirements(prompt, s.catalog)]
         with self._lock:
-            best = min(able, key=self._estimated_wait)
+            best = self._choose(able or healthy)
             if reserve:
                 best.jobs[reserve] = (tab.name, self._clock())
             return best.client
+
+    def _queue_known(self, server: _Server) -> bool:
+        """Make the server's queue picture fresh (see ``queue_watch``); False if it cannot be reached.
+
+        Any other failed read (slow, a 5xx) leaves the last picture in use: one bad answer must not
+        turn away a job; the health check decides whether the server is down.
+        """
+        if server.watch is None:
+            return True
+        try:
+            server.queue_remaining = server.watch.current().remaining
+        except ServerUnavailable as exc:
+            log.warning("ComfyUI at %s is down: %s", server.client.url, exc)
+            server.healthy, server.error, server.failure = False, str(exc), exc
+            return False
+        except ServerError as exc:
+            log.warning("Routing on the last known queue of %s: %s", server.client.url, exc)
+        return True
+
+    def _choose(self, servers: list[_Server]) -> _Server:
+        """Local servers first (shortest estimated wait); a remote backend when there is no local one,
+        or when every local wait is longer than ``cloud_after``."""
+        now = self._clock()
+        local = [s for s in servers if not s.remote]
+        remote = [s for s in servers if s.remote]
+        if local:
+            best = min(local, key=lambda s: self._estimated_wait(s, now))
+            if not remote or self.cloud_after is None or self._estimated_wait(best, now) <= self.cloud_after:
+                return best
+        return min(remote, key=lambda s: self._estimated_wait(s, now))
 
     def _all_down(self, servers: list[_Server]) -> ServerUnavailable:
         if len(servers) == 1:
@@ -237,13 +328,19 @@ class ComfyPool:
                 server.jobs.pop(prompt_id, None)
 
     def _failover(self, job: Job) -> Backend | None:
+        """Another server for ``job`` (its place moves there), or None: it then waits for its own
+        server to answer again and keeps its place there."""
         lost = self._server(job.client)
         lost.healthy, lost.error = False, "stopped answering"
-        self._release(job.prompt_id)
+        with self._lock:
+            place = lost.jobs.pop(job.prompt_id, None)
         try:
             return self.pick(job.tab, job.prepared.values, exclude=(lost.client.url,), reserve=job.prompt_id,
                              kind=lost.client.kind)
         except ServerError:
+            if place is not None:
+                with self._lock:
+                    lost.jobs[job.prompt_id] = place
             return None
 
     def _finished(self, job: Job, ok: bool) -> None:
