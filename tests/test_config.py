@@ -61,6 +61,16 @@ def test_credentials_reach_each_server_of_the_pool(tmp_path: Path) -> None:
     pool.close()
 
 
+def test_cloud_after_reaches_the_pool(tmp_path: Path) -> None:
+    pool = make_pool(load_settings(["--outputs", str(tmp_path)], env={**ENV, "CLOUD_AFTER": "90"}))
+    assert pool.cloud_after == 90.0
+    pool.close()
+    assert make_pool(load_settings(["--outputs", str(tmp_path)], env=ENV)).cloud_after is None
+    with pytest.raises(ConfigError) as caught:
+        load_settings([], env={"CLOUD_AFTER": "soon"})
+    assert str(caught.value) == "settings: CLOUD_AFTER: 'soon' must be a positive whole number"
+
+
 def test_secrets_never_appear_in_messages_logs_or_settings(tmp_path: Path, caplog: pytest.LogCaptureFixture,
                                                           catalog: Catalog) -> None:
     caplog.set_level(logging.DEBUG)

@@ -49,7 +49,8 @@ def pick_catalog(pool: ComfyPool, cache: Path) -> Catalog | None:
 
 def make_pool(settings: Settings) -> ComfyPool:
     """One backend per COMFYUI_URL entry, of the kind its prefix names (``comfy.backend.KINDS``)."""
-    return ComfyPool([make_backend(settings, number, kind, url) for number, kind, url in settings.backends]).start()
+    backends = [make_backend(settings, number, kind, url) for number, kind, url in settings.backends]
+    return ComfyPool(backends, cloud_after=settings.cloud_after).start()
 
 
 def make_backend(settings: Settings, number: int, kind: str, url: str) -> Backend:

@@ -37,6 +37,7 @@ class Settings:
     tracker: str = TRACKERS[0]
     concurrency: int = 16
     job_timeout: float = 600.0
+    cloud_after: float | None = None  # seconds of local wait beyond which a remote backend takes a job
     max_upload_mb: int = 20  # per image
     max_upload_pixels: int = 16_000_000  # per image (width x height)
     max_runs: int = 4  # "Runs" per click of Generate
@@ -122,6 +123,7 @@ def load_settings(argv: Sequence[str] | None = None, env: Mapping[str, str] | No
         tracker=args.tracker or _choice(env, "COMFYUI_TRACKER", TRACKERS, problems),
         concurrency=_int(env, "CONCURRENCY", problems),
         job_timeout=_int(env, "JOB_TIMEOUT", problems),
+        cloud_after=_int(env, "CLOUD_AFTER", problems),
         max_upload_mb=_int(env, "MAX_UPLOAD_MB", problems),
         max_upload_pixels=_int(env, "MAX_UPLOAD_PIXELS", problems),
         max_runs=_int(env, "MAX_RUNS", problems),
@@ -137,8 +139,9 @@ def load_settings(argv: Sequence[str] | None = None, env: Mapping[str, str] | No
                     problems)
     if problems:
         raise ConfigError(problems)
-    if given["job_timeout"] is not None:
-        given["job_timeout"] = float(given["job_timeout"])
+    for seconds in ("job_timeout", "cloud_after"):
+        if given[seconds] is not None:
+            given[seconds] = float(given[seconds])
     return Settings(**{key: value for key, value in given.items() if value is not None})
 
 
