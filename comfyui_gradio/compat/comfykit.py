@@ -8,9 +8,11 @@
 The seed is comfykit 0.1.12 (``comfykit/executor.py``: ``ComfyKit.__init__``, ``execute``, ``execute_json``;
 ``comfykit/comfyui/models.py``: ``ExecuteResult``; ``base_executor.py``: ``_map_outputs_by_var`` — an
 output is grouped under its ``$output.name`` marker, else under its node id). Local workflows run on
-``ComfyClient`` (ComfyUI), RunningHub ids on ``RunningHubClient``; each call runs the synchronous client
-in a thread (``asyncio.to_thread``). Images, videos and audio are URLs, as in ComfyKit: ComfyUI's ``/view``
-address of each file, or RunningHub's file URL.
+``ComfyClient`` (ComfyUI), or on a Comfy API v2 endpoint when ``comfyui_url`` is ``v2+<address>`` (Comfy Cloud,
+a serverless deployment or ``comfy-api-proxy``; ``api_key`` or ``COMFY_API_KEY`` is its key), RunningHub ids on
+``RunningHubClient``; each call runs the synchronous client in a thread (``asyncio.to_thread``). Images, videos
+and audio are URLs, as in ComfyKit: ComfyUI's ``/view`` address of each file, or RunningHub's file URL; on a
+Comfy API v2 endpoint they are the paths of the downloaded files (its content URLs need the key).
 
 Deliberate differences from ComfyKit:
 - a workflow may be a local file, a dict, an http(s) URL or a RunningHub id (a numeric string that is not
@@ -37,6 +39,7 @@ from typing import Any, Literal, Mapping
 
 import httpx
 
+from ..comfy.backend import Backend
 from ..comfy.client import ComfyClient
 from ..comfy.results import kind_of
 from ..comfy.runninghub import RunningHubClient, TaskOutput, is_runninghub_id
@@ -48,6 +51,7 @@ from ..forms.schema import TabSpec
 __all__ = ["ComfyKit", "ExecuteResult"]
 
 _KINDS = {"image": "images", "video": "videos", "audio": "audios"}
+V2_PREFIX = "v2+"  # comfyui_url="v2+<address>": a Comfy API v2 endpoint, as a COMFYUI_URL entry names one
 
 
 @dataclass
@@ -80,7 +84,7 @@ class ComfyKit:
     """ComfyKit's constructor: arguments, then environment (same names as ComfyKit's), then defaults.
 
     Ours, keyword-only: ``timeout`` (seconds a run may take), ``output_dir`` (where the ComfyUI client keeps
-    its copies of the outputs), ``client`` / ``runninghub`` (clients to use instead of making them).
+    its copies of the outputs), ``client`` / ``runninghub`` / ``v2`` (clients to use instead of making them).
     """
 
     def __init__(self, comfyui_url: str | None = None, executor_type: Literal["http", "websocket"] = "http",
@@ -88,7 +92,7 @@ class ComfyKit:
                  runninghub_api_key: str | None = None, runninghub_timeout: int | None = None,
                  runninghub_retry_count: int = 3, runninghub_instance_type: str | None = None, *,
                  timeout: float = 600.0, output_dir: Path | None = None, client: ComfyClient | None = None,
-                 runninghub: RunningHubClient | None = None) -> None:
+                 runninghub: RunningHubClient | None = None, v2: Backend | None = None) -> None:
         self.comfyui_url = comfyui_url or os.environ.get("COMFYUI_BASE_URL", "http://127.0.0.1:8188")
         self.executor_type = (executor_type or os.environ.get("COMFYUI_EXECUTOR_TYPE", "http")).lower()
         self.api_key = api_key or os.environ.get("COMFYUI_API_KEY")
@@ -104,6 +108,7 @@ class ComfyKit:
         self.output_dir = output_dir or Path(tempfile.gettempdir()) / "comfyui-gradio-comfykit"
         self._client = client
         self._runninghub = runninghub
+        self._v2 = v2
         self._sources = WorkflowSources()  # where RunningHub's workflows are kept to build their forms
 
     async def __aenter__(self) -> "ComfyKit":
@@ -113,10 +118,10 @@ class ComfyKit:
         await self.close()
 
     async def close(self) -> None:
-        for client in (self._client, self._runninghub):
+        for client in (self._client, self._runninghub, self._v2):
             if client is not None:
                 client.close()
-        self._client = self._runninghub = None
+        self._client = self._runninghub = self._v2 = None
 
     async def execute(self, workflow: str | Path, params: dict[str, Any] | None = None) -> ExecuteResult:
         """Run a workflow file, URL or RunningHub id with ComfyKit's simple ``params`` (marker names)."""
@@ -134,6 +139,8 @@ class ComfyKit:
         try:
             if isinstance(workflow, str) and is_runninghub_id(workflow) and not Path(workflow).exists():
                 result = self._on_runninghub(workflow, params)
+            elif self.comfyui_url.lower().startswith(V2_PREFIX):
+                result = self._on_v2(workflow, params)
             else:
                 result = self._on_comfyui(workflow, params)
         except ComfyGradioError as exc:
@@ -156,6 +163,19 @@ class ComfyKit:
                         result.add("text", var, str(item))
                     elif isinstance(item, dict) and "filename" in item:
                         result.add(kind_of(str(item["filename"]), key), var, _view_url(client.url, item))
+        return result
+
+    def _on_v2(self, workflow: WorkflowSource, params: dict[str, Any]) -> ExecuteResult:
+        """On a Comfy API v2 endpoint (``comfyui_url="v2+https://cloud.comfy.org"``, ``api_key`` its key): the
+        outputs are files downloaded into ``output_dir`` and given as their paths (v2's content URLs need the
+        key)."""
+        backend = self.v2()
+        tab = backend.load(self._sources.path_for(workflow))
+        run = backend.run(tab, self._inputs_from_urls(tab, params), timeout=self.timeout)
+        result = ExecuteResult(status="completed", prompt_id=run.prompt_id,
+                               outputs={f.node_id: {"files": [str(f.path)]} for f in run.outputs})
+        for output in run.outputs:
+            result.add(output.kind, output.output_name, output.text if output.kind == "text" else str(output.path))
         return result
 
     def _on_runninghub(self, workflow_id: str, params: dict[str, Any]) -> ExecuteResult:
@@ -205,6 +225,14 @@ class ComfyKit:
             self._client = ComfyClient(self.comfyui_url, headers=self._headers(), output_dir=self.output_dir,
                                        tracker="websocket" if self.executor_type == "websocket" else "http")
         return self._client
+
+    def v2(self) -> Backend:
+        if self._v2 is None:
+            from ..comfy.v2 import V2Backend  # comfy-sdk is imported only when a v2 endpoint is used
+
+            self._v2 = V2Backend(self.comfyui_url[len(V2_PREFIX):], api_key=self.api_key or
+                                 os.environ.get("COMFY_API_KEY"), output_dir=self.output_dir)
+        return self._v2
 
     def runninghub_client(self) -> RunningHubClient:
         if self._runninghub is None:

@@ -17,7 +17,9 @@ What a ViewComfy deployment is here: a ComfyUI server plus one workflow. The wor
 the address (a path, URL or RunningHub id: ``comfy.sources``), else ``workflow=`` of ``ViewComfyClient``.
 ``client_id`` / ``client_secret`` are accepted and not sent anywhere: ComfyUI does not use them (give
 ComfyUI credentials in the address, ``http://user:password@host``). The logs handed to ``logging_callback``
-are the run's progress (queued, node started, steps), as ``"log_message: <text>"`` lines like ViewComfy's.
+are, as ``"log_message: <text>"`` lines like ViewComfy's: ComfyUI's own console lines while the run goes (the
+job subscribes to them, ``submit(..., logs=True)``; they are the whole server's, as a deployment's are its own),
+and the run's progress (queued, node started, steps).
 Errors are this package's (``ComfyGradioError``), raised where ViewComfy raises ``Exception``.
 """
 
@@ -35,7 +37,7 @@ from typing import Any, Callable, Mapping
 import httpx
 
 from ..comfy.client import ComfyClient
-from ..comfy.events import Cached, JobEvent, NodeStarted, Progress, Queued, Started
+from ..comfy.events import Cached, JobEvent, LogLines, NodeStarted, Progress, Queued, Started
 from ..comfy.results import RunResult
 from ..errors import InputError
 from ..forms.prepare import flat_target
@@ -119,10 +121,9 @@ class ViewComfyClient:
             raise InputError("workflow_api", "this ComfyUI has no deployed workflow: give override_workflow_api, "
                                              "or add ?workflow=<path or URL> to the address")
         tab = self.client.load(workflow)
-        job = self.client.submit(tab, _by_param_name(tab, values), timeout=self.timeout)
+        job = self.client.submit(tab, _by_param_name(tab, values), timeout=self.timeout, logs=log is not None)
         for event in job.events():
-            line = _log_line(event) if log else None
-            if line and log:
+            for line in _log_lines(event) if log else ():
                 log(f"log_message: {line}")
         return _as_dict(job.result())
 
@@ -137,7 +138,15 @@ def _by_param_name(tab: TabSpec, values: Mapping[str, Any]) -> dict[str, Any]:
     return named
 
 
-def _log_line(event: JobEvent | None) -> str | None:
+def _log_lines(event: JobEvent | None) -> list[str]:
+    """ComfyUI's own console lines (``LogLines``), as a deployment streams them, and the run's progress."""
+    if isinstance(event, LogLines):
+        return [line for line in event.text.replace("\r", "\n").splitlines() if line.strip()]
+    line = _progress_line(event)
+    return [line] if line else []
+
+
+def _progress_line(event: JobEvent | None) -> str | None:
     if isinstance(event, Queued):
         return f"queued (position {event.position})" if event.position is not None else "queued"
     if isinstance(event, Started):
