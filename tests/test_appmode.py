@@ -10,11 +10,15 @@ from typing import Any
 import pytest
 
 from comfyui_gradio.__main__ import main
+from comfyui_gradio.comfy.client import ComfyClient
+from comfyui_gradio.comfy.events import NodeStarted
 from comfyui_gradio.forms.catalog import Catalog
 from comfyui_gradio.forms.loader import load_tab
 from comfyui_gradio.forms.prepare import prepare
 from comfyui_gradio.forms.schema import Output, TabSpec
+from tests.fake_comfyui import FakeComfyUI
 from tests.paths import DATA, OBJECT_INFO, WORKFLOWS
+from tests.replay import png_bytes
 
 APP = WORKFLOWS / "invert_and_blur.json"  # made in frontend 1.58.1 by tools/appmode_workflow.py
 FRONTEND_PROMPT = DATA / "appmode" / "invert_and_blur.prompt.json"
@@ -68,6 +72,18 @@ def test_a_value_from_the_form_reaches_the_node_inside_the_subgraph(catalog: Cat
     prompt = prepare(load_tab(APP, catalog), {"image": "mine.png", "blur_radius": 9}).prompt
     assert prompt["1"]["inputs"]["image"] == "mine.png"
     assert prompt["5:3"]["inputs"] == {"blur_radius": 9, "sigma": 2, "image": ["5:2", 0]}
+
+
+def test_a_node_inside_the_subgraph_is_shown_as_the_instance_the_person_sees(fake: FakeComfyUI, tmp_path: Path,
+                                                                            catalog: Catalog) -> None:
+    """While node 5:3 (ImageBlur inside instance 5) runs, the page names instance 5 by its title first."""
+    tab = load_tab(APP, catalog)
+    assert tab.workflow.groups == {"5": "Invert and blur"}
+    with ComfyClient(fake.url, output_dir=tmp_path) as client:
+        job = client.submit(tab, {"image": png_bytes((10, 200, 30)), "blur_radius": 2})
+        started = [e.title for e in job.events() if isinstance(e, NodeStarted)]
+        job.result(10)
+    assert started == ["Load Image", "Invert and blur › Invert Image", "Invert and blur › ImageBlur", "Save Image"]
 
 
 def test_the_schema_command_prints_the_app_mode_form_and_that_yaml_gives_the_same_tab(

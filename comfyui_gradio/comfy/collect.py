@@ -23,12 +23,17 @@ Downloader = Callable[[str, str, str], bytes]
 """``download(filename, subfolder, type)``: the bytes of one output file (``ComfyClient.download``)."""
 
 
-def node_title(prompt: Mapping[str, Mapping[str, Any]], node_id: str) -> str:
-    """The node's title in the workflow, else its class, else ``node <id>`` for an unknown id."""
+def node_title(prompt: Mapping[str, Mapping[str, Any]], node_id: str,
+               groups: Mapping[str, str] | None = None) -> str:
+    """The node's title in the workflow, else its class, else ``node <id>`` for an unknown id. With
+    ``groups`` (``Workflow.groups``), a node inside a subgraph (``"12:5"``) is shown as the instance a
+    person sees in the graph, then the node: ``"Invert and blur › Blur Image"``."""
     node = prompt.get(node_id)
     if node is None:
         return f"node {node_id}"
-    return str((node.get("_meta") or {}).get("title") or node.get("class_type"))
+    title = str((node.get("_meta") or {}).get("title") or node.get("class_type"))
+    outer = (groups or {}).get(node_id.split(":", 1)[0]) if ":" in node_id else None
+    return f"{outer} › {title}" if outer else title
 
 
 def collect_outputs(outputs: Mapping[str, Any], tab: TabSpec, prompt: Mapping[str, Mapping[str, Any]],

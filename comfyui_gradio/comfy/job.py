@@ -526,7 +526,7 @@ class Job(JobOutcome):
         return JobCancelled(f"Cancelled {who}{at}; nothing was saved from this run.")
 
     def _title(self, node_id: str) -> str:
-        return node_title(self.prepared.prompt, node_id)
+        return node_title(self.prepared.prompt, node_id, self.tab.workflow.groups)
 
     # ---- collect ----------------------------------------------------------------------------
 

@@ -28,7 +28,7 @@ from typing import Any
 
 from ..errors import ConfigError, Problem
 
-__all__ = ["SUBGRAPH_IO", "flatten", "subgraph_definitions"]
+__all__ = ["SUBGRAPH_IO", "flatten", "instance_titles", "subgraph_definitions"]
 
 SUBGRAPH_IO = "<subgraph io>"  # the class of the pass-through nodes standing for an instance's borders
 INPUT_NODE_ID = -10
@@ -228,6 +228,14 @@ def _input_node(instance: dict, definition: dict, prefix: str, inner_links: list
             promoted[slot] = values[promoted_slots.index(slot)]
     return {"id": f"{instance_id}:{INPUT_NODE_ID}", "type": SUBGRAPH_IO, "inputs": inputs, "promoted": promoted,
             "title": _title(instance, definition)}
+
+
+def instance_titles(workflow: dict, source: str) -> dict[str, str]:
+    """The title of every subgraph instance, by its id path in the flattened prompt (``"12"``, ``"12:7"``):
+    the node a person sees in the graph while the nodes inside it (``"12:5"``) run."""
+    nodes, _ = flatten(workflow, source)
+    return {str(n["id"]): str(n["title"]) for n in nodes
+            if n.get("type") == SUBGRAPH_IO and not str(n["id"]).endswith(f":{INPUT_NODE_ID}")}
 
 
 def _title(instance: dict, definition: dict) -> str:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import copy
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +31,7 @@ class Workflow:
     path: Path
     nodes: dict[str, dict[str, Any]]
     source_format: str = "api"  # "api" or "ui"
+    groups: dict[str, str] = field(default_factory=dict)  # subgraph instance id path -> its title (UI files)
 
     def copy_nodes(self) -> dict[str, dict[str, Any]]:
         return copy.deepcopy(self.nodes)
@@ -89,13 +90,15 @@ def load_workflow(path: Path, catalog: Catalog | None = None, *, max_bytes: int 
         raise ConfigError([Problem(source, "", "is nested too deeply to be a ComfyUI workflow; "
                                    "save it again from ComfyUI")]) from exc
     from .convert import is_ui_format, ui_to_api  # local: the converter is only needed for UI files
+    from .subgraphs import instance_titles
 
     if is_ui_format(data):
         if catalog is None:
             raise ConfigError([Problem(source, "", "is a UI-format workflow and converting it needs the "
                                        "server's node list; start ComfyUI (or export the workflow with "
                                        "'Export (API)') and restart the app")])
-        return Workflow(path.stem, path, _checked(ui_to_api(data, catalog, source=source), source), "ui")
+        nodes = _checked(ui_to_api(data, catalog, source=source), source)
+        return Workflow(path.stem, path, nodes, "ui", instance_titles(data, source))
     return Workflow(path.stem, path, _checked(data, source))
 
 
