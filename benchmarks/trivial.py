@@ -136,7 +136,7 @@ def _comfy_sdk(url: str) -> tuple[Callable[[], object], Callable[[], None]] | No
         print("(comfy-sdk left out: pip install comfy-api-proxy==0.1.6 comfy-sdk==0.5.0)")
         return None
     port = _free_port()
-    proxy = subprocess.Popen([proxy_program, "--comfyui", url, "--port", str(port)], stdout=subprocess.DEVNULL,
+    proxy = subprocess.Popen([proxy_program, "run", "--comfyui", url, "--port", str(port)], stdout=subprocess.DEVNULL,
                              stderr=subprocess.DEVNULL)
     base = f"http://127.0.0.1:{port}"
     _wait_until_up(base)

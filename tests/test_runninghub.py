@@ -11,7 +11,7 @@ from PIL import Image
 
 from comfyui_gradio.comfy.runninghub import NO_KEY, RunningHubClient, TaskOutput, node_info_list
 from comfyui_gradio.errors import (ConfigError, ExecutionFailed, InputError, JobTimeout, PromptRejected,
-                                   ServerError, ServiceRefused)
+                                   ProtocolError, ServerError, ServiceRefused)
 from comfyui_gradio.comfy.runninghub_backend import NO_WORKFLOW_ID, RunningHubBackend
 from comfyui_gradio.web.app import make_backend
 from comfyui_gradio.web.config import load_settings
@@ -153,6 +153,38 @@ def test_server_errors_are_retried_with_backoff_then_reported(hub: FakeRunningHu
                           http=httpx.Client(base_url=URL, transport=httpx.MockTransport(lambda r: httpx.Response(503))))
     with pytest.raises(ServerError, match="RunningHub answered POST /api/openapi/getJsonApiFormat with HTTP 503; try"):
         rh.workflow_json("1")
+
+
+@pytest.mark.parametrize("answer", [httpx.Response(403), httpx.Response(429), httpx.Response(200, text="<html>")])
+def test_a_refusal_or_an_unreadable_answer_is_not_sent_again(answer: httpx.Response) -> None:
+    calls: list[str] = []
+
+    def refuse(request: httpx.Request) -> httpx.Response:
+        calls.append(request.url.path)
+        return answer
+
+    rh = RunningHubClient(KEY, URL, http=httpx.Client(base_url=URL, transport=httpx.MockTransport(refuse)),
+                          sleep=lambda s: None)
+    with pytest.raises(ProtocolError):
+        rh.workflow_json("1987654321")
+    assert calls == ["/api/openapi/getJsonApiFormat"]
+
+
+def test_a_task_is_never_created_twice(hub: FakeRunningHub) -> None:
+    """RunningHub may have created (and will bill) the task even when its answer is a 502 or is lost."""
+    calls: list[str] = []
+
+    def broken_answer(request: httpx.Request) -> httpx.Response:
+        calls.append(request.url.path)
+        return httpx.Response(502)
+
+    rh = RunningHubClient(KEY, URL, http=httpx.Client(base_url=URL, transport=httpx.MockTransport(broken_answer)),
+                          sleep=lambda s: None)
+    with pytest.raises(ServerError, match="RunningHub answered POST /task/openapi/create with HTTP 502"):
+        rh.submit("1987654321")
+    with pytest.raises(ServerError):
+        rh.upload(b"png", "cat.png")
+    assert calls == ["/task/openapi/create", "/task/openapi/upload"]
 
 
 def test_without_a_key_the_error_says_where_to_set_it(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -169,3 +169,26 @@ def test_the_app_runs_its_invert_tab_unchanged_on_a_viewcomfy_entry(double, tmp_
         app.close()
         pool.close()
         served.close()
+
+
+def test_a_redirect_is_refused_and_the_secret_is_not_sent_on(invert, tmp_path: Path) -> None:
+    """The credentials are plain headers (httpx strips only Authorization on a redirect to another host)."""
+    seen: list[httpx.Request] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        if request.url.host == "deploy.example":
+            return httpx.Response(307, headers={"location": "https://evil.example/steal"})
+        return httpx.Response(500)
+
+    backend = ViewComfyBackend("https://deploy.example/api", client_id="vc-id", client_secret="vc-secret",
+                               output_dir=tmp_path, http=httpx.Client(transport=httpx.MockTransport(answer)))
+    with pytest.raises(ServerError) as caught:
+        backend.submit(invert, {"image": png_bytes((1, 2, 3))})
+    assert str(caught.value) == ("The ViewComfy deployment https://deploy.example/api redirected to evil.example "
+                                 "(HTTP 307); the credentials were not sent there. Put the deployment's final URL "
+                                 "in COMFYUI_URL.")
+    assert [r.url.host for r in seen] == ["deploy.example"]
+    own = ViewComfyBackend("https://deploy.example/api", client_id="vc-id", client_secret="vc-secret")
+    assert own.http.follow_redirects is False  # the client it makes itself does not follow them either
+    own.close()

@@ -15,7 +15,9 @@ docs list; each becomes an error of ``errors`` that says what to do.
 
 Two differences from comfykit, both deliberate: only failures of the connection and HTTP 5xx are
 retried (``retry_count`` times, backing off 1, 2, 4 s as comfykit does) — a refused key or an empty
-wallet is not made better by asking again — and ``wait`` has a timeout (comfykit's default waits forever).
+wallet is not made better by asking again — and a call that creates a task or an upload is sent again
+only when the connection could not be made (a second task would be a second bill); and ``wait`` has a
+timeout (comfykit's default waits forever).
 """
 
 from __future__ import annotations
@@ -256,10 +258,15 @@ class RunningHubClient:
                      workflow=workflow, task=task, field=field)
 
     def _post(self, path: str, body: dict[str, Any] | None, files: dict[str, Any] | None) -> dict[str, Any]:
+        """Retried: a connection that could not be made, and, for the calls that change nothing on RunningHub,
+        a 5xx or a broken answer too. A call that creates something (a task, an upload) is not sent again once
+        RunningHub may have had it: a second task would be a second bill."""
+        retryable: tuple[type[Exception], ...] = ((ServerUnavailable,) if path in _CREATES
+                                                  else (ServerUnavailable, _Transient))
         for attempt in range(self.retry_count + 1):
             try:
                 response = self._send(path, body, files)
-            except ServerError as exc:
+            except retryable as exc:
                 if attempt == self.retry_count:
                     raise
                 log.warning("RunningHub %s failed (attempt %d of %d): %s; retrying in %d s", path, attempt + 1,
@@ -278,9 +285,9 @@ class RunningHubClient:
         except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
             raise ServerUnavailable(self.url, str(exc) or type(exc).__name__) from exc
         except httpx.HTTPError as exc:
-            raise ServerError(f"POST {path} to RunningHub at {self.url} failed: {exc}") from exc
+            raise _Transient(f"POST {path} to RunningHub at {self.url} failed: {exc}") from exc
         if response.status_code >= 500:
-            raise ServerError(f"RunningHub answered POST {path} with HTTP {response.status_code}; try again later")
+            raise _Transient(f"RunningHub answered POST {path} with HTTP {response.status_code}; try again later")
         if response.status_code != 200:
             raise ProtocolError(f"RunningHub answered POST {path} with HTTP {response.status_code}")
         try:
@@ -290,6 +297,13 @@ class RunningHubClient:
         if not isinstance(answer, dict) or "code" not in answer:
             raise ProtocolError(f"RunningHub answered POST {path} without a code")
         return answer
+
+
+_CREATES = {"/task/openapi/create", "/task/openapi/upload"}  # not idempotent: never sent twice once sent
+
+
+class _Transient(ServerError):
+    """RunningHub failed in a way that may pass (a 5xx, a dropped answer): worth one more try where safe."""
 
 
 def _error(code: int, msg: str, *, workflow: str, task: str, field: str) -> Exception:

@@ -31,6 +31,7 @@ import httpx
 from ..errors import ProtocolError, ServerError, ServerUnavailable
 from ..forms.prepare import PreparedPrompt
 from ..forms.schema import TabSpec
+from ..forms.workflow import is_link
 from .backend import Log, RemoteBackend, progress_in_log, stored_name, upload_targets
 from .client import LocalFile
 from .collect import local_path
@@ -54,7 +55,8 @@ class ViewComfyBackend(RemoteBackend):
                  output_dir: Path | str | None = None, timeout: float = 30.0) -> None:
         super().__init__(url, output_dir=output_dir)
         self._own_http = http is None
-        self.http = http or httpx.Client(timeout=httpx.Timeout(timeout, read=READ_TIMEOUT), follow_redirects=True)
+        # No redirects: the credentials are plain headers, which httpx would send on to another host.
+        self.http = http or httpx.Client(timeout=httpx.Timeout(timeout, read=READ_TIMEOUT), follow_redirects=False)
         self._headers = {"client_id": client_id, "client_secret": client_secret}
 
     def close(self) -> None:
@@ -89,19 +91,21 @@ class ViewComfyBackend(RemoteBackend):
 def flat_params(prompt: dict[str, dict[str, Any]], skip: Collection[str] = ()) -> dict[str, Any]:
     """Every literal input of the prompt as ``"<nodeId>-inputs-<name>"`` (links are the deployment's)."""
     return {key: value for node_id, node in prompt.items() for name, value in node.get("inputs", {}).items()
-            if not _is_link(value) and (key := f"{node_id}-inputs-{name}") not in skip}
+            if not is_link(value) and (key := f"{node_id}-inputs-{name}") not in skip}
 
 
 def _keys(targets: list[tuple[str, str]]) -> list[str]:
     return [f"{node_id}-inputs-{name}" for node_id, name in targets]
 
 
-def _is_link(value: Any) -> bool:
-    return isinstance(value, list) and len(value) == 2 and isinstance(value[0], str) and isinstance(value[1], int)
 
 
 def _refusal(url: str, response: httpx.Response) -> ServerError:
     status = response.status_code
+    if response.is_redirect:
+        where = httpx.URL(response.headers.get("location", "")).host or "another address"
+        return ServerError(f"The ViewComfy deployment {url} redirected to {where} (HTTP {status}); the credentials "
+                           "were not sent there. Put the deployment's final URL in COMFYUI_URL.")
     if status in (401, 403):
         return ServerError(f"The ViewComfy deployment {url} refused the credentials (HTTP {status}); set "
                            "VIEWCOMFY_CLIENT_ID and VIEWCOMFY_CLIENT_SECRET (or their _<n> variants for the n-th "
