@@ -4,6 +4,7 @@ and for real (``-m real``) through a comfy-api-proxy this test starts in front o
 from __future__ import annotations
 
 import os
+import time
 import shutil
 import subprocess
 import sys
@@ -115,6 +116,10 @@ def test_cancel_asks_the_server_and_ends_the_job(invert: TabSpec, tmp_path: Path
     with pytest.raises(JobCancelled, match="^Cancelled by you.$"):
         job.result(timeout=5)
     assert any(c.endswith("/cancel") for c in double.calls)
+    asked = len(double.calls)
+    time.sleep(0.5)  # the job has ended here: nothing more is polled or downloaded for it (the SDK may have
+    later = double.calls[asked:]  # reopened its event stream once already: that ends at its first event)
+    assert len(later) <= 1 and all(c.endswith("/events") for c in later) and not job.job_dir.exists(), later
 
 
 def test_an_endpoint_that_cannot_be_reached(invert: TabSpec, tmp_path: Path) -> None:

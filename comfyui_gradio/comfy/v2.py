@@ -110,19 +110,27 @@ class _V2Run:
 
     def __init__(self, backend: V2Backend, tab: TabSpec, prepared: PreparedPrompt, job: SdkJob) -> None:
         self.backend, self.tab, self.prepared, self.job = backend, tab, prepared, job
+        self._stopped = False  # cancelled or timed out: the job has ended here, so stop following it
 
     def follow(self, emit: Callable[[Any], None], job_dir: Path) -> list[OutputFile]:
+        """The SDK's event stream cannot be closed from another thread: after a cancel it is left at its next
+        event (or its end), and nothing more is polled or downloaded."""
         with _translated(self.backend.url, self.tab):
             try:
                 for event in self.job.events():
+                    if self._stopped:
+                        return []
                     for ours in self._ours(event):
                         emit(ours)
             except (ComfyError, httpx.HTTPError) as exc:  # the stream is best effort; the state is the authority
                 log.warning("Lost the event stream of job %s on %s (%s); polling", self.job.id, self.backend.url, exc)
+            if self._stopped:
+                return []
             self.job.wait()  # polls GET /jobs/{id} to the end (at once when the stream saw it)
-        return self._ending(job_dir)
+        return [] if self._stopped else self._ending(job_dir)
 
     def cancel(self) -> None:
+        self._stopped = True
         with _translated(self.backend.url, self.tab):
             self.job.cancel()
 
