@@ -20,7 +20,7 @@ from comfyui_gradio.comfy.client import UNKNOWN_PROMPT, ComfyClient
 from comfyui_gradio.comfy.events import (Cached, MessageType, NodeStarted, Notification, OutputReady, Progress, TextFrame,
                                          Started, graph_progress, parse_binary, parse_text)
 from comfyui_gradio.comfy.jobs_api import ServerFeatures, history_entry, queue_state
-from comfyui_gradio.errors import JobCancelled, PromptRejected, ServerError
+from comfyui_gradio.errors import InputError, JobCancelled, PromptRejected, ServerError
 from comfyui_gradio.forms.catalog import Catalog
 from comfyui_gradio.forms.loader import load_tab
 from comfyui_gradio.forms.prepare import prepare
@@ -211,7 +211,7 @@ def test_a_run_with_cached_nodes_ends_at_the_whole_workflow(fake: FakeComfyUI, i
 
 def test_prompt_ids_are_canonical_uuids(newer: FakeComfyUI, invert: TabSpec, tmp_path: Path) -> None:
     client = ComfyClient(newer.url, output_dir=tmp_path)
-    with pytest.raises(ValueError, match="^prompt_id must be a UUID in canonical form such as .*, not 'Mine'$"):
+    with pytest.raises(InputError, match="^prompt_id: must be a UUID in canonical form such as .*, not 'Mine'$"):
         client.submit(invert, {"image": png_bytes()}, prompt_id="Mine")
     upper = str(uuid.uuid4()).upper()
     with pytest.raises(PromptRejected) as caught:

@@ -35,8 +35,8 @@ from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
-from ..errors import (ComfyGradioError, ExecutionFailed, JobCancelled, JobTimeout, ProtocolError, ServerError,
-                     ServerUnavailable)
+from ..errors import (ComfyGradioError, ExecutionFailed, InputError, JobCancelled, JobTimeout, ProtocolError,
+                     ServerError, ServerUnavailable)
 from ..forms.prepare import PreparedPrompt
 from ..forms.schema import TabSpec
 from .collect import collect_outputs, node_title
@@ -574,4 +574,4 @@ def _canonical(prompt_id: str) -> str:
             return prompt_id
     except (ValueError, TypeError, AttributeError):
         pass
-    raise ValueError(f"prompt_id must be a UUID in canonical form such as {uuid.uuid4()}, not {prompt_id!r}")
+    raise InputError("prompt_id", f"must be a UUID in canonical form such as {uuid.uuid4()}, not {prompt_id!r}")

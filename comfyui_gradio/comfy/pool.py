@@ -156,6 +156,8 @@ class ComfyPool:
 
     def close(self) -> None:
         self._stop.set()
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(timeout=5)  # a check under way ends before its client is closed
         for server in self._servers:
             if server.watch:
                 server.watch.close()
@@ -163,7 +165,10 @@ class ComfyPool:
 
     def _watch(self) -> None:
         while not self._stop.wait(self.health_interval):
-            self.check_all()
+            try:
+                self.check_all()
+            except Exception:  # a bug in one check must not end the checks for good
+                log.exception("A health check of the pool failed")
 
     def check_all(self) -> None:
         for server in self._servers:

@@ -66,6 +66,7 @@ class QueueWatch:
         self._view = QueueView()
         self._changes = 0
         self._lock = threading.Lock()  # guards _view, _changes, _ws
+        self._listening = threading.Lock()  # one opening of the status socket at a time
         self._read_lock = threading.Lock()  # one read of /queue at a time
         self._ws: WebSocketConnection | None = None
         self._changed = threading.Event()
@@ -114,7 +115,12 @@ class QueueWatch:
     # ---- the status socket ----------------------------------------------------------------------
 
     def listen(self) -> bool:
-        """Open the status socket unless it is open; False if the server refuses it (reads then go by age)."""
+        """Open the status socket unless it is open; False if the server refuses it (reads then go by age).
+        One caller at a time (the health thread and a pick may both call it): never two sockets."""
+        with self._listening:
+            return self._listen()
+
+    def _listen(self) -> bool:
         if self._ws is not None or self._closed.is_set():
             return self._ws is not None
         try:

@@ -274,7 +274,8 @@ class TabView:
             try:
                 job = self.shared.backend.submit(self.spec, values, timeout=settings.job_timeout,
                                                  output_dir=self.shared.runs.root / owner_folder(caller),
-                                                 **({"logs": True} if logs else {}))  # a backend may not log
+                                                 # the server's whole log, once: only the first job subscribes
+                                                 **({"logs": True} if logs and not jobs else {}))
             except ComfyGradioError as exc:
                 for started in jobs:
                     started.cancel()
