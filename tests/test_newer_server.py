@@ -20,7 +20,7 @@ from comfyui_gradio.comfy.client import UNKNOWN_PROMPT, ComfyClient
 from comfyui_gradio.comfy.events import (Cached, MessageType, NodeStarted, Notification, OutputReady, Progress, TextFrame,
                                          Started, graph_progress, parse_binary, parse_text)
 from comfyui_gradio.comfy.jobs_api import ServerFeatures, history_entry, queue_state
-from comfyui_gradio.errors import InputError, JobCancelled, PromptRejected, ServerError
+from comfyui_gradio.errors import InputError, JobCancelled, PromptRejected, ProtocolError, ServerError
 from comfyui_gradio.forms.catalog import Catalog
 from comfyui_gradio.forms.loader import load_tab
 from comfyui_gradio.forms.prepare import prepare
@@ -69,6 +69,17 @@ def test_0_3_64_is_recognised_as_having_no_jobs_api(fake: FakeComfyUI) -> None:
                                                           "max_upload_size": 104857600}, False)
     client.features()
     assert paths(fake).count("GET /api/jobs") == 1  # asked once: 404 there
+
+
+def test_what_a_server_offers_is_read_again_when_its_jobs_api_answers_wrongly(newer: FakeComfyUI) -> None:
+    """E.g. an older ComfyUI now runs behind the address: its /api/jobs is a 404, and /queue is used again."""
+    client = ComfyClient(newer.url)
+    assert client.features().jobs_api
+    newer.newer = False  # the server behind the address is 0.3.64 now
+    with pytest.raises(ProtocolError, match="^ComfyUI answered GET /api/jobs with HTTP 404$"):
+        client.queue_state()
+    assert client.queue_state() == {"queue_running": [], "queue_pending": []}
+    assert not client.features().jobs_api
 
 
 # ---- following a job through /api/jobs -----------------------------------------------------------------

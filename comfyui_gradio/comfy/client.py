@@ -14,6 +14,7 @@ looks, ``attach`` and cancelling (``jobs_api``), ``/history`` and ``/queue`` whe
 from __future__ import annotations
 
 import base64
+import contextlib
 import functools
 import hashlib
 import io
@@ -21,7 +22,7 @@ import logging
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Iterator, Mapping, Sequence
 from urllib.parse import unquote
 
 import httpx
@@ -212,13 +213,28 @@ class ComfyClient:
     def queue_state(self) -> dict[str, list[Any]]:
         """Running and waiting prompts, as ``GET /queue`` gives them (items start ``[number, prompt_id]``)."""
         if self.features().jobs_api:
-            return queue_state(self._json("GET", "/api/jobs", params={"status": "in_progress,pending"})["jobs"])
+            with self._jobs_route():
+                body = self._json("GET", "/api/jobs", params={"status": "in_progress,pending"})
+                if not isinstance(body, dict) or not isinstance(body.get("jobs"), list):
+                    raise ProtocolError(f"ComfyUI at {self.url} answered GET /api/jobs without a jobs list")
+                return queue_state(body["jobs"])
         return self._json("GET", "/queue")
+
+    @contextlib.contextmanager
+    def _jobs_route(self) -> Iterator[None]:
+        """An ``/api/jobs`` call; if it answers wrongly (another server behind the address now, a proxy in
+        front), what the server offers is read again at the next call."""
+        try:
+            yield
+        except ProtocolError:
+            self._features = None
+            raise
 
     def history(self, prompt_id: str) -> dict[str, Any] | None:
         """The history entry of a finished prompt, or None while it is unknown or unfinished."""
         if self.features().jobs_api:
-            job = self._job(prompt_id)
+            with self._jobs_route():
+                job = self._job(prompt_id)
             return None if job is None else history_entry(job)
         body = self._json("GET", f"/history/{prompt_id}")
         return body.get(prompt_id) if isinstance(body, dict) else None
