@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from types import SimpleNamespace
 from pathlib import Path
 from typing import Any, Callable
@@ -128,9 +129,10 @@ class Scripted(RemoteBackend):
     kind = "viewcomfy"
 
     def __init__(self, url: str, script: Callable[[Callable[[Any], None]], list[OutputFile]], *,
-                 up: bool = True, output_dir: Path | None = None) -> None:
+                 up: bool = True, output_dir: Path | None = None, slow_cancel: bool = False) -> None:
         super().__init__(url, output_dir=output_dir)
         self.script, self.up, self.cancelled = script, up, threading.Event()
+        self.slow_cancel = slow_cancel  # the cancel call returns only after the follower has ended
 
     def _probe(self) -> None:
         if not self.up:
@@ -145,6 +147,8 @@ class Scripted(RemoteBackend):
 
             def cancel(self) -> None:
                 backend.cancelled.set()
+                if backend.slow_cancel:
+                    time.sleep(0.2)
 
         return Run()
 
@@ -181,6 +185,21 @@ def test_a_backend_without_a_catalogue_takes_what_no_server_here_can_run(tmp_pat
 
 
 # ---- the job handle of the remote kinds ----------------------------------------------------------
+
+
+@pytest.mark.parametrize("end", ["cancel", "timeout"])
+def test_a_run_that_ends_at_once_when_asked_to_stop_is_still_cancelled(tmp_path: Path, end: str) -> None:
+    """A follower that returns as soon as its backend is asked to stop (comfy-sdk's stream) must not turn a
+    cancelled or timed-out job into a success without outputs."""
+    backend = Scripted("https://vc.test/d", lambda emit: (emit(Started()), backend.cancelled.wait(5), [])[-1],
+                       output_dir=tmp_path, slow_cancel=True)
+    job = backend.submit(load_tab(WORKFLOWS / "invert.json"), {"image": png_bytes()},
+                         timeout=0.3 if end == "timeout" else 600)
+    next(e for e in job.events() if e is not None)  # it runs
+    if end == "cancel":
+        job.cancel()
+    with pytest.raises(JobCancelled if end == "cancel" else JobTimeout):
+        job.result(timeout=5)
 
 
 def test_a_remote_job_gives_its_events_then_its_result(tmp_path: Path) -> None:

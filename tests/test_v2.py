@@ -192,10 +192,17 @@ def test_cancel_through_comfy_api_proxy_needs_a_newer_comfyui(proxy: str, tmp_pa
     """comfy-api-proxy 0.1.6 cancels with ComfyUI's POST /api/jobs/{id}/cancel, which 0.3.64 lacks: the job
     ends here as cancelled, and the server finishes it anyway."""
     backend = V2Backend(proxy, output_dir=tmp_path)
-    job = backend.submit(load_tab(WORKFLOWS / "invert.json"), {"image": png_bytes()})
+    before = set(httpx.get(f"{COMFYUI}/history").json())
+    slow = {"image": png_bytes((1, 2, 3), size=(1024, 1024)), "blur_radius": 31}  # seconds on a CPU
+    job = backend.submit(load_tab(WORKFLOWS / "blur.json"), slow)
     job.cancel()
     with pytest.raises(JobCancelled):
         job.result(timeout=30)
+
+    def finished_anyway() -> bool:
+        later = httpx.get(f"{COMFYUI}/history").json()
+        return any(later[p]["status"].get("status_str") == "success" for p in set(later) - before)
+    wait_for(finished_anyway, timeout=60)
     backend.close()
 
 

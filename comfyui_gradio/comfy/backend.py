@@ -236,8 +236,9 @@ class RemoteJob(JobOutcome):
         """Stop this run: the backend is asked to, and the job ends as cancelled at once."""
         if self._done.is_set():
             return
-        self._stop()
+        # Ended first, then the backend is asked: what its follower still reports is ignored, not taken as the end.
         self._finish(error=JobCancelled("Cancelled by you." if self.started_at else "Cancelled before it started."))
+        self._stop()
 
     # ---- inside ----------------------------------------------------------------------------
 
@@ -280,9 +281,9 @@ class RemoteJob(JobOutcome):
 
     def _time_out(self) -> None:
         if not self._done.is_set():
-            self._stop()
             self._finish(error=JobTimeout(f"The run took longer than allowed and was cancelled "
                                           f"(prompt {self.prompt_id})."))
+            self._stop()
 
     def _stop(self) -> None:
         try:

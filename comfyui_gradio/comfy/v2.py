@@ -119,15 +119,17 @@ class _V2Run:
             try:
                 for event in self.job.events():
                     if self._stopped:
-                        return []
+                        raise JobCancelled("Cancelled.")  # the job has already ended as cancelled or timed out
                     for ours in self._ours(event):
                         emit(ours)
             except (ComfyError, httpx.HTTPError) as exc:  # the stream is best effort; the state is the authority
                 log.warning("Lost the event stream of job %s on %s (%s); polling", self.job.id, self.backend.url, exc)
             if self._stopped:
-                return []
+                raise JobCancelled("Cancelled.")
             self.job.wait()  # polls GET /jobs/{id} to the end (at once when the stream saw it)
-        return [] if self._stopped else self._ending(job_dir)
+        if self._stopped:
+            raise JobCancelled("Cancelled.")
+        return self._ending(job_dir)
 
     def cancel(self) -> None:
         self._stopped = True
