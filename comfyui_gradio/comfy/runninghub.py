@@ -181,9 +181,9 @@ class RunningHubClient:
 
     def status(self, task_id: str) -> TaskStatus:
         """``POST /task/openapi/status``: ``data`` is the status itself."""
-        return self._status(task_id)[0]
+        return self.status_and_reason(task_id)[0]
 
-    def _status(self, task_id: str) -> tuple[TaskStatus, str]:
+    def status_and_reason(self, task_id: str) -> tuple[TaskStatus, str]:
         """The status and RunningHub's ``msg`` with it (the reason, for a FAILED task)."""
         answer = self._answer("/task/openapi/status", {"taskId": task_id}, task=task_id)
         data = answer.get("data")
@@ -221,7 +221,7 @@ class RunningHubClient:
         """Poll ``status`` every ``poll_interval`` until SUCCESS (then read ``outputs``) or FAILED."""
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
-            state, msg = self._status(task_id)
+            state, msg = self.status_and_reason(task_id)
             if state == "SUCCESS":
                 return self.outputs(task_id) or []
             if state == "FAILED":

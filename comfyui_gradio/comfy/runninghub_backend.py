@@ -96,7 +96,7 @@ class _RunningHubRun:
     def follow(self, emit: Callable[[Any], None], job_dir: Path) -> list[OutputFile]:
         rh, started = self.backend.rh, False
         while not self._stop:
-            state, msg = rh._status(self.task)
+            state, msg = rh.status_and_reason(self.task)
             if state == "RUNNING" and not started:
                 started = True
                 emit(Started())
