@@ -17,6 +17,7 @@ from .comfy.batch import BatchItem
 from .comfy.client import ComfyClient, LocalFile
 from .comfy.events import (Cached, JobEvent, LogEntry, LogLines, NodeStarted, Notification, OutputReady, Preview,
                            Progress, Queued, Resubmitted, Started)
+from .comfy.hub import SocketHub
 from .comfy.job import Job, JobHooks
 from .comfy.jobs_api import ServerFeatures
 from .comfy.server import JobServer
@@ -37,8 +38,9 @@ __all__ = [
     "JobCancelled", "JobEvent", "JobHandle", "JobHooks", "JobServer", "JobTimeout", "Limits", "LocalFile", "Log",
     "LogEntry", "LogLines", "NodeStarted", "Notification", "Output", "OutputFile", "OutputReady", "Param",
     "PreparedPrompt", "Preview", "Problem", "Progress", "PromptRejected", "ProtocolError", "Queued", "Resubmitted",
-    "RunResult", "ServerError", "ServerFeatures", "ServerStatus", "ServerUnavailable", "ServiceRefused", "Started",
-    "TabSpec", "V2Backend", "ViewComfyBackend", "WebSocketConnection", "WebSocketConnector", "Workflow", "load_tab",
+    "RunResult", "ServerError", "ServerFeatures", "ServerStatus", "ServerUnavailable", "ServiceRefused", "SocketHub",
+    "Started", "TabSpec", "V2Backend", "ViewComfyBackend", "WebSocketConnection", "WebSocketConnector", "Workflow",
+    "load_tab",
 ]  # fmt: skip
 
 

@@ -71,10 +71,11 @@ class ScriptedSocket:
         self.sent.append(text)
 
     def recv(self) -> str | bytes:
-        frame = self.frames.get(timeout=10)
+        """Blocks until the script says something: a server's socket outlives its jobs (``hub.SocketHub``)."""
+        frame = self.frames.get()
         while callable(frame):
             frame()
-            frame = self.frames.get(timeout=10)
+            frame = self.frames.get()
         if frame is None:
             raise WebSocketClosed("closed by the script")
         return frame

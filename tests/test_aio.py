@@ -106,9 +106,9 @@ def test_run_and_a_pool(fake: FakeComfyUI, invert: TabSpec, tmp_path: Path, thre
     async def main() -> list[Any]:
         async with AsyncComfyPool([fake.url], health_interval=3600) as pool:
             await pool.start()
-            return [await pool.run(invert, {"image": png_bytes((0, 0, 200))}),
-                    await AsyncComfyClient(ComfyClient(fake.url, output_dir=tmp_path)).run(
-                        invert, {"image": png_bytes((0, 200, 0))})]
+            by_pool = await pool.run(invert, {"image": png_bytes((0, 0, 200))})
+            with ComfyClient(fake.url, output_dir=tmp_path) as shared:  # a client holds its server's socket
+                return [by_pool, await AsyncComfyClient(shared).run(invert, {"image": png_bytes((0, 200, 0))})]
 
     by_pool, by_client = run(main)
     assert pixels(by_pool.images[0].path) == (255, 255, 55) and by_pool.server == fake.url

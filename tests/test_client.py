@@ -10,6 +10,7 @@ import pytest
 
 from comfyui_gradio.forms.catalog import Catalog
 from comfyui_gradio.comfy.client import ComfyClient
+from comfyui_gradio.comfy.hub import SocketHub
 from comfyui_gradio.comfy.job import Job
 from comfyui_gradio.errors import ExecutionFailed, InputError, JobTimeout, PromptRejected, ServerUnavailable
 from comfyui_gradio.comfy.events import (MessageType, NodeStarted, OutputReady, Preview, PreviewFrame, Progress, Started,
@@ -123,12 +124,13 @@ def test_rejected_prompt_names_form_fields_not_node_ids(tmp_path: Path) -> None:
                 "2": {"class_type": "PreviewImage", "inputs": {"images": ["1", 0]}}}
     tab = tab_of({"workflow": workflow}, tmp_path, {"inputs": {"width": {"node": "1", "input": "width",
                                                                          "label": "Width"}}})
+    client = client_for(replay, tmp_path)
     with pytest.raises(PromptRejected) as caught:
-        client_for(replay, tmp_path).submit(tab, {"width": 99999})
+        client.submit(tab, {"width": 99999})
     assert str(caught.value) == ("EmptyImage (node 1), input 'height': Value 0 smaller than min of 1\n"
                                  "Width: value 99999 bigger than max of 16384")
     assert caught.value.field_errors == {"width": "Width: value 99999 bigger than max of 16384"}
-    assert replay.sockets[0].closed  # the socket opened before submitting is not leaked
+    assert client.socket_hub().prompt_ids == frozenset()  # the job that joined before submitting has left
 
 
 def test_unknown_node_class_rejection_says_what_to_do(tmp_path: Path) -> None:
@@ -160,7 +162,7 @@ def test_dropped_socket_reconnects_and_finishes(tmp_path: Path, catalog: Catalog
 
 def test_socket_that_cannot_come_back_falls_back_to_polling(tmp_path: Path, catalog: Catalog,
                                                              monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(Job, "reconnect_delay", 0.0)
+    monkeypatch.setattr(SocketHub, "reconnect_delay", 0.0)
     replay = Replay(load_transcript("b1_load_invert_save"), drop_after=4, running_polls=3)
     replay.refuse_reconnect = True
     job = client_for(replay, tmp_path, poll_interval=0.001).submit(load_tab(WORKFLOWS / "invert.json", catalog),

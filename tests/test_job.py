@@ -15,6 +15,7 @@ import pytest
 
 from comfyui_gradio.comfy.events import (Cached, NodeStarted, OutputReady, Preview, Progress, Queued, Resubmitted,
                                          Started, parse_binary)
+from comfyui_gradio.comfy.hub import SocketHub
 from comfyui_gradio.comfy.job import Job
 from comfyui_gradio.errors import ExecutionFailed, JobCancelled, ServerError, ServerUnavailable
 from comfyui_gradio.forms.catalog import Catalog
@@ -27,7 +28,7 @@ from tests.replay import Replay, binary_frame, client_for, load_transcript, png_
 
 @pytest.fixture(autouse=True)
 def no_waiting(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(Job, "reconnect_delay", 0.0)
+    monkeypatch.setattr(SocketHub, "reconnect_delay", 0.0)
     monkeypatch.setattr(Job, "history_delays", (0.0, 0.0, 0.0))
     monkeypatch.setattr(Job, "server_wait", 0.0)
 
@@ -166,9 +167,13 @@ def test_a_socket_that_goes_silent_is_not_waited_on_forever(failed_looks: int, t
         return httpx.Response(200, json={"prompt_id": replay.prompt_id, "number": 1, "node_errors": {}})
 
     replay.routes[("POST", "/prompt")] = post
-    job = client_for(replay, tmp_path).submit(invert, {"image": png_bytes()}, timeout=5)
+    client = client_for(replay, tmp_path)
+    job = client.submit(invert, {"image": png_bytes()}, timeout=5)
     assert job.result(5).images[0].path.read_bytes() == replay.view_bytes
-    assert len(replay.sockets) == 1 and replay.sockets[0].closed  # closed once the job had ended
+    assert len(replay.sockets) == 1 and client.socket_hub().prompt_ids == frozenset()  # the job left it
+    assert not replay.sockets[0].closed  # the server's socket outlives its jobs ...
+    client.close()
+    assert replay.sockets[0].closed  # ... and ends with the client
 
 
 # ---- cancelling -----------------------------------------------------------------------------------
@@ -470,12 +475,13 @@ def test_cancelling_a_job_that_waits_on_the_socket(tmp_path: Path, invert: TabSp
     replay = Replay(load_transcript("b1_load_invert_save"))
     replay.routes[("POST", "/prompt")] = lambda request: httpx.Response(200, json={
         "prompt_id": json.loads(request.content)["prompt_id"], "number": 1, "node_errors": {}})  # never runs
-    job = client_for(replay, tmp_path).submit(invert, {"image": png_bytes()})
+    client = client_for(replay, tmp_path)
+    job = client.submit(invert, {"image": png_bytes()})
     job.cancel()
     with pytest.raises(JobCancelled) as caught:
         job.result(5)
     assert str(caught.value) == "Cancelled before it started."
-    assert replay.sockets[0].closed
+    assert client.socket_hub().prompt_ids == frozenset()  # the job left the server's socket
 
 
 def test_the_socket_url_follows_the_server_url(tmp_path: Path, invert: TabSpec) -> None:

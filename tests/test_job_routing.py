@@ -13,6 +13,7 @@ import httpx
 import pytest
 
 from comfyui_gradio.comfy.events import Resubmitted, Started
+from comfyui_gradio.comfy.hub import SocketHub
 from comfyui_gradio.comfy.job import Job
 from comfyui_gradio.comfy.pool import ComfyPool, Durations, missing_requirements
 from comfyui_gradio.errors import JobTimeout, ServerError, ServerUnavailable
@@ -259,7 +260,7 @@ def test_the_health_check_keeps_running_in_the_background(tmp_path: Path, object
 def test_a_job_that_was_running_fails_clearly_or_is_retried_when_asked(tmp_path: Path, object_info: dict,
                                                                        catalog: Catalog,
                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(Job, "reconnect_delay", 0.0)
+    monkeypatch.setattr(SocketHub, "reconnect_delay", 0.0)
     for retry in (False, True):
         pool, (a, b) = replayed_pool(tmp_path, object_info, "a", "b")
         a.drop_after = 4  # the socket dies after execution_start, and the server with it
@@ -281,7 +282,7 @@ def test_a_job_that_was_running_fails_clearly_or_is_retried_when_asked(tmp_path:
 
 def test_a_running_job_is_retried_only_once(tmp_path: Path, object_info: dict, catalog: Catalog,
                                             monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(Job, "reconnect_delay", 0.0)
+    monkeypatch.setattr(SocketHub, "reconnect_delay", 0.0)
     pool, (a, b, c) = replayed_pool(tmp_path, object_info, "a", "b", "c")
     for replay in (a, b):  # each dies after execution_start
         replay.drop_after = 4

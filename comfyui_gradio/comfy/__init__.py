@@ -5,6 +5,7 @@ jobs that follow a prompt to its end, collecting their outputs, other kinds of b
     events.py     wire messages parsed once (MessageType, WireMessage, PreviewFrame) and job events
     client.py     ComfyClient: HTTP calls, uploads, submit/run (one long-lived httpx.Client per server)
     server.py     JobServer: the narrow interface a Job uses; ComfyClient satisfies it
+    hub.py        SocketHub: the one WebSocket per server, its messages handed to each job by prompt id
     handle.py     JobOutcome: events, outcome and done-callbacks shared by every job handle
     job.py        Job: the handle (events, result, cancel) and the trackers (socket, polling, failover)
     collect.py    collect_outputs: a /history entry in, files in the job folder out

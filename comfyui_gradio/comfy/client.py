@@ -31,6 +31,7 @@ from PIL import Image, UnidentifiedImageError
 from ..forms.catalog import Catalog
 from ..errors import InputError, PromptRejected, ProtocolError, ServerError, ServerUnavailable
 from .batch import Batch, BatchItem
+from .hub import SocketHub
 from .job import Job, JobHooks
 from .jobs_api import ServerFeatures, history_entry, queue_state
 from ..forms.prepare import PreparedPrompt, flat_target, prepare
@@ -115,6 +116,8 @@ class ComfyClient:
         self.max_upload_bytes = max_upload_bytes  # our own limit, on top of the server's
         self.max_upload_pixels = max_upload_pixels
         self.sources = WorkflowSources()  # where URLs, dicts and RunningHub ids become files
+        self._hub: SocketHub | None = None
+        self._hub_lock = threading.Lock()
 
     def __enter__(self) -> "ComfyClient":
         return self
@@ -123,8 +126,19 @@ class ComfyClient:
         self.close()
 
     def close(self) -> None:
+        with self._hub_lock:
+            hub, self._hub = self._hub, None
+        if hub is not None:
+            hub.close()
         if self._own_http:
             self.http.close()
+
+    def socket_hub(self) -> SocketHub:
+        """The one WebSocket to this server that every job follows its prompt on (opened at first use)."""
+        with self._hub_lock:
+            if self._hub is None:
+                self._hub = SocketHub(self)
+            return self._hub
 
     # ---- plain HTTP API -------------------------------------------------------------------
 

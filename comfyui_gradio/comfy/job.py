@@ -1,10 +1,10 @@
 """A submitted prompt followed to its end: the ``Job`` handle and its trackers.
 
 Lifecycle (ComfyUI's own reference client, ``script_examples/websockets_api_example.py``): the
-socket ``/ws?clientId=<new id>`` is opened first with the ``feature_flags`` handshake (previews with
-metadata; text frames with their prompt id, which a newer server then sends), then
-``POST /prompt`` carries that ``client_id`` and a client-made ``prompt_id``, so messages that arrive
-before the HTTP answer are already recognisable. Messages of other prompts are ignored. The
+job joins its server's one socket (``hub.SocketHub``, opened with the ``feature_flags`` handshake, so
+previews carry their prompt id) under its client-made ``prompt_id`` first, then ``POST /prompt``
+carries the hub's ``client_id`` and that ``prompt_id``, so messages that arrive before the HTTP answer
+already reach the job. The hub hands the job its own prompt's messages only. The
 outputs are read from ``/history/{id}`` (authoritative) and downloaded through ``/view`` into the
 job's folder by ``collect.collect_outputs``. The job talks to its server only through the narrow
 ``server.JobServer`` interface (``ComfyClient`` serves it from ``/api/jobs`` where the server has it).
@@ -12,9 +12,9 @@ job's folder by ``collect.collect_outputs``. The job talks to its server only th
 
 The socket is not trusted alone: a restarted ComfyUI forgets its queue, and a socket can stay open
 with nothing on it (a proxy). So while following the socket the job also looks over HTTP every
-``socket_check_interval`` seconds, and at once after reopening a dropped socket. A dropped socket is
-reopened once with the same client id; if that fails, or the socket was refused in the first place,
-the job is finished by polling ``/history`` and ``/queue`` (``tracker="http"`` does only that).
+``socket_check_interval`` seconds, and at once after the hub reopened a dropped socket. The hub reopens a dropped socket once
+with the same client id; if that fails, or the socket was refused in the first place, the job is
+finished by polling ``/history`` and ``/queue`` (``tracker="http"`` does only that).
 
 A prompt the server lost (it stopped answering, or it answers but has the prompt in neither its
 queue nor its history) is sent again if it had not started: to another server of a pool
@@ -24,7 +24,6 @@ started prompt is sent again only with ``JobHooks.retry_running``; a cancelled o
 
 from __future__ import annotations
 
-import json
 import logging
 import queue
 import threading
@@ -42,12 +41,10 @@ from ..forms.schema import TabSpec
 from .collect import collect_outputs, node_title
 from .handle import JobOutcome
 from .events import (Cached, MessageType, NodeStarted, Notification, OutputReady, Preview, PreviewFrame,
-                     Progress, Queued, Resubmitted, Started, TextFrame, WireMessage, graph_progress, log_lines,
-                     parse_binary, parse_text)
-from .jobs_api import ServerFeatures
+                     Progress, Queued, Resubmitted, Started, TextFrame, WireMessage, graph_progress, log_lines)
+from .hub import SocketHub, SocketNews, SocketState
 from .results import NO_OUTPUT, RunResult
 from .server import JobServer
-from .transport import WebSocketClosed, WebSocketConnection
 
 if TYPE_CHECKING:
     from .client import LocalFile
@@ -57,15 +54,6 @@ __all__ = ["Job", "JobHooks"]
 log = logging.getLogger(__name__)
 
 _CANCEL = object()  # put into a job's inbox by Job.cancel()
-CLIENT_FEATURES = {"supports_preview_metadata": True, "supports_progress_text_metadata": True}
-"""The client's ``feature_flags`` handshake, the first message on every socket (as the frontend's
-``clientFeatureFlags``, without its manager flag)."""
-
-
-@dataclass(frozen=True)
-class _Disconnected:
-    reason: str
-    socket: object  # which connection ended: a replaced socket's end is ignored
 
 
 class _PromptGone(Exception):
@@ -101,7 +89,6 @@ class Job(JobOutcome):
     ``client`` is the server the prompt is on now (it changes when a pool moves the job).
     """
 
-    reconnect_delay: float = 0.1  # seconds before the one attempt to reopen a dropped socket
     socket_check_interval: float = 5.0  # seconds between looks over HTTP while following the socket
     server_wait: float = 60.0  # seconds to wait for a lost server to answer again before giving up
     max_resubmits: int = 3  # times a job is sent again after its server lost it
@@ -122,11 +109,11 @@ class Job(JobOutcome):
         self.tab = tab
         self.prepared = prepared
         self.prompt_id = _canonical(prompt_id) if prompt_id else str(uuid.uuid4())
-        self.client_id = uuid.uuid4().hex
+        self.client_id = uuid.uuid4().hex  # the hub's once posted through one
         self.job_dir = output_dir / self.prompt_id
         self._deadline = time.monotonic() + timeout if timeout else None
         self._inbox: queue.Queue[Any] = queue.Queue()
-        self._ws: WebSocketConnection | None = None
+        self._hub: SocketHub | None = None  # the hub the job is in while it follows the socket
         self._started = False
         self._cancelled = False
         self._submitted_at = 0.0
@@ -160,52 +147,23 @@ class Job(JobOutcome):
         threading.Thread(target=self._follow, name=f"job-{self.prompt_id[:8]}", daemon=True).start()
 
     def _post(self) -> None:
-        """Open the socket (if tracking by WebSocket), then queue the prompt on ``self.client``."""
+        """Join the server's socket hub (if tracking by WebSocket), then queue the prompt on ``self.client``."""
         if self.client.tracker == "websocket":
-            self._open_socket()
+            hub = self.client.socket_hub()
+            self.client_id = hub.client_id
+            if hub.join(self.prompt_id, self._inbox, logs=self.logs):
+                self._hub = hub
         try:
             self.client.post_prompt(self.tab, self.prepared, self.prompt_id, self.client_id)
         except BaseException:
             self._close_socket()
             raise
 
-    def _open_socket(self) -> bool:
-        scheme_url = self.client.url.replace("https://", "wss://", 1).replace("http://", "ws://", 1)
-        try:
-            ws = self.client.connect_ws(f"{scheme_url}/ws?clientId={self.client_id}",
-                                        headers=self.client.headers, timeout=self.client.timeout)
-            ws.send(json.dumps({"type": "feature_flags", "data": CLIENT_FEATURES}))
-        except (ServerUnavailable, WebSocketClosed) as exc:
-            log.warning("WebSocket to %s unavailable (%s); following the job over HTTP", self.client.url, exc)
-            return False
-        self._ws = ws
-        threading.Thread(target=self._read_socket, args=(ws,), name=f"ws-{self.client_id[:8]}", daemon=True).start()
-        if self.logs:
-            self._subscribe_logs()
-        return True
-
-    def _read_socket(self, ws: WebSocketConnection) -> None:
-        """Parse every frame into the inbox; the server's ``feature_flags`` answer says how its text
-        frames are laid out."""
-        server = ServerFeatures()
-        while True:
-            try:
-                frame = ws.recv()
-                item = (parse_text(frame) if isinstance(frame, str)
-                        else parse_binary(frame, text_prompt_ids=server.text_prompt_ids))
-                if isinstance(item, WireMessage) and item.type is MessageType.FEATURE_FLAGS:
-                    server = ServerFeatures(flags=item.data)
-                self._inbox.put(item)
-            except WebSocketClosed as exc:
-                self._inbox.put(_Disconnected(str(exc), ws))
-                return
-            except ProtocolError as exc:
-                log.warning("Ignoring an unreadable message from ComfyUI: %s", exc)
-
     def _close_socket(self) -> None:
-        ws, self._ws = self._ws, None
-        if ws is not None:
-            ws.close()
+        """Leave the hub: the socket stays open for the server's other jobs."""
+        hub, self._hub = self._hub, None
+        if hub is not None:
+            hub.leave(self.prompt_id)
 
     # ---- follow -----------------------------------------------------------------------------
 
@@ -232,7 +190,7 @@ class Job(JobOutcome):
         while True:
             try:
                 self._emit_position()
-                if not (self._ws is not None and self._follow_socket()):
+                if not (self._hub is not None and self._follow_socket()):
                     self._follow_http()
                 return
             except ServerUnavailable as exc:
@@ -279,6 +237,8 @@ class Job(JobOutcome):
             return
         if item is _CANCEL:
             raise JobCancelled("Cancelled before it started." if not self._started else "Cancelled by you.")
+        if isinstance(item, SocketNews) and item.hub is self._hub and item.state is SocketState.LOST:
+            self._hub = None  # the hub has let it go: poll when following resumes
 
     def _prompt_gone(self) -> None:
         """The server answers but no longer has the prompt: send it again if allowed."""
@@ -347,10 +307,11 @@ class Job(JobOutcome):
                 if not self._started:
                     raise JobCancelled("Cancelled before it started.")
                 continue
-            if isinstance(item, _Disconnected):
-                if item.socket is not self._ws:
-                    continue
-                if not self._reconnect(item.reason):
+            if isinstance(item, SocketNews):
+                if item.hub is not self._hub:
+                    continue  # from a server this job has left
+                if item.state is SocketState.LOST:
+                    self._hub = None  # the hub has let it go
                     return False
                 if self._look():  # it may have ended, or been lost in a restart, while the socket was away
                     return True
@@ -372,13 +333,6 @@ class Job(JobOutcome):
     def _after_look(self) -> float:
         """When to look again: soon while the prompt is missing, else after the usual interval."""
         return time.monotonic() + (self.client.poll_interval if self._misses else self.socket_check_interval)
-
-    def _reconnect(self, reason: str) -> bool:
-        """Reopen a dropped socket once; False if it cannot be (the job then polls, at once)."""
-        self._ws = None
-        log.warning("WebSocket for prompt %s dropped (%s); reconnecting", self.prompt_id, reason)
-        time.sleep(self.reconnect_delay)
-        return self._open_socket()
 
     def _handle(self, item: WireMessage | PreviewFrame | TextFrame | None) -> bool:
         """Turn one wire message into job events; True when this prompt has finished."""
@@ -550,20 +504,6 @@ class Job(JobOutcome):
             if entry is not None:
                 return entry
         raise ProtocolError(f"ComfyUI finished prompt {self.prompt_id} but has no history for it")
-
-    # ---- the server's log (opt-in) ----------------------------------------------------------
-
-    def _subscribe_logs(self) -> None:
-        """Ask the server to send its log lines to this job's socket (each time it is opened: ComfyUI
-        drops a subscription whose socket has gone, ``terminal_service.py`` ``send_messages``). A server
-        that cannot is logged, and the job runs on without ``LogLines``."""
-        subscribe = getattr(self.client, "subscribe_logs", None)  # a JobServer of another kind may have none
-        try:
-            if subscribe is None:
-                raise ServerError(f"{self.client.url} does not offer its log")
-            subscribe(self.client_id)
-        except ComfyGradioError as exc:
-            log.warning("No server log for prompt %s: %s", self.prompt_id, exc)
 
 
 def _canonical(prompt_id: str) -> str:

@@ -1,0 +1,270 @@
+"""One WebSocket per server, shared by every job on it: ``SocketHub``.
+
+ComfyUI sends every message of a prompt to the socket of the ``client_id`` it was posted with, and
+puts the ``prompt_id`` on each (``server.py`` ``send_sync``; previews carry it in their metadata
+after the ``feature_flags`` handshake, text frames after ``supports_progress_text_metadata``). So a
+client needs one socket, not one per job: the hub opens ``/ws?clientId=<hub id>``, jobs post with
+that id, and one reader thread hands each message to the inbox of the job it names. Tried with 100
+jobs in flight on one ComfyUI, a socket per job held 81 connections and 124 threads.
+
+Routing (a job sees what it saw on a socket of its own, and nothing of the other prompts):
+
+* a message or frame with a ``prompt_id`` goes to that prompt's job only (none: another client's);
+* ``status``, ``feature_flags`` and ``notification`` go to every job;
+* ``logs`` goes to the jobs that asked for logs (``subscribe_logs`` is per client id: the hub
+  subscribes its id while one of them is in, and unsubscribes when the last leaves);
+* anything else without a prompt id (0.3.64's text frames, previews from a server without metadata,
+  the ``executing`` a reconnected socket gets) goes to the prompt ComfyUI is running now, which the
+  hub knows from the last ``execution_start``/``executing`` (ComfyUI runs one prompt at a time);
+  with none known, to the only job in, if there is one (else nobody can tell whose it is).
+
+Jobs ``join`` before posting (prompt ids are client-made, so a message arriving before the HTTP
+answer finds its job) and ``leave`` when done. The socket lives as long as the client
+(``ComfyClient.close``, then until its jobs in flight have left). When it drops, the hub reopens it once with the same id after
+``reconnect_delay`` and puts ``SocketNews(RECONNECTED)`` in every job's inbox (each then looks over
+HTTP, as it may have ended meanwhile); if it cannot, ``SocketNews(LOST)``: every job of the server
+falls back to polling at once, and leaves. A job joining while the socket is down tries to reopen it,
+at most once per ``reopen_interval`` seconds, else it polls from the start (as with a refused socket).
+
+Why a hub per ``ComfyClient`` rather than the pool's status socket (``queue_watch``): a client is used
+without a pool, and the watch's socket is opened before any job; the two could be merged later.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import queue
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any
+
+from ..errors import ComfyGradioError, ProtocolError, ServerError, ServerUnavailable
+from .events import MessageType, PreviewFrame, TextFrame, WireMessage, parse_binary, parse_text
+from .jobs_api import ServerFeatures
+from .server import JobServer
+from .transport import WebSocketClosed, WebSocketConnection
+
+__all__ = ["CLIENT_FEATURES", "SocketHub", "SocketNews", "SocketState"]
+
+log = logging.getLogger(__name__)
+
+CLIENT_FEATURES = {"supports_preview_metadata": True, "supports_progress_text_metadata": True}
+"""The client's ``feature_flags`` handshake, the first message on every socket (as the frontend's
+``clientFeatureFlags``, without its manager flag)."""
+
+_TO_EVERY_JOB = (MessageType.STATUS, MessageType.FEATURE_FLAGS, MessageType.NOTIFICATION)
+
+
+class SocketState(str, Enum):
+    RECONNECTED = "reconnected"  # the socket dropped and was reopened: look over HTTP
+    LOST = "lost"  # the socket dropped and could not be reopened: poll from now on
+
+
+@dataclass(frozen=True)
+class SocketNews:
+    """Put in a job's inbox by its hub; ``hub`` tells a stale one (from a server the job left) apart."""
+
+    state: SocketState
+    hub: "SocketHub"
+
+
+@dataclass
+class _Member:
+    inbox: queue.Queue[Any]
+    logs: bool
+
+
+class SocketHub:
+    """The one socket to ``server`` and the jobs following their prompts on it. Thread-safe."""
+
+    reconnect_delay: float = 0.1  # seconds before the one attempt to reopen a dropped socket
+    reopen_interval: float = 2.0  # seconds between attempts by joining jobs to open a socket that is down
+
+    def __init__(self, server: JobServer) -> None:
+        self.server = server
+        self.client_id = uuid.uuid4().hex  # the same on every reconnect
+        self._members: dict[str, _Member] = {}
+        self._lock = threading.Lock()  # guards _members, _running
+        self._open_lock = threading.Lock()  # one opener at a time; guards _ws, _failed_at, _logs_on
+        self._ws: WebSocketConnection | None = None
+        self._running: str | None = None  # the prompt the server runs now, from its messages
+        self._failed_at = float("-inf")
+        self._logs_on = False
+        self._closed = False
+
+    # ---- jobs -------------------------------------------------------------------------------
+
+    def join(self, prompt_id: str, inbox: queue.Queue[Any], *, logs: bool = False) -> bool:
+        """Route ``prompt_id``'s messages to ``inbox`` from now on. False: there is no socket (refused,
+        or down and tried less than ``reopen_interval`` s ago); the job polls and is not kept."""
+        with self._open_lock:
+            if self._closed or not self._ensure_open():
+                return False
+            with self._lock:
+                self._members[prompt_id] = _Member(inbox, logs)
+            if logs:
+                self._subscribe_logs(True, f"for prompt {prompt_id}")
+        return True
+
+    def leave(self, prompt_id: str) -> None:
+        with self._lock:
+            member = self._members.pop(prompt_id, None)
+            logs_wanted = any(m.logs for m in self._members.values())
+            last = not self._members
+        if member is not None and member.logs and not logs_wanted:
+            with self._open_lock:
+                if self._ws is not None and not self._closed:
+                    self._subscribe_logs(False, f"from {self.server.url}")
+        if last and self._closed:
+            self._close_socket()
+
+    def close(self) -> None:
+        """No job joins from now on; the socket closes once the jobs in flight have left (as a job
+        of a closed client still hears how its cancel ended)."""
+        self._closed = True
+        with self._lock:
+            idle = not self._members
+        if idle:
+            self._close_socket()
+
+    def _close_socket(self) -> None:
+        with self._open_lock:
+            ws, self._ws = self._ws, None
+        if ws is not None:
+            ws.close()
+
+    @property
+    def connected(self) -> bool:
+        return self._ws is not None
+
+    @property
+    def prompt_ids(self) -> frozenset[str]:
+        """The prompts whose jobs are in now."""
+        with self._lock:
+            return frozenset(self._members)
+
+    # ---- the socket -------------------------------------------------------------------------
+
+    def _ensure_open(self) -> bool:
+        """Under ``_open_lock``: the socket is open, or was opened now (rate-limited)."""
+        if self._ws is not None:
+            return True
+        if time.monotonic() - self._failed_at < self.reopen_interval:
+            return False
+        ws = self._connect()
+        if ws is None:
+            return False
+        threading.Thread(target=self._read, args=(ws,), name=f"ws-hub-{self.client_id[:8]}", daemon=True).start()
+        return True
+
+    def _connect(self) -> WebSocketConnection | None:
+        """Under ``_open_lock``: open the socket and send the handshake; None (logged) if refused."""
+        url = self.server.url.replace("https://", "wss://", 1).replace("http://", "ws://", 1)
+        try:
+            ws = self.server.connect_ws(f"{url}/ws?clientId={self.client_id}", headers=self.server.headers,
+                                        timeout=self.server.timeout)
+            ws.send(json.dumps({"type": "feature_flags", "data": CLIENT_FEATURES}))
+        except (ServerUnavailable, WebSocketClosed) as exc:
+            self._failed_at = time.monotonic()
+            log.warning("WebSocket to %s unavailable (%s); following its jobs over HTTP", self.server.url, exc)
+            return None
+        self._ws, self._logs_on = ws, False  # ComfyUI drops a subscription whose socket has gone
+        with self._lock:
+            logs_wanted = any(m.logs for m in self._members.values())
+        if logs_wanted:
+            self._subscribe_logs(True, f"from {self.server.url}")
+        return ws
+
+    def _read(self, ws: WebSocketConnection) -> None:
+        """The reader thread: route frames until the socket ends, then reopen it once or give up."""
+        while ws is not None:
+            reason = self._pump(ws)
+            ws = self._reopen(ws, reason)
+
+    def _pump(self, ws: WebSocketConnection) -> str:
+        """Route every frame of ``ws``; why it ended."""
+        server = ServerFeatures()  # the server's feature_flags answer says how its text frames are laid out
+        while True:
+            try:
+                frame = ws.recv()
+                item = (parse_text(frame) if isinstance(frame, str)
+                        else parse_binary(frame, text_prompt_ids=server.text_prompt_ids))
+            except WebSocketClosed as exc:
+                return str(exc)
+            except ProtocolError as exc:
+                log.warning("Ignoring an unreadable message from ComfyUI: %s", exc)
+                continue
+            if isinstance(item, WireMessage) and item.type is MessageType.FEATURE_FLAGS:
+                server = ServerFeatures(flags=item.data)
+            if item is not None:
+                self._route(item)
+
+    def _reopen(self, dropped: WebSocketConnection, reason: str) -> WebSocketConnection | None:
+        """After ``dropped`` ended: the reopened socket (every job told RECONNECTED), or None (LOST)."""
+        with self._open_lock:
+            if self._ws is not dropped:
+                return None  # closed by us
+            self._ws, ws = None, None
+            if not self._closed:
+                log.warning("WebSocket to %s dropped (%s); reconnecting", self.server.url, reason)
+                time.sleep(self.reconnect_delay)
+                ws = self._connect()
+            with self._lock:
+                self._running = None
+                members = list(self._members.values())
+                if ws is None:
+                    self._members.clear()
+                news = SocketNews(SocketState.RECONNECTED if ws is not None else SocketState.LOST, self)
+                for member in members:
+                    member.inbox.put(news)
+        return ws
+
+    # ---- routing ----------------------------------------------------------------------------
+
+    def _route(self, item: WireMessage | PreviewFrame | TextFrame) -> None:
+        with self._lock:
+            for inbox in self._recipients(item):
+                inbox.put(item)
+
+    def _recipients(self, item: WireMessage | PreviewFrame | TextFrame) -> list[queue.Queue[Any]]:
+        """Under ``_lock``: the inboxes ``item`` goes to (see the module docstring)."""
+        if isinstance(item, WireMessage):
+            self._track_running(item)
+            if item.type in _TO_EVERY_JOB:
+                return [m.inbox for m in self._members.values()]
+            if item.type is MessageType.LOGS:
+                return [m.inbox for m in self._members.values() if m.logs]
+        prompt_id = item.prompt_id if item.prompt_id is not None else self._current()
+        member = self._members.get(prompt_id) if prompt_id is not None else None
+        return [member.inbox] if member is not None else []
+
+    def _track_running(self, item: WireMessage) -> None:
+        if item.prompt_id is None:
+            return
+        if item.type is MessageType.EXECUTION_START or (item.type is MessageType.EXECUTING and item.node is not None):
+            self._running = item.prompt_id
+        elif item.type is MessageType.EXECUTING and self._running == item.prompt_id:
+            self._running = None  # executing(null): that prompt is over
+
+    def _current(self) -> str | None:
+        if self._running is not None:
+            return self._running
+        return next(iter(self._members)) if len(self._members) == 1 else None
+
+    def _subscribe_logs(self, enabled: bool, for_whom: str) -> None:
+        """Under ``_open_lock``: (un)subscribe the hub's client id to the server's log. A server that
+        cannot is logged, and its jobs run on without ``LogLines``."""
+        if self._logs_on == enabled:
+            return
+        subscribe = getattr(self.server, "subscribe_logs", None)  # a JobServer of another kind may have none
+        try:
+            if subscribe is None:
+                raise ServerError(f"{self.server.url} does not offer its log")
+            subscribe(self.client_id, enabled)
+            self._logs_on = enabled
+        except ComfyGradioError as exc:
+            log.warning("No server log %s: %s", for_whom, exc)
