@@ -15,6 +15,7 @@ from .transport import WebSocketConnector
 
 if TYPE_CHECKING:
     from .client import LocalFile
+    from .hub import SocketHub
 
 __all__ = ["JobServer", "Tracker"]
 
@@ -40,7 +41,12 @@ class JobServer(Protocol):
         ...
 
     def queue_state(self) -> dict[str, list[Any]]:
-        """``GET /queue``: items ``[number, prompt_id, prompt, extra_data, outputs_to_execute]``."""
+        """``GET /queue``'s shape; items start ``[number, prompt_id, ...]`` (0.3.64 adds the prompt, its
+        extra data and outputs; from ``/api/jobs`` there are just those two)."""
+        ...
+
+    def socket_hub(self) -> "SocketHub":
+        """The server's one WebSocket that jobs join by prompt id (``hub.SocketHub``)."""
         ...
 
     def interrupt(self, prompt_id: str) -> None: ...
