@@ -54,6 +54,16 @@ def test_a_run_uploads_its_image_as_an_asset_and_saves_the_output(invert: TabSpe
     assert result.server == BASE
 
 
+def test_a_job_the_proxy_calls_expired_as_it_finishes_is_read_again(invert: TabSpec, tmp_path: Path) -> None:
+    """comfy-api-proxy 0.1.6 answers "expired" for a job that finished between its /history and /queue looks."""
+    double = V2Double()
+    double.expired_reads = 1
+    result = backend_for(double, tmp_path).run(invert, {"image": png_bytes((10, 200, 30))}, timeout=5)
+    (image,) = result.images
+    assert Image.open(image.path).convert("RGB").getpixel((0, 0)) == (245, 55, 225)
+    assert double.expired_reads == 0
+
+
 def test_an_image_the_server_has_is_not_uploaded_again(invert: TabSpec, tmp_path: Path) -> None:
     double = V2Double()
     backend = backend_for(double, tmp_path)

@@ -37,6 +37,7 @@ class V2Double:
         self.submitted: list[dict[str, Any]] = []  # POST /jobs bodies
         self.ending = "succeeded"  # or "failed", "running" (never ends: for cancel)
         self.reject: dict[str, Any] | None = None  # a POST /jobs error body (422)
+        self.expired_reads = 0  # GET /jobs/{id} answers "expired" this many times first (the proxy's race)
 
     def transport(self) -> httpx.MockTransport:
         return httpx.MockTransport(self)
@@ -89,6 +90,9 @@ class V2Double:
         if job is None:
             return _error(404, "not_found", f"No job {rest[0]}.")
         if method == "GET" and len(rest) == 1:
+            if self.expired_reads:  # the proxy's race (app.py _status_of: /history, then /queue)
+                self.expired_reads -= 1
+                return httpx.Response(200, json=dict(job, status="expired", outputs=[]))
             return httpx.Response(200, json=job)
         if method == "POST" and rest[1:] == ["cancel"]:
             job["status"] = "canceled"

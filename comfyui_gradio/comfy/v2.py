@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import time
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -167,6 +168,8 @@ class _V2Run:
 
     def _ending(self, job_dir: Path) -> list[OutputFile]:
         """The outputs of a succeeded job in ``job_dir``; the package's error for any other end."""
+        if self.job.status == "expired":
+            self._read_again()
         status, error = self.job.status, self.job.error
         if status == "succeeded":
             return self._download(job_dir)
@@ -179,6 +182,15 @@ class _V2Run:
                               "Check the workflow, then run it again.")
         raise ServerError(f"The job ended '{status}' on {self.backend.url} (the backend no longer has it); "
                           "run it again.")
+
+    def _read_again(self, delays: tuple[float, ...] = (0.05, 0.2, 0.5)) -> None:
+        """comfy-api-proxy 0.1.6 looks at ComfyUI's ``/history`` and then its ``/queue`` (``app.py``
+        ``_status_of``): a job that finishes between the two looks is answered ``expired`` once. Ask again."""
+        for delay in delays:
+            time.sleep(delay)
+            self.job.refresh()
+            if self.job.status != "expired":
+                return
 
     def _download(self, job_dir: Path) -> list[OutputFile]:
         """Through ``collect.collect_outputs``, so files are named and filtered as a ComfyUI run's are."""
