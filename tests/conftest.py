@@ -16,6 +16,8 @@ from typing import Iterator  # noqa: E402
 import pytest  # noqa: E402
 
 from comfyui_gradio.forms.catalog import Catalog  # noqa: E402
+from comfyui_gradio.forms.loader import load_tab  # noqa: E402
+from comfyui_gradio.forms.schema import TabSpec  # noqa: E402
 from tests.fake_comfyui import FakeComfyUI  # noqa: E402
 from tests.harness import RunningApp, one_test_on  # noqa: E402
 from tests.paths import OBJECT_INFO, WORKFLOWS  # noqa: E402
@@ -30,6 +32,18 @@ def object_info() -> dict:
 @pytest.fixture(scope="session")
 def catalog(object_info: dict) -> Catalog:
     return Catalog(object_info)
+
+
+@pytest.fixture()
+def empty_image(tmp_path: Path, catalog: Catalog) -> TabSpec:
+    """EmptyImage -> SaveImage with its size on the form: a model-free job that takes no time."""
+    path = tmp_path / "empty.json"
+    path.write_text(json.dumps({
+        "1": {"class_type": "EmptyImage", "inputs": {"width": 8, "height": 8, "batch_size": 1, "color": 0}},
+        "2": {"class_type": "SaveImage", "inputs": {"images": ["1", 0], "filename_prefix": "empty"}}}))
+    path.with_suffix(".yaml").write_text("inputs:\n  width: {node: '1', input: width}\n"
+                                         "  height: {node: '1', input: height}\n")
+    return load_tab(path, catalog)
 
 
 @pytest.fixture()

@@ -6,7 +6,6 @@ Each test runs its own event loop with ``asyncio.run`` (no pytest plugin needed)
 from __future__ import annotations
 
 import asyncio
-import json
 import threading
 import time
 from pathlib import Path
@@ -43,17 +42,6 @@ def invert(catalog: Catalog) -> TabSpec:
 @pytest.fixture()
 def txt2img(catalog: Catalog) -> TabSpec:
     return load_tab(WORKFLOWS / "txt2img.json", catalog)
-
-
-@pytest.fixture()
-def empty_image(tmp_path: Path, catalog: Catalog) -> TabSpec:
-    path = tmp_path / "empty.json"
-    path.write_text(json.dumps({
-        "1": {"class_type": "EmptyImage", "inputs": {"width": 8, "height": 8, "batch_size": 1, "color": 0}},
-        "2": {"class_type": "SaveImage", "inputs": {"images": ["1", 0], "filename_prefix": "aio"}}}))
-    path.with_suffix(".yaml").write_text("inputs:\n  width: {node: '1', input: width}\n"
-                                         "  height: {node: '1', input: height}\n")
-    return load_tab(path, catalog)
 
 
 @pytest.fixture()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 from pathlib import Path
@@ -30,18 +29,6 @@ HUGE = {"width": 16384, "height": 16384}  # more than the double's max_pixels: E
 @pytest.fixture()
 def txt2img(catalog: Catalog) -> TabSpec:
     return load_tab(WORKFLOWS / "txt2img.json", catalog)
-
-
-@pytest.fixture()
-def empty_image(tmp_path: Path, catalog: Catalog) -> TabSpec:
-    """EmptyImage -> SaveImage with its size on the form."""
-    path = tmp_path / "empty.json"
-    path.write_text(json.dumps({
-        "1": {"class_type": "EmptyImage", "inputs": {"width": 8, "height": 8, "batch_size": 1, "color": 0}},
-        "2": {"class_type": "SaveImage", "inputs": {"images": ["1", 0], "filename_prefix": "batch"}}}))
-    path.with_suffix(".yaml").write_text("inputs:\n  width: {node: '1', input: width}\n"
-                                         "  height: {node: '1', input: height}\n")
-    return load_tab(path, catalog)
 
 
 @pytest.fixture()

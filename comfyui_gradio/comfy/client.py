@@ -159,7 +159,11 @@ class ComfyClient:
         return response
 
     def _json(self, method: str, path: str, **kwargs: Any) -> Any:
-        response = self._request(method, path, **kwargs)
+        return self._body(self._request(method, path, **kwargs), method, path)
+
+    @staticmethod
+    def _body(response: httpx.Response, method: str, path: str) -> Any:
+        """A 200 answer's JSON; ``ProtocolError`` for any other status or a body that is not JSON."""
         if response.status_code != 200:
             raise ProtocolError(f"ComfyUI answered {method} {path} with HTTP {response.status_code}")
         try:
@@ -214,15 +218,9 @@ class ComfyClient:
 
     def _job(self, prompt_id: str) -> dict[str, Any] | None:
         """``GET /api/jobs/{id}``: the job, or None when the server does not know it."""
-        response = self._request("GET", f"/api/jobs/{prompt_id}")
-        if response.status_code == 404:
-            return None
-        if response.status_code != 200:
-            raise ProtocolError(f"ComfyUI answered GET /api/jobs/{prompt_id} with HTTP {response.status_code}")
-        try:
-            return response.json()
-        except ValueError as exc:
-            raise ProtocolError(f"ComfyUI answered GET /api/jobs/{prompt_id} with something that is not JSON") from exc
+        path = f"/api/jobs/{prompt_id}"
+        response = self._request("GET", path)
+        return None if response.status_code == 404 else self._body(response, "GET", path)
 
     def queue_state(self) -> dict[str, list[Any]]:
         """Running and waiting prompts, as ``GET /queue`` gives them (items start ``[number, prompt_id]``)."""
