@@ -230,6 +230,22 @@ def test_a_tab_made_from_a_runninghub_id_sends_only_the_changed_values(hub: Fake
                                        {"nodeId": "3", "fieldName": "seed", "fieldValue": seed}]}
 
 
+def test_only_the_outputs_the_tab_names_are_downloaded(hub: FakeRunningHub, tmp_path: Path) -> None:
+    prompt = {**json.loads((WORKFLOWS / "invert.json").read_text()),
+              "9": {"class_type": "PreviewImage", "inputs": {"images": ["2", 0]}, "_meta": {"title": "Peek"}}}
+    hub.workflows["1987654322"] = prompt  # what RunningHub has stored under that id
+    path = tmp_path / "runninghub-1987654322.json"
+    path.write_text(json.dumps(prompt))
+    path.with_suffix(".yaml").write_text("inputs:\n  image: {node: '1', input: image}\n"
+                                         "outputs:\n  inverted: {node: '3'}\n")
+    Image.new("RGB", (8, 8), (10, 20, 30)).save(tmp_path / "cat.png")
+    job = backend(hub, tmp_path).submit(path, {"image": str(tmp_path / "cat.png")})
+    assert [(f.node_id, f.output_name) for f in job.result(5).outputs] == [("3", "inverted")]
+    path.with_suffix(".yaml").write_text("inputs:\n  image: {node: '1', input: image}\n")  # names none: all
+    job = backend(hub, tmp_path).submit(path, {"image": str(tmp_path / "cat.png")})
+    assert sorted((f.node_id, f.output_name) for f in job.result(5).outputs) == [("3", "Save Image"), ("9", "Peek")]
+
+
 def test_without_a_workflow_id_the_error_says_what_to_set(hub: FakeRunningHub, tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as caught:
         backend(hub, tmp_path).submit(WORKFLOWS / "blur.json", {})

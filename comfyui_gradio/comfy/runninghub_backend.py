@@ -20,7 +20,7 @@ from ..errors import ConfigError, ExecutionFailed, Problem
 from ..forms.prepare import PreparedPrompt, prepare
 from ..forms.schema import TabSpec
 from .backend import RemoteBackend
-from .collect import local_path
+from .collect import local_path, node_title
 from .events import Started
 from .results import OutputFile, kind_of
 from .runninghub import RunningHubClient, TaskOutput, node_info_list
@@ -108,11 +108,16 @@ class _RunningHubRun:
         return []
 
     def _save(self, outputs: list[TaskOutput], job_dir: Path) -> list[OutputFile]:
-        names = {o.node_id: o.name for o in self.tab.outputs}
+        """As ``collect.collect_outputs`` keeps a ComfyUI run's: the outputs the tab names (all if it names
+        none; a file RunningHub gives no node is kept), named by the schema, else by the node's title."""
+        wanted = {o.node_id: o.name for o in self.tab.outputs}
         files = []
         for output in outputs:
+            if wanted and output.node_id is not None and output.node_id not in wanted:
+                continue
             path = local_path(job_dir, output.node_id or "output", Path(httpx.URL(output.file_url).path).name)
             path.write_bytes(self.backend.rh.download(output.file_url))
-            name = names.get(output.node_id or "", output.node_id or "output")
+            node = output.node_id or ""
+            name = wanted.get(node) or (node_title(self.tab.workflow.nodes, node) if node else "output")
             files.append(OutputFile(path, kind_of(path.name), output.node_id or "", name))
         return files
