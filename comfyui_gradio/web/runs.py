@@ -170,8 +170,8 @@ class RunBook:
         with self._writing:
             if self._suspended:
                 return
-            record.status, record.error, record.finished = RecordStatus.FAILED, reason, time.time()
-            self._write(record)
+            record.error, record.finished = reason, time.time()
+            self._write(record, RecordStatus.FAILED)
 
     def suspend(self) -> int:
         """Write every run still going as it stands ("running", on the server it is on now), then stop
@@ -205,36 +205,40 @@ class RunBook:
         with self._writing:
             if self._suspended:
                 return
+            self._write(record, self._complete(record, job))
             with self._lock:
                 self._following.pop(record.run_id, None)
-            self._complete(record, job)
-            self._write(record)
 
-    def _complete(self, record: RunRecord, job: Job) -> None:
+    def _complete(self, record: RunRecord, job: Job) -> RecordStatus:
+        """Fill in how ``record``'s run ended, all but the status, which is returned: a reader sees it
+        change only once ``record.json`` says it."""
         record.finished = time.time()
+        record.record["server"] = job.client.url
         error = job.error
         if error is None:
             result = job.result(0)
-            record.status = RecordStatus.DONE
             record.outputs = [{"path": str(o.path), "kind": o.kind, "output_name": o.output_name}
                               for o in result.outputs]
             record.record.update(server=result.server, queued_s=round(result.queued_for, 3),
                                  total_s=round(result.duration, 3))
-        else:
-            record.status = RecordStatus.CANCELLED if isinstance(error, JobCancelled) else RecordStatus.FAILED
-            record.error = str(error)
-        record.record["server"] = job.client.url
+            return RecordStatus.DONE
+        record.error = str(error)
+        return RecordStatus.CANCELLED if isinstance(error, JobCancelled) else RecordStatus.FAILED
 
-    def _write(self, record: RunRecord) -> None:
-        """Write ``record.json`` whole or not at all (a process killed mid-write leaves the old one)."""
+    def _write(self, record: RunRecord, status: RecordStatus | None = None) -> None:
+        """Write ``record.json`` whole or not at all (a process killed mid-write leaves the old one), then
+        set ``record.status`` to ``status`` if one is given."""
         folder = self.folder(record.owner, record.run_id)
         temporary = folder / f"{RECORD}.tmp"
         try:
             folder.mkdir(parents=True, exist_ok=True)
-            temporary.write_text(json.dumps(asdict(record), indent=2, default=str), encoding="utf-8")
+            text = json.dumps({**asdict(record), "status": status or record.status}, indent=2, default=str)
+            temporary.write_text(text, encoding="utf-8")
             os.replace(temporary, folder / RECORD)
         except OSError as exc:
             log.warning("Could not write the run record in %s: %s", folder, exc)
+        if status is not None:
+            record.status = status
 
 
 def input_copies(job: Job) -> dict[str, str]:
