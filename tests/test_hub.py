@@ -190,3 +190,25 @@ def test_each_frame_goes_to_its_prompt_and_unkeyed_ones_to_the_prompt_running_no
     assert not server.socket.closed and not hub.join("C", queue.Queue())  # A is still in; nobody joins now
     hub.leave("A")
     assert server.socket.closed
+
+
+def test_forty_jobs_in_flight_take_a_few_threads_not_one_each(fake: FakeComfyUI, client: ComfyClient,
+                                                              txt2img: TabSpec) -> None:
+    fake.step_delay = 0.005
+    before, most, stop = threading.active_count(), [0], threading.Event()
+
+    def sample() -> None:
+        while not stop.is_set():
+            most[0] = max(most[0], threading.active_count())
+            stop.wait(0.005)
+
+    sampler = threading.Thread(target=sample)
+    sampler.start()
+    try:
+        jobs = submit_all(client, txt2img, 40)
+        assert_own_pictures(fake, jobs)
+    finally:
+        stop.set()
+        sampler.join()
+    extra = most[0] - before - 1  # not counting the sampler
+    assert extra <= client.socket_hub().workers.size + 2, extra  # the workers, the socket's reader, the clock

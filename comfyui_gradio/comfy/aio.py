@@ -8,16 +8,16 @@
 
 Which wraps which: the async API wraps the sync one. ``ComfyClient``, ``ComfyPool`` and ``Job`` hold
 the whole protocol (socket first, then the prompt; filtering by prompt id; reconnects, polling, restarts,
-failover, collecting outputs), and a ``Job`` already follows its prompt on a thread of its own. So an
-``AsyncJob`` only has to wait for what that thread finds without blocking the event loop: one more
-thread per job moves its events into an ``asyncio.Queue`` and its outcome into a future. Wrapping the
-other way round would put the sync library (and the Gradio app, which calls it from worker threads) on
+failover, collecting outputs), and a ``Job`` is already followed in the background, by its server's few
+worker threads (``follow.py``). So an ``AsyncJob`` only has to wait for what they find without blocking
+the event loop: the job hands each event to the loop as it comes (``call_soon_threadsafe`` into an
+``asyncio.Queue``) and its outcome to a future, with no thread of its own. Wrapping the other way round would put the sync library (and the Gradio app, which calls it from worker threads) on
 an event loop of its own, for no gain in what either can do. The errors are the sync ones, the same
 exception objects: a caller catches the same classes and reads the same messages.
 
 Blocking calls (uploading, posting a prompt, cancelling) run on a short-lived thread of their own, never
 on the loop and never in the loop's default executor, whose idle threads would outlive the call. No
-thread is left once a job has ended.
+thread of a job's is left once it has ended (the server's idle workers end on their own).
 
 Cancelling: ``await job.cancel()`` stops the job on the server, as ``Job.cancel`` does. Cancelling a
 task that awaits ``submit``, ``result()``, ``events()``, ``run`` or ``map`` (``task.cancel()``,
@@ -65,7 +65,7 @@ class AsyncJob:
         self._loop = asyncio.get_running_loop()
         self._events: asyncio.Queue[Any] = asyncio.Queue()
         self._outcome: asyncio.Future[RunResult] = self._loop.create_future()
-        threading.Thread(target=self._pump, name=f"aio-{job.prompt_id[:8]}", daemon=True).start()
+        job._listen(self._take)
 
     @property
     def prompt_id(self) -> str:
@@ -118,10 +118,11 @@ class AsyncJob:
         """Stop this job only: removed from the queue if waiting, interrupted if running."""
         await self._owner._call(self.job.cancel)
 
-    def _pump(self) -> None:
-        """On its own thread: the sync job's events into the loop's queue, then its outcome."""
-        for event in self.job.events():
+    def _take(self, event: JobEvent | None) -> None:
+        """On the job's worker: an event into the loop's queue; the last (None) with the outcome."""
+        if event is not None:
             _call_in(self._loop, self._events.put_nowait, event)
+            return
         _call_in(self._loop, self._events.put_nowait, _END)
         _call_in(self._loop, self._settle)
 

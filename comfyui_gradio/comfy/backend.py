@@ -250,16 +250,17 @@ class RemoteJob(JobOutcome):
             self._timer.start()
         threading.Thread(target=self._follow, name=f"job-{self.prompt_id[:8]}", daemon=True).start()
 
-    def _emit(self, event: Any) -> None:
+    def _event(self, event: Any) -> None:
+        """An event from the run, until the job has ended."""
         if self._done.is_set():
             return
         if self.started_at is None and isinstance(event, (Started, Progress, NodeStarted)):
             self.started_at = time.monotonic()
-        self._events.put(event)
+        self._emit(event)
 
     def _follow(self) -> None:
         try:
-            files = self._run.follow(self._emit, self.job_dir)
+            files = self._run.follow(self._event, self.job_dir)
         except ComfyGradioError as exc:
             self._finish(error=exc)
             return
@@ -302,7 +303,7 @@ class RemoteJob(JobOutcome):
         if self.hooks.finished:
             self.hooks.finished(self, error is None)  # type: ignore[arg-type]
         self._run_callbacks()
-        self._events.put(None)
+        self._emit(None)
 
 
 # ---- the shared remote backend -----------------------------------------------------------------

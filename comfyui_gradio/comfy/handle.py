@@ -1,8 +1,9 @@
 """What every job handle shares, whatever follows the run: its events, its outcome, its done-callbacks.
 
-``job.Job`` (ComfyUI's own protocol) and ``backend.RemoteJob`` (the remote kinds) fill these in from their
-own thread: events with ``_events.put`` (None last), the outcome in ``_result`` / ``_error`` before
-``_done`` is set (under ``_callbacks_lock``), then ``_run_callbacks()``.
+``job.Job`` (ComfyUI's own protocol) and ``backend.RemoteJob`` (the remote kinds) fill these in as they
+follow the run: events with ``_emit`` (None last), the outcome in ``_result`` / ``_error`` before ``_done``
+is set (under ``_callbacks_lock``), then ``_run_callbacks()``. Events wait in a queue for ``events()``,
+unless a listener takes them as they come (``_listen``: how ``aio.AsyncJob`` gets them without a thread).
 """
 
 from __future__ import annotations
@@ -33,6 +34,8 @@ class JobOutcome:
         self._callbacks_lock = threading.Lock()
         self._result: RunResult | None = None
         self._error: ComfyGradioError | None = None
+        self._listener: Callable[[JobEvent | None], None] | None = None
+        self._emit_lock = threading.Lock()  # events reach the queue or the listener in order
 
     def events(self, idle: float | None = None) -> Iterator[JobEvent | None]:
         """Yield progress events until the job ends (then ``result()`` returns or raises).
@@ -75,6 +78,21 @@ class JobOutcome:
                 self._callbacks.append(callback)
                 return
         callback(self)
+
+    def _emit(self, event: JobEvent | None) -> None:
+        with self._emit_lock:
+            if self._listener is None:
+                self._events.put(event)
+            else:
+                self._listener(event)
+
+    def _listen(self, listener: Callable[[JobEvent | None], None]) -> None:
+        """Hand every event to ``listener`` (quick, any thread) from now on, those queued so far first;
+        ``events()`` then has nothing to read."""
+        with self._emit_lock:
+            while not self._events.empty():
+                listener(self._events.get_nowait())
+            self._listener = listener
 
     def _run_callbacks(self) -> None:
         with self._callbacks_lock:

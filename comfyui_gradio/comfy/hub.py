@@ -43,6 +43,7 @@ from enum import Enum
 from typing import Any
 
 from ..errors import ComfyGradioError, ProtocolError, ServerError, ServerUnavailable
+from .follow import Workers
 from .events import MessageType, PreviewFrame, TextFrame, WireMessage, parse_binary, parse_text
 from .jobs_api import ServerFeatures
 from .server import JobServer
@@ -95,6 +96,10 @@ class SocketHub:
         self._failed_at = float("-inf")
         self._logs_on = False
         self._closed = False
+        self.workers = Workers(f"jobs-{self.client_id[:8]}")  # the steps of the server's jobs (follow.py)
+        self.status_at = float("-inf")  # time.monotonic() of the last status broadcast
+        self._queue_lock = threading.Lock()  # one GET /queue at a time; guards _queue
+        self._queue: tuple[float, Any] | None = None  # (when the last read began, its answer or error)
 
     # ---- jobs -------------------------------------------------------------------------------
 
@@ -146,6 +151,22 @@ class SocketHub:
         """The prompts whose jobs are in now."""
         with self._lock:
             return frozenset(self._members)
+
+    def queue_state(self, since: float) -> dict[str, list[Any]]:
+        """The server's queue (``JobServer.queue_state``) as read at ``since`` (``time.monotonic()``)
+        or later: the jobs asking at once share one read, and its error (a server that does not
+        answer is not asked again by each of hundreds of jobs in turn)."""
+        with self._queue_lock:
+            if self._queue is None or self._queue[0] < since:
+                began = time.monotonic()
+                try:
+                    self._queue = (began, self.server.queue_state())
+                except ComfyGradioError as exc:
+                    self._queue = (began, exc)
+            answer = self._queue[1]
+        if isinstance(answer, ComfyGradioError):
+            raise answer
+        return answer
 
     # ---- the socket -------------------------------------------------------------------------
 
@@ -226,6 +247,8 @@ class SocketHub:
     # ---- routing ----------------------------------------------------------------------------
 
     def _route(self, item: WireMessage | PreviewFrame | TextFrame) -> None:
+        if isinstance(item, WireMessage) and item.type is MessageType.STATUS:
+            self.status_at = time.monotonic()  # before any job hears of it: their reads come after
         with self._lock:
             for inbox in self._recipients(item):
                 inbox.put(item)

@@ -10,6 +10,11 @@ job's folder by ``collect.collect_outputs``. The job talks to its server only th
 ``server.JobServer`` interface (``ComfyClient`` serves it from ``/api/jobs`` where the server has it).
 ``progress_state`` messages keep ``graph_progress``, the share of the whole prompt that is done.
 
+A job holds no thread of its own: ``_follow`` is a generator that yields what it waits for, run in steps
+on its server's few worker threads (``follow.Follower``; the hub's ``workers``), so hundreds of jobs in
+flight cost a few threads. The queue is read once for all the server's jobs (``SocketHub.queue_state``):
+after each ``status`` broadcast for their places, and for the looks below.
+
 The socket is not trusted alone: a restarted ComfyUI forgets its queue, and a socket can stay open
 with nothing on it (a proxy). So while following the socket the job also looks over HTTP every
 ``socket_check_interval`` seconds, and at once after the hub reopened a dropped socket. The hub reopens a dropped socket once
@@ -26,19 +31,19 @@ from __future__ import annotations
 
 import logging
 import queue
-import threading
 import time
 import uuid
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, Generator
 
 from ..errors import (ComfyGradioError, ExecutionFailed, InputError, JobCancelled, JobTimeout, ProtocolError,
                      ServerError, ServerUnavailable)
 from ..forms.prepare import PreparedPrompt
 from ..forms.schema import TabSpec
 from .collect import collect_outputs, node_title
+from .follow import Follower, Sleep, Steps, Wait
 from .handle import JobOutcome
 from .events import (Cached, MessageType, NodeStarted, Notification, OutputReady, Preview, PreviewFrame,
                      Progress, Queued, Resubmitted, Started, TextFrame, WireMessage, graph_progress, log_lines)
@@ -85,7 +90,7 @@ class JobHooks:
 class Job(JobOutcome):
     """One submitted prompt. Iterate ``events()`` for progress; ``result()`` waits for the outputs.
 
-    A background thread follows the server and feeds both; ``cancel()`` may be called from any thread.
+    Its server's workers follow the prompt and feed both; ``cancel()`` may be called from any thread.
     ``client`` is the server the prompt is on now (it changes when a pool moves the job).
     """
 
@@ -112,11 +117,12 @@ class Job(JobOutcome):
         self.client_id = uuid.uuid4().hex  # the hub's once posted through one
         self.job_dir = output_dir / self.prompt_id
         self._deadline = time.monotonic() + timeout if timeout else None
-        self._inbox: queue.Queue[Any] = queue.Queue()
+        self._inbox = Follower(self._follow(), lambda: self.client.socket_hub().workers)
         self._hub: SocketHub | None = None  # the hub the job is in while it follows the socket
         self._started = False
         self._cancelled = False
         self._submitted_at = 0.0
+        self._posted_at = 0.0  # time.monotonic() when the prompt was last posted: a queue read before misses it
         self.started_at: float | None = None  # time.monotonic() when the server began running it
         self._last_queue_check = 0.0
         self.graph_progress: float | None = None  # share (0..1) of the prompt done, from progress_state
@@ -144,7 +150,7 @@ class Job(JobOutcome):
         self._submitted_at = time.monotonic()
         if post:
             self._post()
-        threading.Thread(target=self._follow, name=f"job-{self.prompt_id[:8]}", daemon=True).start()
+        self._inbox.start()
 
     def _post(self) -> None:
         """Join the server's socket hub (if tracking by WebSocket), then queue the prompt on ``self.client``."""
@@ -158,6 +164,7 @@ class Job(JobOutcome):
         except BaseException:
             self._close_socket()
             raise
+        self._posted_at = time.monotonic()
 
     def _close_socket(self) -> None:
         """Leave the hub: the socket stays open for the server's other jobs."""
@@ -167,10 +174,10 @@ class Job(JobOutcome):
 
     # ---- follow -----------------------------------------------------------------------------
 
-    def _follow(self) -> None:
+    def _follow(self) -> Steps:
         try:
-            self._follow_to_end()
-            self._result = self._collect()
+            yield from self._follow_to_end()
+            self._result = yield from self._collect()
         except ComfyGradioError as exc:
             self._error = exc
         except Exception as exc:  # a bug must still end the job, visibly
@@ -183,18 +190,18 @@ class Job(JobOutcome):
             if self.hooks.finished:
                 self.hooks.finished(self, self._error is None)
             self._run_callbacks()
-            self._events.put(None)
+            self._emit(None)
 
-    def _follow_to_end(self) -> None:
+    def _follow_to_end(self) -> Steps:
         """Follow the prompt until it finishes, sending it again if its server loses it."""
         while True:
             try:
-                self._emit_position()
-                if not (self._hub is not None and self._follow_socket()):
-                    self._follow_http()
+                self._emit_position(since=self._posted_at)
+                if not (self._hub is not None and (yield from self._follow_socket())):
+                    yield from self._follow_http()
                 return
             except ServerUnavailable as exc:
-                self._server_lost(exc)
+                yield from self._server_lost(exc)
             except _PromptGone:
                 self._prompt_gone()
 
@@ -202,7 +209,7 @@ class Job(JobOutcome):
         """Whether a lost prompt may be sent again: always before it started, once after if allowed."""
         return not self._started or (self.hooks.retry_running and not self._retried)
 
-    def _server_lost(self, lost: ServerUnavailable) -> None:
+    def _server_lost(self, lost: ServerUnavailable) -> Steps:
         """The server stopped answering: move to another server, or wait for this one to come back."""
         lost_url = self.client.url
         if not self._may_resend():
@@ -211,28 +218,28 @@ class Job(JobOutcome):
         other = self.hooks.failover(self) if self.hooks.failover else None
         if other is not None:
             self._resubmit(other, f"ComfyUI at {lost_url} stopped answering; your job was sent to {other.url}")
-        elif not self._wait_for_server():
+        elif not (yield from self._wait_for_server()):
             raise lost
         # Back again: following resumes, and sends the prompt again if the server lost it (a restart).
 
-    def _wait_for_server(self) -> bool:
+    def _wait_for_server(self) -> Generator[Wait | Sleep, Any, bool]:
         """Poll the server until it answers (True), for at most ``server_wait`` seconds."""
         log.warning("ComfyUI at %s stopped answering; waiting up to %.0f s for it", self.client.url,
                     self.server_wait)
         until = time.monotonic() + self.server_wait
         while time.monotonic() < until:
-            self._pause(self.client.poll_interval)
-            try:
-                self.client.queue_state()
+            yield from self._pause(self.client.poll_interval)
+            try:  # one read for all the server's waiting jobs
+                self.client.socket_hub().queue_state(time.monotonic() - self.client.poll_interval / 2)
             except ServerUnavailable:
                 continue
             return True
         return False
 
-    def _pause(self, seconds: float) -> None:
+    def _pause(self, seconds: float) -> Steps:
         """Wait ``seconds`` unless cancelled (or out of time); other inbox items are stale here."""
         try:
-            item = self._next(seconds)
+            item = yield from self._next(seconds)
         except queue.Empty:
             return
         if item is _CANCEL:
@@ -267,7 +274,7 @@ class Job(JobOutcome):
             raise ServerError(f"ComfyUI at {server.url} stored the uploaded images under other names; run it "
                               "again.")
         self._post()
-        self._events.put(Resubmitted(server.url, reason))
+        self._emit(Resubmitted(server.url, reason))
 
     def _drain_inbox(self) -> None:
         while True:
@@ -279,25 +286,25 @@ class Job(JobOutcome):
                 self._inbox.put(_CANCEL)
                 return
 
-    def _next(self, wait: float | None) -> Any:
+    def _next(self, wait: float | None) -> Generator[Wait | Sleep, Any, Any]:
         """The next inbox item, honouring the job deadline; ``queue.Empty`` after ``wait`` seconds."""
         remaining = None if self._deadline is None else self._deadline - time.monotonic()
         if remaining is not None and remaining <= 0:
             self._give_up()
         limits = [x for x in (wait, remaining) if x is not None]
-        return self._inbox.get(timeout=min(limits) if limits else None)
+        return (yield Wait(min(limits) if limits else None))
 
     def _give_up(self) -> None:
         self.cancel()
         raise JobTimeout(f"The run took longer than allowed and was cancelled (prompt {self.prompt_id}).")
 
-    def _follow_socket(self) -> bool:
+    def _follow_socket(self) -> Generator[Wait | Sleep, Any, bool]:
         """Follow the WebSocket, looking over HTTP now and then; True when the prompt finished,
         False to continue by polling (the socket could not be reopened)."""
         next_look = time.monotonic() + self.socket_check_interval
         while True:
             try:
-                item = self._next(max(next_look - time.monotonic(), 0.0))
+                item = yield from self._next(max(next_look - time.monotonic(), 0.0))
             except queue.Empty:
                 if self._look_while_connected():
                     return True
@@ -324,7 +331,7 @@ class Job(JobOutcome):
         """``_look``, except that an HTTP failure is only logged: the open socket says when the
         server is really gone (it drops), and a run must not fail over one lost poll."""
         try:
-            return self._look()
+            return self._look(max_age=self.client.poll_interval)
         except ServerError as exc:
             log.warning("Could not look up prompt %s over HTTP (%s); still following its socket", self.prompt_id,
                         exc)
@@ -338,24 +345,24 @@ class Job(JobOutcome):
         """Turn one wire message into job events; True when this prompt has finished."""
         if isinstance(item, PreviewFrame):
             if item.prompt_id in (None, self.prompt_id):
-                self._events.put(Preview(item.image, item.mime, item.node_id))
+                self._emit(Preview(item.image, item.mime, item.node_id))
             return False
         if isinstance(item, TextFrame):
             if item.prompt_id in (None, self.prompt_id):
-                self._events.put(OutputReady(item.node_id, self._title(item.node_id), {"text": [item.text]}))
+                self._emit(OutputReady(item.node_id, self._title(item.node_id), {"text": [item.text]}))
             return False
         if item is None:
             return False
         if item.type is MessageType.NOTIFICATION:
-            self._events.put(Notification(str(item.data.get("value", "")), item.data.get("id")))
+            self._emit(Notification(str(item.data.get("value", "")), item.data.get("id")))
             return False
         if item.type is MessageType.LOGS:
             if self.logs:
-                self._events.put(log_lines(item.data))
+                self._emit(log_lines(item.data))
             return False
         if item.type is MessageType.STATUS:
             if not self._started:
-                self._emit_position(throttle=0.25)
+                self._emit_position(since=self.client.socket_hub().status_at, throttle=0.25)
             return False
         if item.prompt_id not in (None, self.prompt_id):
             return False
@@ -368,19 +375,19 @@ class Job(JobOutcome):
         elif item.type is MessageType.EXECUTION_CACHED and data.get("nodes"):
             cached = tuple(str(n) for n in data["nodes"])
             self._cached = frozenset(cached)
-            self._events.put(Cached(cached))
+            self._emit(Cached(cached))
         elif item.type is MessageType.EXECUTING:
             if item.node is None:
                 return item.prompt_id == self.prompt_id
             self._mark_started()
             self._node_started(item.node, item.display_node)
         elif item.type is MessageType.PROGRESS and item.node:
-            self._events.put(Progress(item.node, self._title(self._shown.get(item.node, item.node)),
+            self._emit(Progress(item.node, self._title(self._shown.get(item.node, item.node)),
                                       int(data.get("value", 0)), int(data.get("max", 0))))
         elif item.type is MessageType.PROGRESS_STATE and item.prompt_id == self.prompt_id:
             self.graph_progress = graph_progress(item, len(self.prepared.prompt), self._cached)
         elif item.type is MessageType.EXECUTED and item.node:
-            self._events.put(OutputReady(item.node, self._title(item.node), dict(data.get("output") or {})))
+            self._emit(OutputReady(item.node, self._title(item.node), dict(data.get("output") or {})))
         elif item.type is MessageType.EXECUTION_ERROR:
             raise self._failure(data)
         elif item.type is MessageType.EXECUTION_INTERRUPTED:
@@ -392,32 +399,36 @@ class Job(JobOutcome):
         the prompt has (a node expanded at run time shows as the node it came from)."""
         if display_node not in (None, node_id) and display_node in self.prepared.prompt:
             self._shown[node_id] = display_node
-            self._events.put(NodeStarted(node_id, self._title(display_node), display_node))
+            self._emit(NodeStarted(node_id, self._title(display_node), display_node))
         else:
-            self._events.put(NodeStarted(node_id, self._title(node_id)))
+            self._emit(NodeStarted(node_id, self._title(node_id)))
 
     def _mark_started(self) -> None:
         if not self._started:
             self._started = True
             self.started_at = time.monotonic()
-            self._events.put(Started())
+            self._emit(Started())
 
-    def _follow_http(self) -> None:
+    def _follow_http(self) -> Steps:
         """Poll /history and /queue until the prompt ends (the fallback tracker)."""
-        while not self._look():
+        while not self._look(max_age=self.client.poll_interval / 2):
             try:
-                item = self._next(self.client.poll_interval)
+                item = yield from self._next(self.client.poll_interval)
             except queue.Empty:
                 continue
             if item is _CANCEL and not self._started:
                 raise JobCancelled("Cancelled before it started.")
 
-    def _look(self) -> bool:
+    def _look(self, max_age: float = 0.0) -> bool:
         """One look over HTTP: True when the prompt has finished. Raises ``_PromptGone`` when it is
-        in neither the queue nor the history three looks in a row (at once if it was cancelled)."""
-        if self.client.history(self.prompt_id) is not None:
+        in neither the queue nor the history three looks in a row (at once if it was cancelled).
+
+        The queue first, as read for all the server's jobs at most ``max_age`` s ago (one ``GET /queue``
+        for hundreds of jobs); the prompt's own history only when it is not waiting there."""
+        place = self._queue_place(time.monotonic() - max_age)
+        if place is not QueuePlace.PENDING and self.client.history(self.prompt_id) is not None:
             return True
-        if self._queue_place() is not QueuePlace.GONE:
+        if place is not QueuePlace.GONE:
             self._misses = 0
             return False
         self._misses += 1
@@ -425,28 +436,30 @@ class Job(JobOutcome):
             raise _PromptGone()
         return False
 
-    def _queue_place(self) -> QueuePlace:
-        state = self.client.queue_state()
+    def _queue_place(self, since: float) -> QueuePlace:
+        state = self.client.socket_hub().queue_state(since)
         if any(item[1] == self.prompt_id for item in state.get("queue_running", [])):
             self._mark_started()
             return QueuePlace.RUNNING
         pending = state.get("queue_pending", [])
         if any(item[1] == self.prompt_id for item in pending):
-            self._events.put(Queued(self._position(state)))
+            self._emit(Queued(self._position(state)))
             return QueuePlace.PENDING
         return QueuePlace.GONE
 
-    def _emit_position(self, throttle: float = 0.0) -> None:
+    def _emit_position(self, since: float, throttle: float = 0.0) -> None:
+        """``Queued`` with the prompt's place in a queue read at ``since`` or later (shared by the
+        server's jobs); at most one per ``throttle`` seconds."""
         now = time.monotonic()
         if now - self._last_queue_check < throttle:
             return
         self._last_queue_check = now
         try:
-            position = self._position(self.client.queue_state())
+            position = self._position(self.client.socket_hub().queue_state(since))
         except ServerError:
             return
         if position is not None and not self._started:
-            self._events.put(Queued(position))
+            self._emit(Queued(position))
 
     def _position(self, state: dict[str, list[Any]]) -> int | None:
         """Prompts ahead of this one: every running one plus waiting ones with a lower number."""
@@ -484,8 +497,8 @@ class Job(JobOutcome):
 
     # ---- collect ----------------------------------------------------------------------------
 
-    def _collect(self) -> RunResult:
-        entry = self._history_with_retry()
+    def _collect(self) -> Generator[Wait | Sleep, Any, RunResult]:
+        entry = yield from self._history_with_retry()
         self._check_history(entry)
         files = collect_outputs(entry.get("outputs") or {}, self.tab, self.prepared.prompt, self.client.download,
                                 self.job_dir)
@@ -497,9 +510,10 @@ class Job(JobOutcome):
             server=self.client.url, prompt=self.prepared.prompt, warnings=[] if files else [NO_OUTPUT],
             queued_for=(self.started_at or self._submitted_at) - self._submitted_at)
 
-    def _history_with_retry(self) -> dict[str, Any]:
+    def _history_with_retry(self) -> Generator[Wait | Sleep, Any, dict[str, Any]]:
         for delay in self.history_delays:
-            time.sleep(delay)
+            if delay > 0:
+                yield Sleep(delay)
             entry = self.client.history(self.prompt_id)
             if entry is not None:
                 return entry
