@@ -26,6 +26,10 @@ HTTP, as it may have ended meanwhile); if it cannot, ``SocketNews(LOST)``: every
 falls back to polling at once, and leaves. A job joining while the socket is down tries to reopen it,
 at most once per ``reopen_interval`` seconds, else it polls from the start (as with a refused socket).
 
+The hub also holds what the server's jobs share besides the socket: ``workers``, the few threads their
+followers run on (``follow.py``), and ``queue_state(since)``, one ``GET /queue`` for all the jobs that ask
+for a queue read at or after a moment (after a ``status`` broadcast, ``status_at``; or for a look).
+
 Why a hub per ``ComfyClient`` rather than the pool's status socket (``queue_watch``): a client is used
 without a pool, and the watch's socket is opened before any job; the two could be merged later.
 """
