@@ -17,6 +17,7 @@ from comfyui_gradio.comfy.client import ComfyClient
 from comfyui_gradio.comfy.events import MessageType, Preview, Progress, WireMessage
 from comfyui_gradio.comfy.hub import SocketHub
 from comfyui_gradio.comfy.job import Job
+from comfyui_gradio.comfy.pool import ComfyPool
 from comfyui_gradio.comfy.transport import WebSocketConnection, connect_websocket
 from comfyui_gradio.forms.catalog import Catalog
 from comfyui_gradio.forms.loader import load_tab
@@ -212,3 +213,19 @@ def test_forty_jobs_in_flight_take_a_few_threads_not_one_each(fake: FakeComfyUI,
         sampler.join()
     extra = most[0] - before - 1  # not counting the sampler
     assert extra <= client.socket_hub().workers.size + 2, extra  # the workers, the socket's reader, the clock
+
+
+def test_a_pool_routes_and_runs_its_jobs_over_one_socket_per_server(fake: FakeComfyUI, tmp_path: Path,
+                                                                    txt2img: TabSpec) -> None:
+    fake.step_delay = 0.01
+    with FakeComfyUI() as other:
+        other.step_delay = 0.01
+        pool = ComfyPool([ComfyClient(fake.url, output_dir=tmp_path), ComfyClient(other.url, output_dir=tmp_path)],
+                         health_interval=3600).start()  # its queue watches listen before any job is sent
+        try:
+            jobs = [pool.submit(txt2img, {"steps": 3, "seed": 3000 + i, "checkpoint": CHECKPOINT}) for i in range(8)]
+            assert all(job.result(30).images for job in jobs)
+            assert {job.client.url for job in jobs} == {fake.url, other.url}
+            assert (fake.ws_connections, other.ws_connections) == (1, 1)  # routing and jobs share it
+        finally:
+            pool.close()

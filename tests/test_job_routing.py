@@ -405,7 +405,7 @@ STATUS = json.dumps({"type": "status", "data": {"status": {"exec_info": {"queue_
 
 
 def test_with_a_status_socket_the_queue_is_read_on_each_change_and_only_then(
-        tmp_path: Path, object_info: dict, txt2img: TabSpec) -> None:
+        tmp_path: Path, object_info: dict, txt2img: TabSpec, monkeypatch: pytest.MonkeyPatch) -> None:
     clock = Clock()
     pool, (a, b) = replayed_pool(tmp_path, object_info, "a", "b", clock=clock)
     pool.start()  # opens a status socket to each server; it says "status" on connect
@@ -420,13 +420,18 @@ def test_with_a_status_socket_the_queue_is_read_on_each_change_and_only_then(
     wait_for(lambda: watch.view.changes == 3)
     assert pool.pick(txt2img, FAST).url == "http://b.test"
     assert [r.url.path for r in a.requests].count("/queue") == reads + 1
-    a.sockets[0].frames.put(None)  # the socket drops: picks read by age again ...
+    a.refuse_reconnect = True
+    a.sockets[0].frames.put(None)  # the socket drops and cannot be reopened: picks read by age again ...
     wait_for(lambda: not watch.listening)
     queue_of(a, running=[])
     clock.now += 0.6
     assert pool.pick(txt2img, FAST).url == "http://a.test"
+    a.refuse_reconnect = False
+    monkeypatch.setattr(SocketHub, "reopen_interval", 0.0)
     pool.check_all()  # ... until the next health check opens it again
     assert len(a.sockets) == 2 and watch.listening
+    a.sockets[1].frames.put(STATUS)  # the reopened socket tells the watch of changes too
+    wait_for(lambda: watch.view.changes == 6)  # the drop, the reopening and its status, this status
     pool.close()
     assert all(s.closed for s in a.sockets + b.sockets)
 

@@ -30,8 +30,8 @@ The hub also holds what the server's jobs share besides the socket: ``workers``,
 followers run on (``follow.py``), and ``queue_state(since)``, one ``GET /queue`` for all the jobs that ask
 for a queue read at or after a moment (after a ``status`` broadcast, ``status_at``; or for a look).
 
-Why a hub per ``ComfyClient`` rather than the pool's status socket (``queue_watch``): a client is used
-without a pool, and the watch's socket is opened before any job; the two could be merged later.
+A pool's ``QueueWatch`` listens on the same socket (``watch``): told of every ``status`` broadcast, it
+keeps the socket open while no job is in, so a server costs the pool one socket for routing and jobs.
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ import time
 import uuid
 from dataclasses import dataclass
 from enum import Enum
-from typing import Any
+from typing import Any, Callable
 
 from ..errors import ComfyGradioError, ProtocolError, ServerError, ServerUnavailable
 from .follow import Workers
@@ -93,7 +93,8 @@ class SocketHub:
         self.server = server
         self.client_id = uuid.uuid4().hex  # the same on every reconnect
         self._members: dict[str, _Member] = {}
-        self._lock = threading.Lock()  # guards _members, _running
+        self._watchers: list[Callable[[], None]] = []  # told of each status broadcast and (re)opening
+        self._lock = threading.Lock()  # guards _members, _watchers, _running
         self._open_lock = threading.Lock()  # one opener at a time; guards _ws, _failed_at, _logs_on
         self._ws: WebSocketConnection | None = None
         self._running: str | None = None  # the prompt the server runs now, from its messages
@@ -130,6 +131,25 @@ class SocketHub:
                     self._subscribe_logs(False, f"from {self.server.url}")
         if last and self._closed:
             self._close_socket()
+
+    def watch(self, on_change: Callable[[], None]) -> bool:
+        """Call ``on_change()`` (quick: on the reader thread) on every ``status`` broadcast and each
+        time the socket opens (what changed while it was away is not known), opening it now if it is
+        not open. False: there is no socket (as for ``join``); call again later. For ``QueueWatch``."""
+        with self._open_lock:
+            if self._closed:
+                return False
+            with self._lock:
+                if on_change not in self._watchers:
+                    self._watchers.append(on_change)
+            if self._ws is not None:
+                return True
+            return self._ensure_open()  # _connect tells the watchers
+
+    def unwatch(self, on_change: Callable[[], None]) -> None:
+        with self._lock:
+            if on_change in self._watchers:
+                self._watchers.remove(on_change)
 
     def close(self) -> None:
         """No job joins from now on; the socket closes once the jobs in flight have left (as a job
@@ -200,6 +220,9 @@ class SocketHub:
         self._ws, self._logs_on = ws, False  # ComfyUI drops a subscription whose socket has gone
         with self._lock:
             logs_wanted = any(m.logs for m in self._members.values())
+            watchers = list(self._watchers)
+        for on_change in watchers:
+            on_change()
         if logs_wanted:
             self._subscribe_logs(True, f"from {self.server.url}")
         return ws
@@ -234,6 +257,7 @@ class SocketHub:
             if self._ws is not dropped:
                 return None  # closed by us
             self._ws, ws = None, None
+            dropped.close()
             if not self._closed:
                 log.warning("WebSocket to %s dropped (%s); reconnecting", self.server.url, reason)
                 time.sleep(self.reconnect_delay)
@@ -253,6 +277,10 @@ class SocketHub:
     def _route(self, item: WireMessage | PreviewFrame | TextFrame) -> None:
         if isinstance(item, WireMessage) and item.type is MessageType.STATUS:
             self.status_at = time.monotonic()  # before any job hears of it: their reads come after
+            with self._lock:
+                watchers = list(self._watchers)
+            for on_change in watchers:
+                on_change()
         with self._lock:
             for inbox in self._recipients(item):
                 inbox.put(item)
