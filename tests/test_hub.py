@@ -14,8 +14,8 @@ import httpx
 import pytest
 
 from comfyui_gradio.comfy.client import ComfyClient
-from comfyui_gradio.comfy.events import MessageType, Preview, Progress, WireMessage
-from comfyui_gradio.comfy.hub import SocketHub
+from comfyui_gradio.comfy.events import MessageType, Preview, Progress, Queued, WireMessage
+from comfyui_gradio.comfy.hub import Place, SocketHub, queue_places
 from comfyui_gradio.comfy.job import Job
 from comfyui_gradio.comfy.pool import ComfyPool
 from comfyui_gradio.comfy.transport import WebSocketConnection, connect_websocket
@@ -126,12 +126,17 @@ class ScriptedServer:
     def __init__(self) -> None:
         self.socket = ScriptedSocket()
         self.subscribed: list[tuple[str, bool]] = []
+        self.queue_reads = 0
 
     def connect_ws(self, url: str, *, headers: dict[str, str], timeout: float) -> ScriptedSocket:
         return self.socket
 
     def subscribe_logs(self, client_id: str, enabled: bool = True) -> None:
         self.subscribed.append((client_id, enabled))
+
+    def queue_state(self) -> dict[str, list[Any]]:
+        self.queue_reads += 1
+        return {"queue_running": [[7, "A", {}, {}, []]], "queue_pending": [[8, "Z", {}, {}, []], [9, "B", {}, {}, []]]}
 
 
 def message(kind: str, **data: Any) -> str:
@@ -156,6 +161,8 @@ def drain(inbox: queue.Queue[Any]) -> list[Any]:
 
 
 def describe(item: Any) -> str:
+    if isinstance(item, Place):
+        return f"Place:{item.position}"
     if isinstance(item, WireMessage):
         return f"{item.type.value}:{item.prompt_id}" if item.type is not MessageType.LOGS else "logs"
     return f"{type(item).__name__}:{item.prompt_id}"
@@ -179,18 +186,29 @@ def test_each_frame_goes_to_its_prompt_and_unkeyed_ones_to_the_prompt_running_no
     server.socket.frames.put(done.set)
     server.socket.frames.put(message("status", status={}))
     assert done.wait(5)
-    wait_for(lambda: b.qsize() >= 5)
+    wait_for(lambda: b.qsize() >= 4)
     assert [describe(i) for i in drain(a)] == [
-        "execution_start:A", "executing:A", "PreviewFrame:None", "TextFrame:None", "progress:A", "status:None",
-        "executing:A", "status:None"]
-    assert [describe(i) for i in drain(b)] == [
-        "logs", "status:None", "execution_start:B", "PreviewFrame:None", "status:None"]
+        "execution_start:A", "executing:A", "PreviewFrame:None", "TextFrame:None", "progress:A", "executing:A"]
+    # a status goes to no job as such: the hub read the queue and told B, waiting behind A and Z, its place
+    # once (unchanged after the second status), whenever that read was done
+    got = [describe(i) for i in drain(b)]
+    assert [i for i in got if not i.startswith("Place")] == ["logs", "execution_start:B", "PreviewFrame:None"]
+    assert [i for i in got if i.startswith("Place")] == ["Place:2"] and 1 <= server.queue_reads <= 2
     hub.leave("B")
     assert server.subscribed == [(hub.client_id, True), (hub.client_id, False)]  # the last log reader left
     hub.close()
     assert not server.socket.closed and not hub.join("C", queue.Queue())  # A is still in; nobody joins now
     hub.leave("A")
     assert server.socket.closed
+
+
+def test_a_waiting_prompts_place_counts_the_running_ones_and_those_with_lower_numbers() -> None:
+    state = {"queue_running": [[3, "R", {}, {}, []]],
+             "queue_pending": [[9, "late", {}, {}, []], [-1, "front", {}, {}, []], [5, "mid", {}, {}, []]]}
+    assert queue_places(state) == {"front": 1, "mid": 2, "late": 3}  # by number, not by list order
+    assert queue_places({"queue_running": [], "queue_pending": [[4, "x", {}, {}, []], [4, "y", {}, {}, []]]}) == {
+        "x": 0, "y": 0}  # equal numbers: neither is ahead of the other
+    assert queue_places({}) == {}
 
 
 def test_forty_jobs_in_flight_take_a_few_threads_not_one_each(fake: FakeComfyUI, client: ComfyClient,
@@ -229,3 +247,13 @@ def test_a_pool_routes_and_runs_its_jobs_over_one_socket_per_server(fake: FakeCo
             assert (fake.ws_connections, other.ws_connections) == (1, 1)  # routing and jobs share it
         finally:
             pool.close()
+
+
+def test_a_waiting_job_is_told_each_new_place_as_the_queue_moves(fake: FakeComfyUI, client: ComfyClient,
+                                                                 txt2img: TabSpec) -> None:
+    fake.step_delay = 0.1  # 4 steps: each job runs for longer than the hub waits between two reads
+    jobs = [client.submit(txt2img, {"steps": 4, "seed": 4000 + i, "checkpoint": CHECKPOINT}) for i in range(3)]
+    assert all(job.result(30).images for job in jobs)
+    places = [[e.position for e in job.events() if isinstance(e, Queued)] for job in jobs]
+    assert places[1:] == [[1], [2, 1]]  # the third: behind two, then behind the one running; each place once
+    assert places[0] in ([], [0])  # the first may have started before its place was read

@@ -10,7 +10,10 @@ jobs in flight on one ComfyUI, a socket per job held 81 connections and 124 thre
 Routing (a job sees what it saw on a socket of its own, and nothing of the other prompts):
 
 * a message or frame with a ``prompt_id`` goes to that prompt's job only (none: another client's);
-* ``status``, ``feature_flags`` and ``notification`` go to every job;
+* ``feature_flags`` and ``notification`` go to every job;
+* ``status`` (the queue changed) goes to no job as such: the hub reads the queue once (at most every
+  ``place_interval`` seconds) and puts ``Place(position)`` in the inbox of each waiting job whose place
+  changed, so a broadcast wakes the few jobs it concerns, not all of the hundreds in flight;
 * ``logs`` goes to the jobs that asked for logs (``subscribe_logs`` is per client id: the hub
   subscribes its id while one of them is in, and unsubscribes when the last leaves);
 * anything else without a prompt id (0.3.64's text frames, previews from a server without metadata,
@@ -36,9 +39,9 @@ keeps the socket open while no job is in, so a server costs the pool one socket 
 
 from __future__ import annotations
 
+import bisect
 import json
 import logging
-import queue
 import threading
 import time
 import uuid
@@ -47,13 +50,13 @@ from enum import Enum
 from typing import Any, Callable
 
 from ..errors import ComfyGradioError, ProtocolError, ServerError, ServerUnavailable
-from .follow import Workers
+from .follow import CLOCK, Workers
 from .events import MessageType, PreviewFrame, TextFrame, WireMessage, parse_binary, parse_text
 from .jobs_api import ServerFeatures
 from .server import JobServer
 from .transport import WebSocketClosed, WebSocketConnection
 
-__all__ = ["CLIENT_FEATURES", "SocketHub", "SocketNews", "SocketState"]
+__all__ = ["CLIENT_FEATURES", "Place", "SocketHub", "SocketNews", "SocketState", "queue_places"]
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +64,7 @@ CLIENT_FEATURES = {"supports_preview_metadata": True, "supports_progress_text_me
 """The client's ``feature_flags`` handshake, the first message on every socket (as the frontend's
 ``clientFeatureFlags``, without its manager flag)."""
 
-_TO_EVERY_JOB = (MessageType.STATUS, MessageType.FEATURE_FLAGS, MessageType.NOTIFICATION)
+_TO_EVERY_JOB = (MessageType.FEATURE_FLAGS, MessageType.NOTIFICATION)
 
 
 class SocketState(str, Enum):
@@ -77,10 +80,27 @@ class SocketNews:
     hub: "SocketHub"
 
 
+@dataclass(frozen=True)
+class Place:
+    """Put in a waiting job's inbox by its hub: ``position`` prompts are ahead of it now."""
+
+    position: int
+
+
 @dataclass
 class _Member:
-    inbox: queue.Queue[Any]
+    inbox: Any  # anything with put(item): a queue.Queue, a job's follow.Follower
     logs: bool
+    place: int | None = None  # the last Place put in its inbox
+
+
+def queue_places(state: dict[str, list[Any]]) -> dict[str, int]:
+    """Each waiting prompt's place in ``GET /queue``'s answer: every running prompt is ahead of it, and
+    every waiting one with a lower number (ComfyUI takes the lowest first)."""
+    running = len(state.get("queue_running", []))
+    pending = state.get("queue_pending", [])
+    numbers = sorted(item[0] for item in pending)
+    return {item[1]: running + bisect.bisect_left(numbers, item[0]) for item in pending}
 
 
 class SocketHub:
@@ -88,6 +108,7 @@ class SocketHub:
 
     reconnect_delay: float = 0.1  # seconds before the one attempt to reopen a dropped socket
     reopen_interval: float = 2.0  # seconds between attempts by joining jobs to open a socket that is down
+    place_interval: float = 0.25  # seconds between the queue reads that tell waiting jobs their places
 
     def __init__(self, server: JobServer) -> None:
         self.server = server
@@ -105,11 +126,13 @@ class SocketHub:
         self.status_at = float("-inf")  # time.monotonic() of the last status broadcast
         self._queue_lock = threading.Lock()  # one GET /queue at a time; guards _queue
         self._queue: tuple[float, Any] | None = None  # (when the last read began, its answer or error)
+        self._places_due = False  # a read for the places is on the clock; guarded by _lock
+        self._places_at = float("-inf")  # when the last one began
 
     # ---- jobs -------------------------------------------------------------------------------
 
-    def join(self, prompt_id: str, inbox: queue.Queue[Any], *, logs: bool = False) -> bool:
-        """Route ``prompt_id``'s messages to ``inbox`` from now on. False: there is no socket (refused,
+    def join(self, prompt_id: str, inbox: Any, *, logs: bool = False) -> bool:
+        """Route ``prompt_id``'s messages to ``inbox`` (anything with ``put(item)``) from now on. False: there is no socket (refused,
         or down and tried less than ``reopen_interval`` s ago); the job polls and is not kept."""
         with self._open_lock:
             if self._closed or not self._ensure_open():
@@ -281,11 +304,42 @@ class SocketHub:
                 watchers = list(self._watchers)
             for on_change in watchers:
                 on_change()
+            self._places_soon()
+            return
         with self._lock:
             for inbox in self._recipients(item):
                 inbox.put(item)
 
-    def _recipients(self, item: WireMessage | PreviewFrame | TextFrame) -> list[queue.Queue[Any]]:
+    def _places_soon(self) -> None:
+        """After a ``status``: tell the waiting jobs their places, once ``place_interval`` has passed since
+        the last time (broadcasts meanwhile are read together)."""
+        with self._lock:
+            if self._places_due or not self._members:
+                return
+            self._places_due = True
+            when = max(time.monotonic(), self._places_at + self.place_interval)
+        CLOCK.call_at(when, lambda: self.workers.submit(self._tell_places))
+
+    def _tell_places(self) -> None:
+        """On a worker: read the queue (as of the last ``status`` or later) and put a ``Place`` in each
+        waiting job's inbox whose place changed."""
+        with self._lock:
+            self._places_due, self._places_at = False, time.monotonic()
+            if self._closed or not self._members:  # nobody waits (the client may have closed its HTTP too)
+                return
+        try:
+            places = queue_places(self.queue_state(self.status_at))
+        except ComfyGradioError as exc:  # each job's own looks will tell it
+            log.debug("Could not read the queue of %s for its jobs' places: %s", self.server.url, exc)
+            return
+        with self._lock:
+            for prompt_id, member in self._members.items():
+                place = places.get(prompt_id)
+                if place is not None and place != member.place:
+                    member.place = place
+                    member.inbox.put(Place(place))
+
+    def _recipients(self, item: WireMessage | PreviewFrame | TextFrame) -> list[Any]:
         """Under ``_lock``: the inboxes ``item`` goes to (see the module docstring)."""
         if isinstance(item, WireMessage):
             self._track_running(item)

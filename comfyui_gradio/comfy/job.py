@@ -47,7 +47,7 @@ from .follow import Follower, Sleep, Steps, Wait
 from .handle import JobOutcome
 from .events import (Cached, MessageType, NodeStarted, Notification, OutputReady, Preview, PreviewFrame,
                      Progress, Queued, Resubmitted, Started, TextFrame, WireMessage, graph_progress, log_lines)
-from .hub import SocketHub, SocketNews, SocketState
+from .hub import Place, SocketHub, SocketNews, SocketState, queue_places
 from .results import NO_OUTPUT, RunResult
 from .server import JobServer
 
@@ -122,9 +122,9 @@ class Job(JobOutcome):
         self._started = False
         self._cancelled = False
         self._submitted_at = 0.0
+        self._place: int | None = -1  # the last Queued position emitted (-1: none yet)
         self._posted_at = 0.0  # time.monotonic() when the prompt was last posted: a queue read before misses it
         self.started_at: float | None = None  # time.monotonic() when the server began running it
-        self._last_queue_check = 0.0
         self.graph_progress: float | None = None  # share (0..1) of the prompt done, from progress_state
         self._shown: dict[str, str] = {}  # node id -> the node the user sees, where the server says another
         self._cached: frozenset[str] = frozenset()  # nodes the server took from its cache
@@ -266,6 +266,7 @@ class Job(JobOutcome):
         self._retried = self._retried or self._started
         self._started = False
         self._misses = 0
+        self._place = -1
         self.graph_progress, self._cached = None, frozenset()
         self._close_socket()
         self._drain_inbox()
@@ -341,7 +342,7 @@ class Job(JobOutcome):
         """When to look again: soon while the prompt is missing, else after the usual interval."""
         return time.monotonic() + (self.client.poll_interval if self._misses else self.socket_check_interval)
 
-    def _handle(self, item: WireMessage | PreviewFrame | TextFrame | None) -> bool:
+    def _handle(self, item: WireMessage | PreviewFrame | TextFrame | Place | None) -> bool:
         """Turn one wire message into job events; True when this prompt has finished."""
         if isinstance(item, PreviewFrame):
             if item.prompt_id in (None, self.prompt_id):
@@ -351,6 +352,9 @@ class Job(JobOutcome):
             if item.prompt_id in (None, self.prompt_id):
                 self._emit(OutputReady(item.node_id, self._title(item.node_id), {"text": [item.text]}))
             return False
+        if isinstance(item, Place):
+            self._queued(item.position)
+            return False
         if item is None:
             return False
         if item.type is MessageType.NOTIFICATION:
@@ -359,10 +363,6 @@ class Job(JobOutcome):
         if item.type is MessageType.LOGS:
             if self.logs:
                 self._emit(log_lines(item.data))
-            return False
-        if item.type is MessageType.STATUS:
-            if not self._started:
-                self._emit_position(since=self.client.socket_hub().status_at, throttle=0.25)
             return False
         if item.prompt_id not in (None, self.prompt_id):
             return False
@@ -443,31 +443,29 @@ class Job(JobOutcome):
             return QueuePlace.RUNNING
         pending = state.get("queue_pending", [])
         if any(item[1] == self.prompt_id for item in pending):
-            self._emit(Queued(self._position(state)))
+            self._queued(self._position(state))
             return QueuePlace.PENDING
         return QueuePlace.GONE
 
-    def _emit_position(self, since: float, throttle: float = 0.0) -> None:
+    def _emit_position(self, since: float) -> None:
         """``Queued`` with the prompt's place in a queue read at ``since`` or later (shared by the
-        server's jobs); at most one per ``throttle`` seconds."""
-        now = time.monotonic()
-        if now - self._last_queue_check < throttle:
-            return
-        self._last_queue_check = now
+        server's jobs; later places come from the hub, as ``Place``)."""
         try:
             position = self._position(self.client.socket_hub().queue_state(since))
         except ServerError:
             return
-        if position is not None and not self._started:
+        if position is not None:
+            self._queued(position)
+
+    def _queued(self, position: int | None) -> None:
+        """``Queued(position)``, unless the job has started or was told that place already."""
+        if not self._started and position != self._place:
+            self._place = position
             self._emit(Queued(position))
 
     def _position(self, state: dict[str, list[Any]]) -> int | None:
-        """Prompts ahead of this one: every running one plus waiting ones with a lower number."""
-        pending = state.get("queue_pending", [])
-        mine = next((item[0] for item in pending if item[1] == self.prompt_id), None)
-        if mine is None:
-            return None
-        return len(state.get("queue_running", [])) + sum(1 for item in pending if item[0] < mine)
+        """Prompts ahead of this one (``hub.queue_places``); None if it is not waiting."""
+        return queue_places(state).get(self.prompt_id)
 
     def _check_history(self, entry: dict[str, Any]) -> None:
         """Raise unless the history entry's status says success."""
