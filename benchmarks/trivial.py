@@ -8,23 +8,32 @@ reference are taken within a round, then their median is reported):
 - ``ComfyClient.run``: this project's client (a socket per job, outputs downloaded into a folder);
 - ``ComfyKit 0.1.12 websocket``: the seed SDK's ``ComfyKit(executor_type="websocket").execute_json``, on one
   asyncio loop kept for all its runs; it returns output URLs without downloading them (its own behaviour);
+- ``ComfyKit 0.1.12 websocket + GET its URLs``: the same, then the bytes of every URL it returned (one
+  ``httpx.Client`` for all runs), which is what the reference and ``ComfyClient.run`` do: the fair comparison;
 - ``comfy-sdk via comfy-api-proxy``: Comfy's own API v2 client, ``Comfy().run(workflow)`` then the output's
   bytes, through a ``comfy-api-proxy`` started here in front of the same server.
 
 ComfyKit and comfy-sdk/comfy-api-proxy are not the project's dependencies: a variant whose package is missing is
 left out with the ``pip install`` that adds it (``pip install comfykit==0.1.12 comfy-api-proxy==0.1.6``).
+
+``TRIVIAL_BASELINE=<git revision>`` adds ``ComfyClient.run @<revision>``: the package as it was at that revision
+(``git archive``, imported under another name), to compare a change with what it changes in the same rounds.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib
+import io
 import itertools
 import json
 import os
 import random
 import shutil
 import subprocess
+import sys
+import tarfile
 import tempfile
 import time
 from pathlib import Path
@@ -40,6 +49,7 @@ from .reference import ReferenceClient
 
 TRIVIAL = ROOT / "benchmarks" / "trivial.json"  # EmptyImage 64x64 -> SaveImage
 _colours = itertools.count(random.randrange(2**23))
+KIT_FETCHING = "ComfyKit 0.1.12 websocket + GET its URLs"
 PROXY_RACES: list[str] = []  # jobs comfy-api-proxy called "expired" although ComfyUI had just finished them
 
 
@@ -76,6 +86,9 @@ def run(rounds: int | None = None) -> list[Target]:
         kit = over["ComfyKit 0.1.12 websocket"]
         targets.append(Target("5 trivial", "ComfyClient.run ahead of ComfyKit 0.1.12", f"{ms(ours)} vs {ms(kit)} ms",
                               ours < kit))
+        fetched = over[KIT_FETCHING]
+        targets.append(Target("5 trivial", "ComfyClient.run ahead of ComfyKit 0.1.12 + GET its URLs",
+                              f"{ms(ours)} vs {ms(fetched)} ms", ours < fetched))
     return targets
 
 
@@ -90,10 +103,19 @@ def _variants(url: str, tmp: Path) -> tuple[dict[str, Callable[[], object]], lis
     variants: dict[str, Callable[[], object]] = {"reference": lambda: reference.run(_prompt()),
                                                  "ComfyClient.run": ours_run}
     closers: list[Callable[[], None]] = [reference.close, ours.close]
+    baseline = os.environ.get("TRIVIAL_BASELINE")
+    if baseline:
+        then = _client_at(baseline, tmp)(url, output_dir=tmp / "baseline-outputs")
+        then_tab = then.load(TRIVIAL)
+        variants[f"ComfyClient.run @{baseline}"] = lambda: then.run(then_tab, _values())
+        closers.append(then.close)
     kit = _comfykit(url)
     if kit is not None:
-        variants["ComfyKit 0.1.12 websocket"], close = kit
-        closers.append(close)
+        execute, close = kit
+        variants["ComfyKit 0.1.12 websocket"] = execute
+        fetching = httpx.Client(timeout=120)
+        variants[KIT_FETCHING] = lambda: [fetching.get(u).content for u in _urls(execute())]
+        closers += [close, fetching.close]
     sdk = _comfy_sdk(url)
     if sdk is not None:
         variants["comfy-sdk via comfy-api-proxy"], close = sdk
@@ -124,6 +146,23 @@ def _comfykit(url: str) -> tuple[Callable[[], object], Callable[[], None]] | Non
             loop.run_until_complete(kit.close())
         loop.close()
     return execute, close
+
+
+def _urls(result: Any) -> list[str]:
+    """Every output URL of a ComfyKit ``ExecuteResult``."""
+    return [*result.images, *result.videos, *result.audios]
+
+
+def _client_at(revision: str, tmp: Path) -> type:
+    """``ComfyClient`` of the package at git ``revision``, unpacked into ``tmp`` as ``comfyui_gradio_then``
+    (the package imports itself relatively, so it runs under that name beside this one)."""
+    archive = subprocess.run(["git", "-C", str(ROOT), "archive", revision, "comfyui_gradio"], capture_output=True,
+                             check=True).stdout
+    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+        tar.extractall(tmp / "then", filter="data")
+    (tmp / "then" / "comfyui_gradio").rename(tmp / "then" / "comfyui_gradio_then")
+    sys.path.insert(0, str(tmp / "then"))
+    return importlib.import_module("comfyui_gradio_then.comfy.client").ComfyClient
 
 
 def _comfy_sdk(url: str) -> tuple[Callable[[], object], Callable[[], None]] | None:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
+
+from PIL import Image
 
 from comfyui_gradio.comfy.collect import collect_outputs
 from comfyui_gradio.forms.schema import TabSpec, tab_from_schema
@@ -53,3 +56,11 @@ def test_a_file_already_in_the_folder_is_not_overwritten(tmp_path: Path) -> None
     assert [f.path.name for f in files] == ["3_1_a.png", "3_hidden.png", "3_output", "3_a_b_c d-e.png",
                                             "a_b_text_0.txt", "a_b_text_1.txt"]
     assert (tmp_path / "3_a.png").read_bytes() == b"earlier" and files[-1].path.read_text() == "two"
+
+
+def test_an_image_without_a_suffix_is_named_after_its_bytes_and_the_servers_suffix_wins(tmp_path: Path) -> None:
+    jpeg = io.BytesIO()
+    Image.new("RGB", (2, 2)).save(jpeg, format="JPEG")
+    outputs = {"3": {"images": [{"filename": name, "subfolder": "", "type": "output"} for name in ("shot", "a.png")]}}
+    files = collect_outputs(outputs, tab({}), PROMPT, lambda *_: jpeg.getvalue(), tmp_path)
+    assert [f.path.name for f in files] == ["3_shot.jpeg", "3_a.png"]

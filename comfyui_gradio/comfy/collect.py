@@ -67,8 +67,10 @@ def _node_outputs(node_id: str, name: str, output: Mapping[str, Any], download: 
 
 def _save_file(job_dir: Path, node_id: str, name: str, key: str, item: Mapping[str, Any],
                download: Downloader) -> OutputFile:
-    data = download(str(item["filename"]), str(item.get("subfolder", "")), str(item.get("type", "output")))
-    path = local_path(job_dir, node_id, str(item["filename"]), _image_suffix(data) if key == "images" else "")
+    filename = str(item["filename"])
+    data = download(filename, str(item.get("subfolder", "")), str(item.get("type", "output")))
+    sniff = key == "images" and not _base_split(filename)[1]  # Pillow opens the bytes only for a name without one
+    path = local_path(job_dir, node_id, filename, _image_suffix(data) if sniff else "")
     path.write_bytes(data)
     return OutputFile(path, kind_of(path.name, key), node_id, name, preview=item.get("type") == "temp")
 
@@ -94,7 +96,7 @@ def local_path(job_dir: Path, node_id: str, server_name: str, fallback_suffix: s
     the server's name has no usable suffix.
     """
     job_dir.mkdir(parents=True, exist_ok=True)
-    stem, suffix = _split(Path(server_name.replace("\\", "/")).name)
+    stem, suffix = _base_split(server_name)
     safe = _clean(stem)[:MAX_STEM].strip() or "output"
     name = f"{safe}{suffix or fallback_suffix}"
     node = _slug(node_id)[:40]
@@ -104,6 +106,11 @@ def local_path(job_dir: Path, node_id: str, server_name: str, fallback_suffix: s
         path = job_dir / f"{node}_{counter}_{name}"
         counter += 1
     return path
+
+
+def _base_split(server_name: str) -> tuple[str, str]:
+    """``_split`` of the last part of a server's file name (``/`` or ``\\`` separated)."""
+    return _split(Path(server_name.replace("\\", "/")).name)
 
 
 def _split(base: str) -> tuple[str, str]:

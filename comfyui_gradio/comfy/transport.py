@@ -2,6 +2,10 @@
 
 ``ComfyClient`` opens sockets only through a ``WebSocketConnector`` so tests can script one, and
 websocket-client's exceptions are translated here into ``WebSocketClosed`` / ``ServerUnavailable``.
+
+Text frames are checked to be UTF-8 by Python's own decoder, not by websocket-client's: without the
+``wsaccel`` extension its check is a Python loop over every byte (``_utils._validate_utf8``): 1 to 2 ms of CPU for the
+14 frames of a trivial job, taken from the job's own threads. Both refuse the same bytes.
 """
 
 from __future__ import annotations
@@ -45,6 +49,8 @@ class _WebSocketClientConnection:
     def recv(self) -> str | bytes:
         try:
             frame = self._ws.recv()
+        except UnicodeDecodeError as exc:  # a text frame that is not UTF-8 (see the module docstring)
+            raise WebSocketClosed(f"cannot decode a text frame: {exc}") from exc
         except (websocket.WebSocketException, OSError) as exc:
             raise WebSocketClosed(str(exc) or type(exc).__name__) from exc
         if frame in ("", b""):  # websocket-client returns "" on a close frame
@@ -62,7 +68,7 @@ def connect_websocket(url: str, *, headers: dict[str, str], timeout: float) -> W
     """Open ``url`` with websocket-client; errors become ``ServerUnavailable``."""
     try:
         ws = websocket.create_connection(url, header=[f"{k}: {v}" for k, v in headers.items()],
-                                         timeout=timeout, enable_multithread=True)
+                                         timeout=timeout, enable_multithread=True, skip_utf8_validation=True)
     except (websocket.WebSocketException, OSError) as exc:
         raise ServerUnavailable(url, f"WebSocket: {exc}") from exc
     ws.settimeout(None)
