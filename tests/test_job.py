@@ -96,12 +96,19 @@ def test_previews_of_this_prompt_and_legacy_previews_are_shown(tmp_path: Path, c
 
 def test_a_waiting_job_reports_how_many_prompts_are_ahead(tmp_path: Path, invert: TabSpec) -> None:
     replay = Replay(load_transcript("b1_load_invert_save"))
-    replay.routes[("GET", "/queue")] = lambda request: httpx.Response(200, json=queue_body(19, D, replay.prompt_id))
-    job = client_for(replay, tmp_path).submit(invert, {"image": png_bytes()})
-    events = list(job.events())
-    assert events[0] == Queued(3)  # A running, B and C waiting with lower numbers
-    assert {e for e in events if isinstance(e, Queued)} == {Queued(3)}
-    assert events[-len(invert_events()):] == invert_events()
+    polls: list[int] = []
+
+    def queue(request: httpx.Request) -> httpx.Response:  # three polls see it waiting, then it has run
+        polls.append(1)
+        if len(polls) > 3:
+            replay.finished.set()
+            return httpx.Response(200, json={"queue_running": [], "queue_pending": []})
+        return httpx.Response(200, json=queue_body(19, D, replay.prompt_id))
+
+    replay.routes[("GET", "/queue")] = queue
+    job = client_for(replay, tmp_path, tracker="http", poll_interval=0.001).submit(invert, {"image": png_bytes()})
+    assert list(job.events()) == [Queued(3)]  # A running, B and C waiting with lower numbers; told once
+    assert job.result(5).images
 
 
 def test_polling_reports_the_queue_then_the_start(tmp_path: Path, invert: TabSpec) -> None:

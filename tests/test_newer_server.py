@@ -299,7 +299,7 @@ def test_polling_a_newer_server_asks_api_jobs_only(tmp_path: Path, invert: TabSp
     looks = [str(r.url.copy_with(scheme=None, host=None)) for r in replay.requests if r.method == "GET"
              and r.url.path not in ("/features", "/system_stats", "/view")]
     jobs, one = "/api/jobs?status=in_progress%2Cpending", f"/api/jobs/{job.prompt_id}"
-    assert looks == ["/api/jobs?limit=1", jobs, jobs, one, one]  # place, look (queue, then itself): ended; outputs
+    assert looks == ["/api/jobs?limit=1", jobs, one, jobs, one, one]  # two looks (queue, then itself); outputs
 
 
 def test_cancelling_on_a_newer_server_needs_no_interrupt(tmp_path: Path, catalog: Catalog) -> None:

@@ -304,7 +304,8 @@ class SocketHub:
                 watchers = list(self._watchers)
             for on_change in watchers:
                 on_change()
-            self._places_soon()
+            if _queue_remaining(item) > 1:  # else nothing waits behind another prompt: no places to tell
+                self._places_soon()
             return
         with self._lock:
             for inbox in self._recipients(item):
@@ -377,3 +378,10 @@ class SocketHub:
             self._logs_on = enabled
         except ComfyGradioError as exc:
             log.warning("No server log %s: %s", for_whom, exc)
+
+
+def _queue_remaining(status: WireMessage) -> int:
+    """The prompts on the queue, running ones included, as a ``status`` message counts them (unknown:
+    a large number, so that the queue is read)."""
+    remaining = ((status.data.get("status") or {}).get("exec_info") or {}).get("queue_remaining")
+    return remaining if isinstance(remaining, int) else 1 << 30

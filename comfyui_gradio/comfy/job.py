@@ -194,9 +194,8 @@ class Job(JobOutcome):
 
     def _follow_to_end(self) -> Steps:
         """Follow the prompt until it finishes, sending it again if its server loses it."""
-        while True:
+        while True:  # its place: from the hub after the status ComfyUI broadcasts, or the first poll
             try:
-                self._emit_position(since=self._posted_at)
                 if not (self._hub is not None and (yield from self._follow_socket())):
                     yield from self._follow_http()
                 return
