@@ -74,13 +74,14 @@ class Server:
 
 
 @contextmanager
-def comfy_servers(count: int) -> Iterator[list[Server]]:
-    """``count`` servers: the real ones from COMFYUI_URL (maybe fewer), else fresh fakes."""
+def comfy_servers(count: int, node_delay: float = 0.0) -> Iterator[list[Server]]:
+    """``count`` servers: the real ones from COMFYUI_URL (maybe fewer), else fresh fakes (``node_delay``:
+    the fake's seconds per node)."""
     urls = real_urls()
     if urls:
         yield [Server(url) for url in urls[:count]]
         return
-    procs = [spawn("fake", "--step-delay", str(STEP_DELAY)) for _ in range(count)]
+    procs = [spawn("fake", "--step-delay", str(STEP_DELAY), "--node-delay", str(node_delay)) for _ in range(count)]
     try:
         yield [Server(url, proc.pid) for proc, url in procs]
     finally:

@@ -2,6 +2,7 @@
 
 NAME is any of overhead, throughput, startup, uploads, trivial (default: all). Against the ComfyUI test double
 started in separate processes, or against real servers with ``COMFYUI_URL=url[,url]``.
+``python -m benchmarks inflight [--jobs N] [--servers N] [--tracemalloc]`` runs ``benchmarks/inflight.py`` alone.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import logging
 import sys
 from typing import Callable
 
-from . import overhead, startup, throughput, trivial, uploads
+from . import inflight, overhead, startup, throughput, trivial, uploads
 from .common import Target, real_urls, table
 
 BENCHMARKS: dict[str, Callable[[int | None], list[Target]]] = {
@@ -37,6 +38,10 @@ class _Tee(io.TextIOBase):
 
 
 def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["inflight"]:  # its own options
+        inflight.main(argv[1:])
+        return
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
     parser.add_argument("names", nargs="*", metavar="NAME",
                         help=f"benchmarks to run: {', '.join(BENCHMARKS)} (default: all)")
