@@ -12,7 +12,8 @@ import pytest
 from comfyui_gradio.comfy.batch import STOPPED, Batch, BatchItem
 from comfyui_gradio.comfy.client import ComfyClient
 from comfyui_gradio.comfy.pool import ComfyPool
-from comfyui_gradio.errors import ComfyGradioError, ConfigError, ExecutionFailed, InputError, JobCancelled, ServerUnavailable
+from comfyui_gradio.errors import (ComfyGradioError, ConfigError, ExecutionFailed, InputError, JobCancelled,
+                                   ServerUnavailable)
 from comfyui_gradio.forms.catalog import Catalog
 from comfyui_gradio.forms.loader import load_tab
 from comfyui_gradio.forms.schema import TabSpec
