@@ -5,14 +5,15 @@ from __future__ import annotations
 import threading
 import time
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 import pytest
 
 from comfyui_gradio.comfy.batch import STOPPED, Batch, BatchItem
 from comfyui_gradio.comfy.client import ComfyClient
 from comfyui_gradio.comfy.pool import ComfyPool
-from comfyui_gradio.errors import ConfigError, ExecutionFailed, InputError, JobCancelled, ServerUnavailable
+from comfyui_gradio.errors import (ComfyGradioError, ConfigError, ExecutionFailed, InputError, JobCancelled,
+                                   ServerUnavailable)
 from comfyui_gradio.forms.catalog import Catalog
 from comfyui_gradio.forms.loader import load_tab
 from comfyui_gradio.forms.schema import TabSpec
@@ -124,7 +125,7 @@ def test_a_bug_in_the_middle_stops_the_batch_and_cancels_its_jobs(fake: FakeComf
 
 
 def test_concurrency_must_be_at_least_one(client: ComfyClient, txt2img: TabSpec) -> None:
-    with pytest.raises(ValueError, match="concurrency must be at least 1"):
+    with pytest.raises(ValueError, match="^concurrency must be at least 1$"):
         client.map(txt2img, [FAST], concurrency=0)
 
 
@@ -137,3 +138,60 @@ def test_a_batch_item_is_ok_or_has_its_error() -> None:
     assert not failed.ok
     with pytest.raises(ExecutionFailed, match="boom"):
         failed.unwrap()
+
+
+class _EndedJob:
+    """A job handle that has already ended, with a result or an error (the Batch needs no more)."""
+
+    def __init__(self, number: int, error: ComfyGradioError | None = None) -> None:
+        self.prompt_id, self._error = f"p{number}", error
+
+    def add_done_callback(self, callback: Callable[[object], None]) -> None:
+        callback(self)
+
+    def result(self, timeout: float | None = None) -> str:
+        if self._error is not None:
+            raise self._error
+        return f"result of {self.prompt_id}"
+
+    def cancel(self) -> None:
+        pass
+
+
+def test_a_concurrency_of_one_runs_the_values_one_after_another() -> None:
+    sent: list[dict] = []
+
+    def submit(values: dict) -> _EndedJob:
+        sent.append(values)
+        return _EndedJob(len(sent))
+
+    items = Batch(submit, [{"n": 1}, {"n": 2}, {"n": 3}], concurrency=1).run()
+    assert [(i.index, i.values, i.result, i.prompt_id) for i in items] == [
+        (0, {"n": 1}, "result of p1", "p1"), (1, {"n": 2}, "result of p2", "p2"), (2, {"n": 3}, "result of p3", "p3")]
+
+
+def test_a_failed_item_keeps_its_place_and_its_values() -> None:
+    refused, failed = InputError("seed", "not a number"), ExecutionFailed("3", "KSampler", "boom")
+
+    def submit(values: dict) -> _EndedJob:
+        if values["n"] == 1:
+            raise refused
+        return _EndedJob(values["n"], failed if values["n"] == 2 else None)
+
+    items = Batch(submit, [{"n": 0}, {"n": 1}, {"n": 2}], concurrency=2).run()
+    assert [(i.index, i.values, i.error, i.prompt_id) for i in items] == [
+        (0, {"n": 0}, None, "p0"), (1, {"n": 1}, refused, None), (2, {"n": 2}, failed, "p2")]
+
+
+def test_a_batch_stopped_while_it_sends_sends_no_more_and_says_so() -> None:
+    sent: list[dict] = []
+
+    def submit(values: dict) -> _EndedJob:
+        sent.append(values)
+        batch.stop()
+        return _EndedJob(len(sent))
+
+    batch = Batch(submit, [{"n": 1}, {"n": 2}], concurrency=4)
+    with pytest.raises(JobCancelled) as caught:
+        batch.run()
+    assert str(caught.value) == STOPPED and sent == [{"n": 1}]

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import threading
+from dataclasses import replace
 from pathlib import Path
 
 import httpx
@@ -10,9 +12,10 @@ import pytest
 from PIL import Image
 
 from comfyui_gradio.comfy.runninghub import NO_KEY, RunningHubClient, TaskOutput, node_info_list
-from comfyui_gradio.errors import (ConfigError, ExecutionFailed, InputError, JobTimeout, PromptRejected,
+from comfyui_gradio.errors import (ConfigError, ExecutionFailed, InputError, JobCancelled, JobTimeout, PromptRejected,
                                    ProtocolError, ServerError, ServiceRefused)
 from comfyui_gradio.comfy.runninghub_backend import NO_WORKFLOW_ID, RunningHubBackend
+from comfyui_gradio.forms.loader import load_tab
 from comfyui_gradio.web.app import make_backend
 from comfyui_gradio.web.config import load_settings
 from tests.fake_runninghub import KEY, URL, FakeRunningHub
@@ -269,3 +272,127 @@ def test_a_runninghub_entry_of_comfyui_url_builds_the_backend(tmp_path: Path) ->
     made = make_backend(settings, number, kind, url)
     assert isinstance(made, RunningHubBackend) and made.workflow_id == "1987654321" and KEY not in repr(made)
     made.close()
+
+
+def test_a_tab_built_in_memory_runs_as_the_configured_workflow(hub: FakeRunningHub, tmp_path: Path) -> None:
+    tab = load_tab(WORKFLOWS / "blur.json", None)
+    tab = replace(tab, workflow=replace(tab.workflow, path=None))  # no file, so no RunningHub id in its name
+    job = backend(hub, tmp_path, workflow_id="1987654321").submit(tab, {})
+    job.result(5)
+    create = next(body for p, body in hub.requests if p == "/task/openapi/create")
+    assert create["workflowId"] == "1987654321" and json.loads(create["workflow"]) == job.prepared.prompt
+
+
+def test_the_workflow_id_may_come_from_the_environment(hub: FakeRunningHub, tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RUNNINGHUB_WORKFLOW_ID", "1987654321")
+    assert backend(hub, tmp_path).workflow_id == "1987654321"
+    assert backend(hub, tmp_path, workflow_id="5").workflow_id == "5"  # the argument first
+    monkeypatch.setenv("RUNNINGHUB_WORKFLOW_ID", "")  # set but empty: as unset
+    with pytest.raises(ConfigError) as caught:
+        backend(hub, tmp_path).submit(WORKFLOWS / "blur.json", {})
+    assert str(caught.value) == f"settings: RUNNINGHUB_WORKFLOW_ID: {NO_WORKFLOW_ID}"
+
+
+def test_the_backend_polls_every_two_seconds_and_emits_started_once_when_running(hub: FakeRunningHub,
+                                                                                 tmp_path: Path) -> None:
+    waits: list[float] = []
+    hub.polls = ("QUEUED", "RUNNING", "RUNNING")
+    rh = RunningHubBackend(URL, api_key=KEY, workflow_id="1987654321", http=hub.client(), sleep=waits.append,
+                           output_dir=tmp_path)
+    job = rh.submit(WORKFLOWS / "blur.json", {})
+    events = [type(e).__name__ for e in job.events() if e is not None]
+    job.result(5)
+    assert events == ["Started"] and waits == [2.0, 2.0, 2.0]
+    hub.polls = ("QUEUED",)  # never seen running: no Started
+    job = rh.submit(WORKFLOWS / "blur.json", {})
+    assert [type(e).__name__ for e in job.events() if e is not None] == []
+    assert job.result(5).images
+
+
+def test_the_backend_reaches_runninghub_at_its_own_address(tmp_path: Path) -> None:
+    def unreachable(request: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectError("connection refused")
+
+    rh = RunningHubBackend("https://rh-mirror.test/", api_key=KEY, workflow_id="1", sleep=lambda s: None,
+                           output_dir=tmp_path,
+                           http=httpx.Client(base_url="https://rh-mirror.test",
+                                             transport=httpx.MockTransport(unreachable)))
+    with pytest.raises(ServerError) as caught:
+        rh.submit(WORKFLOWS / "blur.json", {})
+    assert str(caught.value).startswith("Cannot reach ComfyUI at https://rh-mirror.test (connection refused).")
+
+
+def test_an_upload_keeps_its_file_name_and_a_refused_one_names_the_field(hub: FakeRunningHub,
+                                                                         tmp_path: Path) -> None:
+    Image.new("RGB", (8, 8), (10, 20, 30)).save(tmp_path / "cat.png")
+    rh = backend(hub, tmp_path, workflow_id="1987654321")
+    rh.submit(WORKFLOWS / "invert.json", {"image": str(tmp_path / "cat.png")}).result(5)
+    assert b'name="file"; filename="cat.png"' in hub.uploads["api/0001.png"]
+    hub.fail_next["/task/openapi/upload"] = (809, "FILE_SIZE_EXCEEDED")
+    with pytest.raises(InputError) as caught:
+        rh.submit(WORKFLOWS / "invert.json", {"image": str(tmp_path / "cat.png")})
+    assert str(caught.value) == "Picture: the file is too big for RunningHub (RunningHub: 809 FILE_SIZE_EXCEEDED)"
+
+
+def test_a_failed_task_without_a_reason_says_so(hub: FakeRunningHub, tmp_path: Path) -> None:
+    hub.task_fails = ""
+    job = backend(hub, tmp_path, workflow_id="1987654321").submit(WORKFLOWS / "blur.json", {})
+    with pytest.raises(ExecutionFailed) as caught:
+        job.result(5)
+    task = next(iter(hub.tasks))
+    assert str(caught.value) == f"RunningHub task {task} failed: RunningHub gave no reason"
+    assert caught.value.node_id == ""
+
+
+def test_an_output_the_tab_does_not_name_is_skipped_wherever_it_comes(hub: FakeRunningHub, tmp_path: Path) -> None:
+    prompt = {"9": {"class_type": "PreviewImage", "inputs": {"images": ["2", 0]}, "_meta": {"title": "Peek"}},
+              **json.loads((WORKFLOWS / "invert.json").read_text())}  # its output comes first
+    hub.workflows["1987654322"] = prompt
+    path = tmp_path / "runninghub-1987654322.json"
+    path.write_text(json.dumps(prompt))
+    path.with_suffix(".yaml").write_text("inputs:\n  image: {node: '1', input: image}\n"
+                                         "outputs:\n  inverted: {node: '3'}\n")
+    Image.new("RGB", (8, 8), (10, 20, 30)).save(tmp_path / "cat.png")
+    job = backend(hub, tmp_path).submit(path, {"image": str(tmp_path / "cat.png")})
+    assert [(f.node_id, f.output_name) for f in job.result(5).outputs] == [("3", "inverted")]
+
+
+def test_a_file_runninghub_gives_no_node_is_kept_as_output(hub: FakeRunningHub, tmp_path: Path) -> None:
+    def without_nodes(request: httpx.Request) -> httpx.Response:
+        answer = hub.handle(request)
+        if request.url.path != "/task/openapi/outputs":
+            return answer
+        body = json.loads(answer.read())
+        for item in body["data"] or []:
+            del item["nodeId"]
+        return httpx.Response(200, json=body)
+
+    rh = RunningHubBackend(URL, api_key=KEY, workflow_id="1987654321", sleep=lambda s: None, output_dir=tmp_path,
+                           http=httpx.Client(base_url=URL, transport=httpx.MockTransport(without_nodes)))
+    job = rh.submit(WORKFLOWS / "blur.json", {})
+    [image] = job.result(5).outputs
+    task = next(iter(hub.tasks))
+    assert (image.node_id, image.output_name) == ("", "output")
+    assert image.path == tmp_path / job.prompt_id / f"output_{task}_0.png"
+
+
+def test_a_cancelled_job_stops_polling_runninghub(hub: FakeRunningHub, tmp_path: Path) -> None:
+    hub.polls = ("QUEUED",) * 5
+    jobs: list = []
+    submitted = threading.Event()
+
+    def cancel_at_the_first_wait(seconds: float) -> None:
+        submitted.wait(5)
+        jobs[0].cancel()
+
+    rh = RunningHubBackend(URL, api_key=KEY, workflow_id="1987654321", http=hub.client(), output_dir=tmp_path,
+                           sleep=cancel_at_the_first_wait)
+    jobs.append(rh.submit(WORKFLOWS / "blur.json", {}))
+    submitted.set()
+    with pytest.raises(JobCancelled):
+        jobs[0].result(5)
+    follower = next((t for t in threading.enumerate() if t.name == f"job-{jobs[0].prompt_id[:8]}"), None)
+    if follower is not None:
+        follower.join(5)
+    assert [p for p, _ in hub.requests] == ["/task/openapi/create", "/task/openapi/status"]
