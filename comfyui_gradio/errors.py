@@ -79,14 +79,14 @@ class ServerError(ComfyGradioError):
 
 
 class ServerUnavailable(ServerError):
-    """The ComfyUI server cannot be reached."""
+    """The server (a ComfyUI, or the hosted ``service`` a backend talks to) cannot be reached."""
 
-    def __init__(self, url: str, detail: str) -> None:
+    def __init__(self, url: str, detail: str, service: str = "ComfyUI") -> None:
         self.url = url
-        super().__init__(
-            f"Cannot reach ComfyUI at {url} ({detail}). Start ComfyUI "
-            "(python main.py --listen) or set COMFYUI_URL / --comfyui-url to its address."
-        )
+        hint = ("Start ComfyUI (python main.py --listen) or set COMFYUI_URL / --comfyui-url to its address."
+                if service == "ComfyUI" else
+                "Check its address in COMFYUI_URL and that this machine can reach it, then try again.")
+        super().__init__(f"Cannot reach {service} at {url} ({detail}). {hint}")
 
 
 class ProtocolError(ServerError):

@@ -320,7 +320,8 @@ def test_the_backend_reaches_runninghub_at_its_own_address(tmp_path: Path) -> No
                                              transport=httpx.MockTransport(unreachable)))
     with pytest.raises(ServerError) as caught:
         rh.submit(WORKFLOWS / "blur.json", {})
-    assert str(caught.value).startswith("Cannot reach ComfyUI at https://rh-mirror.test (connection refused).")
+    assert str(caught.value) == ("Cannot reach RunningHub at https://rh-mirror.test (connection refused). Check its "
+                                 "address in COMFYUI_URL and that this machine can reach it, then try again.")
 
 
 def test_an_upload_keeps_its_file_name_and_a_refused_one_names_the_field(hub: FakeRunningHub,

@@ -133,10 +133,14 @@ def test_cancel_asks_the_server_and_ends_the_job(invert: TabSpec, tmp_path: Path
 
 
 def test_an_endpoint_that_cannot_be_reached(invert: TabSpec, tmp_path: Path) -> None:
-    backend = V2Backend(f"http://127.0.0.1:{free_port()}", output_dir=tmp_path)
-    with pytest.raises(ServerUnavailable):
+    url = f"http://127.0.0.1:{free_port()}"
+    backend = V2Backend(url, output_dir=tmp_path)
+    with pytest.raises(ServerUnavailable) as caught:
         backend.queue_state()
     backend.close()
+    assert str(caught.value).startswith(f"Cannot reach the Comfy API v2 endpoint at {url} (")
+    assert str(caught.value).endswith("). Check its address in COMFYUI_URL and that this machine can reach it, "
+                                      "then try again.")  # not "Start ComfyUI": it may be Comfy Cloud
 
 
 # ---- for real: comfy-api-proxy in front of a real ComfyUI -------------------------------------------

@@ -13,7 +13,7 @@ from PIL import Image
 from comfyui_gradio.comfy.backend import Log
 from comfyui_gradio.comfy.events import Progress, Started
 from comfyui_gradio.comfy.viewcomfy import ViewComfyBackend, flat_params
-from comfyui_gradio.errors import ProtocolError, ServerError
+from comfyui_gradio.errors import ProtocolError, ServerError, ServerUnavailable
 from comfyui_gradio.forms.loader import load_tab
 from comfyui_gradio.forms.schema import TabSpec
 from tests.paths import WORKFLOWS
@@ -192,3 +192,15 @@ def test_a_redirect_is_refused_and_the_secret_is_not_sent_on(invert, tmp_path: P
     own = ViewComfyBackend("https://deploy.example/api", client_id="vc-id", client_secret="vc-secret")
     assert own.http.follow_redirects is False  # the client it makes itself does not follow them either
     own.close()
+
+
+def test_a_deployment_that_cannot_be_reached_is_named_as_such(invert, tmp_path: Path) -> None:
+    from tests.harness import free_port
+
+    url = f"http://127.0.0.1:{free_port()}"
+    backend = ViewComfyBackend(url, output_dir=tmp_path, client_id="id", client_secret="secret")
+    with pytest.raises(ServerUnavailable) as caught:
+        backend.submit(invert, {"image": png_bytes()}).result(10)
+    backend.close()
+    assert str(caught.value).startswith(f"Cannot reach ViewComfy at {url}")
+    assert "Start ComfyUI" not in str(caught.value)

@@ -283,7 +283,7 @@ class RunningHubClient:
             else:
                 response = self.http.post(path, json={"apiKey": self._key, **(body or {})})
         except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
-            raise ServerUnavailable(self.url, str(exc) or type(exc).__name__) from exc
+            raise ServerUnavailable(self.url, str(exc) or type(exc).__name__, "RunningHub") from exc
         except httpx.HTTPError as exc:
             raise _Transient(f"POST {path} to RunningHub at {self.url} failed: {exc}") from exc
         if response.status_code >= 500:

@@ -214,7 +214,7 @@ def _translated(url: str, tab: TabSpec | None = None) -> Iterator[None]:
     try:
         yield
     except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
-        raise ServerUnavailable(url, str(exc) or type(exc).__name__) from exc
+        raise ServerUnavailable(url, str(exc) or type(exc).__name__, "the Comfy API v2 endpoint") from exc
     except httpx.HTTPError as exc:
         raise ServerError(f"The Comfy API v2 endpoint {url} did not answer properly ({exc}); try again.") from exc
     except InvalidWorkflow as exc:

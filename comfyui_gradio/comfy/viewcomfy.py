@@ -77,7 +77,7 @@ class ViewComfyBackend(RemoteBackend):
         try:
             response = self.http.send(request, stream=True)
         except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
-            raise ServerUnavailable(self.url, str(exc) or type(exc).__name__) from exc
+            raise ServerUnavailable(self.url, str(exc) or type(exc).__name__, "ViewComfy") from exc
         except httpx.HTTPError as exc:
             raise ServerError(f"The ViewComfy deployment {self.url} did not answer properly ({exc}); "
                               "try again.") from exc
