@@ -5,6 +5,7 @@ The same rules on replayed servers, fast and on a hand-moved clock, are in ``tes
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Iterator
 
@@ -55,6 +56,25 @@ def test_a_busy_server_gets_no_new_work_while_another_is_idle(two, txt2img: TabS
     assert (len(a.prompts), len(b.prompts)) == (1, 3)
     slow.cancel()
     pool.close()
+
+
+def test_a_job_whose_result_has_come_no_longer_counts_on_its_server(two, txt2img: TabSpec, tmp_path: Path) -> None:
+    pool = pool_of(*two, tmp_path=tmp_path)
+    finished = pool._finished
+
+    def slowly(job: object, ok: bool) -> None:  # a pool's bookkeeping that takes its time
+        time.sleep(0.05)
+        finished(job, ok)  # type: ignore[arg-type]
+
+    pool._finished = slowly  # type: ignore[method-assign]
+    try:
+        seen = []
+        for _ in range(5):  # the pool's count is updated before the result wakes its caller
+            pool.run(txt2img, FAST)
+            seen.append([s.in_flight for s in pool.statuses()])
+        assert seen == [[0, 0]] * 5
+    finally:
+        pool.close()
 
 
 def test_jobs_from_other_clients_count_as_load(two, txt2img: TabSpec, tmp_path: Path) -> None:

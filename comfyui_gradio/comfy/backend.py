@@ -227,6 +227,7 @@ class RemoteJob(JobOutcome):
         self._timeout = timeout
         self._submitted_at = time.monotonic()
         self._timer: threading.Timer | None = None
+        self._finishing = False  # _finish has begun (the outcome is set; _done follows the pool's hook)
 
     @property
     def client(self) -> Backend:
@@ -234,7 +235,7 @@ class RemoteJob(JobOutcome):
 
     def cancel(self) -> None:
         """Stop this run: the backend is asked to, and the job ends as cancelled at once."""
-        if self._done.is_set():
+        if self._finishing:
             return
         # Ended first, then the backend is asked: what its follower still reports is ignored, not taken as the end.
         self._finish(error=JobCancelled("Cancelled by you." if self.started_at else "Cancelled before it started."))
@@ -252,7 +253,7 @@ class RemoteJob(JobOutcome):
 
     def _event(self, event: Any) -> None:
         """An event from the run, until the job has ended."""
-        if self._done.is_set():
+        if self._finishing:
             return
         if self.started_at is None and isinstance(event, (Started, Progress, NodeStarted)):
             self.started_at = time.monotonic()
@@ -281,7 +282,7 @@ class RemoteJob(JobOutcome):
                          queued_for=(self.started_at or now) - self._submitted_at)
 
     def _time_out(self) -> None:
-        if not self._done.is_set():
+        if not self._finishing:
             self._finish(error=JobTimeout(f"The run took longer than allowed and was cancelled "
                                           f"(prompt {self.prompt_id})."))
             self._stop()
@@ -294,14 +295,16 @@ class RemoteJob(JobOutcome):
 
     def _finish(self, *, result: RunResult | None = None, error: ComfyGradioError | None = None) -> None:
         with self._callbacks_lock:
-            if self._done.is_set():
+            if self._finishing:
                 return
+            self._finishing = True
             self._result, self._error = result, error
-            self._done.set()
         if self._timer is not None:
             self._timer.cancel()
-        if self.hooks.finished:
+        if self.hooks.finished:  # first: whoever the result wakes sees the pool's count without this job
             self.hooks.finished(self, error is None)  # type: ignore[arg-type]
+        with self._callbacks_lock:
+            self._done.set()
         self._run_callbacks()
         self._emit(None)
 

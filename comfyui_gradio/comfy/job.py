@@ -185,10 +185,10 @@ class Job(JobOutcome):
             self._error = ProtocolError(f"Unexpected error while following the run: {exc}")
         finally:
             self._close_socket()
+            if self.hooks.finished:  # first: whoever the result wakes sees the pool's count without this job
+                self.hooks.finished(self, self._error is None)
             with self._callbacks_lock:
                 self._done.set()
-            if self.hooks.finished:
-                self.hooks.finished(self, self._error is None)
             self._run_callbacks()
             self._emit(None)
 
