@@ -218,11 +218,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--size", type=int, default=64, help="EmptyImage width and height (a real server's job "
                         "time grows with it; it must be slower than submitting to keep jobs in flight)")
     parser.add_argument("--tracemalloc", action="store_true", help="add a pass with tracemalloc on")
+    parser.add_argument("--node-delay", type=float, default=FAKE_NODE_DELAY,
+                        help="seconds per node on the doubles (slower: more of the jobs in flight at once)")
     args = parser.parse_args(argv)
     if real_urls() and len(real_urls()) < args.servers:
         parser.error(f"--servers {args.servers} needs that many URLs in COMFYUI_URL (it has {len(real_urls())})")
     rows = []
-    with comfy_servers(args.servers, node_delay=FAKE_NODE_DELAY) as servers:
+    with comfy_servers(args.servers, node_delay=args.node_delay) as servers:
         urls = [s.url for s in servers]
         rows.append(row("plain", urls, args.jobs, measure(urls, args.jobs, args.size)))
         if args.tracemalloc:
@@ -231,7 +233,7 @@ def main(argv: list[str] | None = None) -> None:
                 rows.append(row("tracemalloc", urls, args.jobs, measure(urls, args.jobs, args.size)))
             finally:
                 tracemalloc.stop()
-    where = ", ".join(real_urls()[:args.servers]) or f"test doubles, one process each, {FAKE_NODE_DELAY} s per node"
+    where = ", ".join(real_urls()[:args.servers]) or f"test doubles, one process each, {args.node_delay} s per node"
     print(f"commit {commit()}; servers: {where}")
     table(f"In flight: {args.jobs} EmptyImage {args.size}x{args.size} jobs submitted at once through one ComfyPool "
           f"over {args.servers} server(s)",
