@@ -233,15 +233,22 @@ def test_a_tab_made_from_a_runninghub_id_sends_only_the_changed_values(hub: Fake
                                        {"nodeId": "3", "fieldName": "seed", "fieldValue": seed}]}
 
 
-def test_only_the_outputs_the_tab_names_are_downloaded(hub: FakeRunningHub, tmp_path: Path) -> None:
-    prompt = {**json.loads((WORKFLOWS / "invert.json").read_text()),
-              "9": {"class_type": "PreviewImage", "inputs": {"images": ["2", 0]}, "_meta": {"title": "Peek"}}}
-    hub.workflows["1987654322"] = prompt  # what RunningHub has stored under that id
+def stored_naming_inverted(hub: FakeRunningHub, tmp_path: Path, prompt: dict) -> Path:
+    """``prompt`` as RunningHub stores it under an id, and our file of it with a schema naming one output
+    (node 3, "inverted"); a picture to upload beside it, ``cat.png``."""
+    hub.workflows["1987654322"] = prompt
     path = tmp_path / "runninghub-1987654322.json"
     path.write_text(json.dumps(prompt))
     path.with_suffix(".yaml").write_text("inputs:\n  image: {node: '1', input: image}\n"
                                          "outputs:\n  inverted: {node: '3'}\n")
     Image.new("RGB", (8, 8), (10, 20, 30)).save(tmp_path / "cat.png")
+    return path
+
+
+def test_only_the_outputs_the_tab_names_are_downloaded(hub: FakeRunningHub, tmp_path: Path) -> None:
+    prompt = {**json.loads((WORKFLOWS / "invert.json").read_text()),
+              "9": {"class_type": "PreviewImage", "inputs": {"images": ["2", 0]}, "_meta": {"title": "Peek"}}}
+    path = stored_naming_inverted(hub, tmp_path, prompt)
     job = backend(hub, tmp_path).submit(path, {"image": str(tmp_path / "cat.png")})
     assert [(f.node_id, f.output_name) for f in job.result(5).outputs] == [("3", "inverted")]
     path.with_suffix(".yaml").write_text("inputs:\n  image: {node: '1', input: image}\n")  # names none: all
@@ -349,12 +356,7 @@ def test_a_failed_task_without_a_reason_says_so(hub: FakeRunningHub, tmp_path: P
 def test_an_output_the_tab_does_not_name_is_skipped_wherever_it_comes(hub: FakeRunningHub, tmp_path: Path) -> None:
     prompt = {"9": {"class_type": "PreviewImage", "inputs": {"images": ["2", 0]}, "_meta": {"title": "Peek"}},
               **json.loads((WORKFLOWS / "invert.json").read_text())}  # its output comes first
-    hub.workflows["1987654322"] = prompt
-    path = tmp_path / "runninghub-1987654322.json"
-    path.write_text(json.dumps(prompt))
-    path.with_suffix(".yaml").write_text("inputs:\n  image: {node: '1', input: image}\n"
-                                         "outputs:\n  inverted: {node: '3'}\n")
-    Image.new("RGB", (8, 8), (10, 20, 30)).save(tmp_path / "cat.png")
+    path = stored_naming_inverted(hub, tmp_path, prompt)
     job = backend(hub, tmp_path).submit(path, {"image": str(tmp_path / "cat.png")})
     assert [(f.node_id, f.output_name) for f in job.result(5).outputs] == [("3", "inverted")]
 
