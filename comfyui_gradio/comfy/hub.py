@@ -299,7 +299,7 @@ class SocketHub:
 
     def _route(self, item: WireMessage | PreviewFrame | TextFrame) -> None:
         if isinstance(item, WireMessage) and item.type is MessageType.STATUS:
-            self.status_at = time.monotonic()  # before any job hears of it: their reads come after
+            self.status_at = time.monotonic()  # before the places are read: that read comes after
             with self._lock:
                 watchers = list(self._watchers)
             for on_change in watchers:

@@ -446,16 +446,6 @@ class Job(JobOutcome):
             return QueuePlace.PENDING
         return QueuePlace.GONE
 
-    def _emit_position(self, since: float) -> None:
-        """``Queued`` with the prompt's place in a queue read at ``since`` or later (shared by the
-        server's jobs; later places come from the hub, as ``Place``)."""
-        try:
-            position = self._position(self.client.socket_hub().queue_state(since))
-        except ServerError:
-            return
-        if position is not None:
-            self._queued(position)
-
     def _queued(self, position: int | None) -> None:
         """``Queued(position)``, unless the job has started or was told that place already."""
         if not self._started and position != self._place:
