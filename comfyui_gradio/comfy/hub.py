@@ -132,8 +132,9 @@ class SocketHub:
     # ---- jobs -------------------------------------------------------------------------------
 
     def join(self, prompt_id: str, inbox: Any, *, logs: bool = False) -> bool:
-        """Route ``prompt_id``'s messages to ``inbox`` (anything with ``put(item)``) from now on. False: there is no socket (refused,
-        or down and tried less than ``reopen_interval`` s ago); the job polls and is not kept."""
+        """Route ``prompt_id``'s messages to ``inbox`` (anything with ``put(item)``) from now on. False:
+        there is no socket (refused, or down and tried less than ``reopen_interval`` s ago); the job polls
+        and is not kept."""
         with self._open_lock:
             if self._closed or not self._ensure_open():
                 return False
