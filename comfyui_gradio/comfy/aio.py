@@ -11,8 +11,9 @@ the whole protocol (socket first, then the prompt; filtering by prompt id; recon
 failover, collecting outputs), and a ``Job`` is already followed in the background, by its server's few
 worker threads (``follow.py``). So an ``AsyncJob`` only has to wait for what they find without blocking
 the event loop: the job hands each event to the loop as it comes (``call_soon_threadsafe`` into an
-``asyncio.Queue``) and its outcome to a future, with no thread of its own. Wrapping the other way round would put the sync library (and the Gradio app, which calls it from worker threads) on
-an event loop of its own, for no gain in what either can do. The errors are the sync ones, the same
+``asyncio.Queue``) and its outcome to a future, with no thread of its own. Wrapping the other way round
+would put the sync library (and the Gradio app, which calls it from worker threads) on an event loop of
+its own, for no gain in what either can do. The errors are the sync ones, the same
 exception objects: a caller catches the same classes and reads the same messages.
 
 Blocking calls (uploading, posting a prompt, cancelling) run on a short-lived thread of their own, never

@@ -7,8 +7,8 @@ by its ``Job`` over ComfyUI's protocol).
 
 Each job goes to the healthy server with the shortest *estimated wait* that has the node
 classes and model files the workflow needs. The wait is the sum over what the server's queue holds
-now (``queue_watch``: the status broadcasts on each server's one socket, ``GET /queue`` read after each change, or at pick
-time when there is no socket):
+now (``queue_watch``: the status broadcasts on each server's one socket, ``GET /queue`` read after each
+change, or at pick time when there is no socket):
 
 - this app's own jobs: the workflow's typical duration (``Durations``), minus the time it has run
   if it is running (never less than a tenth of it);
