@@ -257,6 +257,7 @@ def test_a_cached_file_that_was_removed_is_fetched_again(tmp_path: Path) -> None
 @pytest.mark.parametrize("url, name", [
     (f"{SITE}/a/b/My Flow (v2).json?raw=1", "My Flow _v2_.json"),
     (f"{SITE}/flows/upscale/", "upscale.json"),
+    (f"{SITE}/flows/XFLUX/", "XFLUX.json"),
     (f"{SITE}/", "workflow.json"),
     (f"{SITE}/..json", "workflow.json"),
     (f"{SITE}/" + "x" * 100 + ".json", "x" * 80 + ".json"),
