@@ -564,7 +564,7 @@ def test_refusals_say_what_to_do_and_keep_runninghubs_words(answer: dict, messag
     rh = RunningHubClient(KEY, URL, sleep=lambda s: None, http=answering(httpx.Response(200, json=answer)))
     with pytest.raises(ServiceRefused) as raised:
         rh.status("5")
-    assert str(raised.value) == message
+    assert str(raised.value) == message and raised.value.service == "RunningHub"
     assert raised.value.code == (answer["code"] if isinstance(answer["code"], int) else -1)
 
 
@@ -717,3 +717,13 @@ def test_a_download_names_the_output_when_it_fails() -> None:
         rh.download("https://cdn.test/a.png")
     assert str(raised.value) == "Could not download the RunningHub output https://cdn.test/a.png: refused"
     assert rh.download("https://cdn.test/a.png") == b"png"
+
+
+def test_submit_tab_names_the_forms_field_when_runninghub_refuses_its_file(rh: RunningHubClient, hub: FakeRunningHub,
+                                                                          tmp_path: Path) -> None:
+    Image.new("RGB", (8, 8), (10, 20, 30)).save(tmp_path / "cat.png")
+    hub.fail_next["/task/openapi/upload"] = (809, "FILE_SIZE_EXCEEDED")
+    with pytest.raises(InputError) as raised:
+        rh.submit_tab("1987654321", load_tab(WORKFLOWS / "invert.json", None), {"image": str(tmp_path / "cat.png")})
+    assert str(raised.value) == "Picture: the file is too big for RunningHub (RunningHub: 809 FILE_SIZE_EXCEEDED)"
+    assert [p for p, _ in hub.requests] == ["/task/openapi/upload"]  # no task without its file
