@@ -169,6 +169,15 @@ def test_a_failed_connection_names_the_url_and_the_reason(tmp_path: Path) -> Non
         f"{SITE}/w.json: cannot be downloaded (connection refused); check the address")
 
 
+def test_a_failure_without_words_is_named_by_its_kind(tmp_path: Path) -> None:
+    def refused(request: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectError("", request=request)
+
+    http = httpx.Client(transport=httpx.MockTransport(refused))
+    assert fails(WorkflowSources(tmp_path, http=http), f"{SITE}/w.json") == (
+        f"{SITE}/w.json: cannot be downloaded (ConnectError); check the address")  # not "()"
+
+
 def test_a_body_of_exactly_the_cap_is_read_with_or_without_a_length(tmp_path: Path) -> None:
     body = json.dumps(EMPTY).encode()
     routes = {"/sized.json": lambda: httpx.Response(200, content=body),

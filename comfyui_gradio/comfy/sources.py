@@ -159,7 +159,7 @@ class WorkflowSources:
             raise _url_error(url, f"no complete answer within {self.timeout:.0f} s; try again, or download the "
                                   "file and give its path") from None
         except httpx.HTTPError as exc:
-            raise _url_error(url, f"cannot be downloaded ({exc or type(exc).__name__}); check the address") from None
+            raise _url_error(url, f"cannot be downloaded ({str(exc) or type(exc).__name__}); check the address") from None
         finally:
             if self._http is None:
                 http.close()
