@@ -417,3 +417,12 @@ def test_an_answer_that_breaks_is_a_server_error(invert: TabSpec, tmp_path: Path
         backend.submit(invert, {"image": png_bytes()})
     assert type(caught.value) is ServerError
     assert str(caught.value) == f"The Comfy API v2 endpoint {BASE} did not answer properly (timed out); try again."
+
+
+def test_an_expired_answer_is_asked_about_again_only_until_it_is_not(invert: TabSpec, tmp_path: Path) -> None:
+    double = V2Double()
+    double.expired_reads = 2  # the wait's read and the first read again
+    job, result = run_with(double, invert, tmp_path)
+    assert result.images and double.expired_reads == 0
+    (job_id,) = double.jobs
+    assert double.calls.count(f"GET /jobs/{job_id}") == 3

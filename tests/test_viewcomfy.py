@@ -459,3 +459,57 @@ def test_its_own_client_waits_long_for_events_and_closes_with_it(tmp_path: Path)
     ViewComfyBackend(URL, client_id="a", client_secret="b", http=injected).close()
     assert not injected.is_closed  # a client handed in is the caller's to close
     injected.close()
+
+
+@pytest.mark.parametrize(("raised", "detail"), [(httpx.ConnectError("Connection refused"), "Connection refused"),
+                                                (httpx.ConnectTimeout(""), "ConnectTimeout")])
+def test_an_unreachable_deployment_says_what_went_wrong(invert, tmp_path: Path, raised: Exception,
+                                                        detail: str) -> None:
+    def unreachable(request: httpx.Request) -> httpx.Response:
+        raise raised
+
+    backend = ViewComfyBackend(URL, client_id="vc-id", client_secret="vc-secret", output_dir=tmp_path,
+                               http=httpx.Client(transport=httpx.MockTransport(unreachable)))
+    with pytest.raises(ServerUnavailable) as caught:
+        backend.submit(invert, {"image": png_bytes()})
+    assert str(caught.value) == (f"Cannot reach ViewComfy at {URL} ({detail}). Check its address in COMFYUI_URL "
+                                 "and that this machine can reach it, then try again.")
+
+
+def test_a_node_without_inputs_has_no_params() -> None:
+    assert flat_params({"9": {"class_type": "Note"}, "3": {"inputs": {"seed": 1}}}) == {"3-inputs-seed": 1}
+
+
+def test_an_answer_without_a_content_type_is_not_a_stream(invert, tmp_path: Path) -> None:
+    backend = answering(invert, tmp_path, body=result_frame(outputs=[]), content_type="")
+    with pytest.raises(ProtocolError, match="answered without an event stream although logs=true was sent.$"):
+        backend.submit(invert, {"image": png_bytes()}).result(timeout=5)
+
+
+def test_a_text_output_that_is_not_utf8_is_still_shown(invert, tmp_path: Path) -> None:
+    outputs = [{"filename": "caption.txt", "data": encoded(b"caf\xe9 \xff")}]  # Latin-1, not UTF-8
+    (text,) = answering(invert, tmp_path, body=result_frame(outputs=outputs)).submit(
+        invert, {"image": png_bytes()}).result(timeout=5).outputs
+    assert text.text == "caf\ufffd \ufffd" and text.path.read_bytes() == b"caf\xe9 \xff"
+
+
+def test_log_text_keeps_its_own_trailing_characters(invert, tmp_path: Path) -> None:
+    frames = (b"event: log_message\ndata: ends in spaces   \n\n"
+              b"event: log_message\ndata: ends in XX\n\n" + result_frame(outputs=[]))
+    job = answering(invert, tmp_path, body=frames).submit(invert, {"image": png_bytes()})
+    job.result(timeout=5)
+    assert [e for e in job.events() if isinstance(e, Log)] == [Log("ends in spaces   "), Log("ends in XX")]
+
+
+def test_a_last_frame_without_its_blank_line_joins_its_data_lines(invert, tmp_path: Path) -> None:
+    frames = b'event: prompt_result\ndata: {"status": "success",\ndata: "outputs": []}'
+    assert answering(invert, tmp_path, body=frames).submit(invert, {"image": png_bytes()}).result(5).outputs == []
+
+
+def test_the_size_limit_is_on_whole_decoded_bytes(invert, tmp_path: Path) -> None:
+    """Five base64 characters hold three whole bytes: not over a 3-byte limit, so they are decoded (and refused as
+    base64 without its padding) rather than called too big."""
+    backend = answering(invert, tmp_path, body=result_frame(outputs=[{"filename": "x.bin", "data": "AAAAA"}]))
+    backend.max_output_bytes = 3
+    with pytest.raises(ProtocolError, match="sent the output 'x.bin' in broken base64; run it again.$"):
+        backend.submit(invert, {"image": png_bytes()}).result(timeout=5)
