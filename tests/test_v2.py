@@ -328,12 +328,17 @@ def test_live_events_become_the_packages_events(invert: TabSpec, tmp_path: Path,
     assert [e for e in events[2:] if not isinstance(e, OutputReady)] == expected
 
 
-def test_a_broken_event_stream_falls_back_to_polling(invert: TabSpec, tmp_path: Path) -> None:
+def test_a_broken_event_stream_falls_back_to_polling(invert: TabSpec, tmp_path: Path,
+                                                     caplog: pytest.LogCaptureFixture) -> None:
     double = V2Double()
     double.events_status = 500
     job, result = run_with(double, invert, tmp_path)
     assert Image.open(result.images[0].path).convert("RGB").getpixel((0, 0)) == (245, 55, 225)
     assert not [e for e in job.events() if isinstance(e, (Progress, Preview))]
+    (job_id,) = double.jobs
+    (warning,) = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert warning.startswith(f"Lost the event stream of job {job_id} on {BASE} (") and warning.endswith("); polling")
+    assert "The event stream failed." in warning
 
 
 def test_each_output_is_downloaded_with_its_bytes_and_kind(invert: TabSpec, tmp_path: Path) -> None:
