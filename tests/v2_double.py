@@ -35,8 +35,16 @@ class V2Double:
         self.assets: dict[str, dict[str, Any]] = {}  # id -> record (with its bytes)
         self.jobs: dict[str, dict[str, Any]] = {}
         self.submitted: list[dict[str, Any]] = []  # POST /jobs bodies
-        self.ending = "succeeded"  # or "failed", "running" (never ends: for cancel)
+        self.ending = "succeeded"  # or "failed", "canceled", "running" (never ends: for cancel)
+        self.error: dict[str, Any] | None = {"code": "node_execution_error", "message": "CUDA out of memory",
+                                             "node_id": "2", "class_type": "ImageInvert", "traceback": None}
         self.reject: dict[str, Any] | None = None  # a POST /jobs error body (422)
+        self.reject_status = 422  # and its status
+        self.health_status = 200
+        self.events_status = 200  # another status answers GET /jobs/{id}/events with an error body
+        self.live: list[tuple[str, dict[str, Any]]] | None = None  # replaces the progress and preview frames
+        self.outputs: list[tuple[str, str, str, bytes]] | None = None  # (node_id, name, type, bytes) instead
+        self.job_headers: list[httpx.Headers] = []  # the headers of each POST /jobs
         self.expired_reads = 0  # GET /jobs/{id} answers "expired" this many times first (the proxy's race)
 
     def transport(self) -> httpx.MockTransport:
@@ -49,6 +57,8 @@ class V2Double:
             return _error(401, "unauthorized", "Invalid API key.")
         method, parts = request.method, path.strip("/").split("/")
         if parts == ["health"]:
+            if self.health_status != 200:
+                return _error(self.health_status, "upstream_unavailable", "ComfyUI is not answering.")
             return httpx.Response(200, json={"status": "healthy", "upstream": "http://127.0.0.1:8188"})
         if parts[0] == "assets":
             return self._assets(method, parts[1:], request)
@@ -85,6 +95,7 @@ class V2Double:
 
     def _jobs(self, method: str, rest: list[str], request: httpx.Request) -> httpx.Response:
         if method == "POST" and not rest:
+            self.job_headers.append(request.headers)
             return self._submit(json.loads(request.content))
         job = self.jobs.get(rest[0])
         if job is None:
@@ -98,12 +109,14 @@ class V2Double:
             job["status"] = "canceled"
             return httpx.Response(200, json=job)
         if method == "GET" and rest[1:] == ["events"]:
+            if self.events_status != 200:
+                return _error(self.events_status, "internal_error", "The event stream failed.")
             return httpx.Response(200, headers={"content-type": "text/event-stream"}, content=self._events(job))
         return _error(404, "not_found", "No such route.")
 
     def _submit(self, body: dict[str, Any]) -> httpx.Response:
         if self.reject:
-            return httpx.Response(422, json={"error": self.reject})
+            return httpx.Response(self.reject_status, json={"error": self.reject})
         self.submitted.append(body)
         job_id = str(uuid.uuid4())
         urls = {name: f"{BASE}/api/v2/jobs/{job_id}{tail}" for name, tail in
@@ -120,9 +133,11 @@ class V2Double:
         if self.ending == "running":
             job["status"] = "running"
             return
-        if self.ending == "failed":
-            job.update(status="failed", error={"code": "node_execution_error", "message": "CUDA out of memory",
-                                               "node_id": "2", "class_type": "ImageInvert", "traceback": None})
+        if self.ending in ("failed", "canceled"):
+            job.update(status=self.ending, error=self.error if self.ending == "failed" else None)
+            return
+        if self.outputs is not None:
+            job.update(status="succeeded", outputs=[self._output(job, *output) for output in self.outputs])
             return
         reference = workflow["1"]["inputs"]["image"]
         image = Image.open(io.BytesIO(self.assets[reference["info"]["id"]]["data"])).convert("RGB")
@@ -136,14 +151,23 @@ class V2Double:
             "size_bytes": 0, "id": output_id, "hash": None, "url": f"{BASE}/api/v2/assets/{output_id}/content",
             "url_expires_at": WHEN, "job_id": job["id"]}])
 
+    def _output(self, job: dict[str, Any], node_id: str, name: str, kind: str, data: bytes) -> dict[str, Any]:
+        output_id = str(uuid.uuid4())
+        self.assets[output_id] = {"id": output_id, "hash": None, "data": data, "file_path": name,
+                                  "content_type": "application/octet-stream"}
+        return {"node_id": node_id, "name": name, "type": kind, "content_type": "application/octet-stream",
+                "size_bytes": len(data), "id": output_id, "hash": None,
+                "url": f"{BASE}/api/v2/assets/{output_id}/content", "url_expires_at": WHEN, "job_id": job["id"]}
+
     def _events(self, job: dict[str, Any]) -> bytes:
         frames = [("status", {"status": "running", "queue_position": None})]
         if job["status"] == "running":
             return _sse(frames)  # the stream ends without a terminal frame; the SDK polls
         frames.insert(0, ("status", {"status": "queued", "queue_position": 1}))
-        frames.append(("progress", {"value": 0.5, "nodes_done": 1, "nodes_total": 2, "current_node": "2",
-                                    "step": None, "steps": None}))
-        frames.append(("preview", {"node_id": "2", "content_type": "image/png", "data_base64": PREVIEW}))
+        frames += self.live if self.live is not None else [
+            ("progress", {"value": 0.5, "nodes_done": 1, "nodes_total": 2, "current_node": "2", "step": None,
+                          "steps": None}),
+            ("preview", {"node_id": "2", "content_type": "image/png", "data_base64": PREVIEW})]
         frames += [("output", output) for output in job["outputs"]]
         frames.append(("status", {"status": job["status"], "queue_position": None}))
         return _sse(frames)
