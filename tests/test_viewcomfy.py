@@ -513,3 +513,10 @@ def test_the_size_limit_is_on_whole_decoded_bytes(invert, tmp_path: Path) -> Non
     backend.max_output_bytes = 3
     with pytest.raises(ProtocolError, match="sent the output 'x.bin' in broken base64; run it again.$"):
         backend.submit(invert, {"image": png_bytes()}).result(timeout=5)
+
+
+def test_a_data_line_loses_one_space_only_so_an_indented_log_line_keeps_its_indent() -> None:
+    from comfyui_gradio.comfy.viewcomfy import _sse
+
+    frames = ["event: log\n", "data:   indented line\n", "data:tight\n", "\n"]
+    assert list(_sse(iter(frames))) == [("log", "  indented line\ntight")]  # as EventSource reads it

@@ -186,7 +186,8 @@ def _sse(lines: Iterator[str]) -> Iterator[tuple[str, str]]:
         elif line.startswith("event:"):
             event = line[6:].strip()
         elif line.startswith("data:"):
-            data.append(line[5:].lstrip())
+            value = line[5:]
+            data.append(value[1:] if value.startswith(" ") else value)  # one space only (the SSE standard)
     if data:
         yield event, "\n".join(data)
 
