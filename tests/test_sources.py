@@ -38,14 +38,19 @@ def test_a_path_stays_a_path_and_a_dict_is_stored_by_content(tmp_path: Path) -> 
     assert json.loads(first.read_text()) == EMPTY
 
 
-def test_a_url_is_downloaded_once_under_its_own_name(tmp_path: Path) -> None:
-    hits = []
+def counting(tmp_path: Path) -> tuple[WorkflowSources, list[str]]:
+    """Sources whose server answers every URL with ``EMPTY``, and the paths it was asked for."""
+    hits: list[str] = []
 
     def handle(request: httpx.Request) -> httpx.Response:
         hits.append(request.url.path)
         return httpx.Response(200, json=EMPTY)
 
-    sources = WorkflowSources(tmp_path, http=httpx.Client(transport=httpx.MockTransport(handle)))
+    return WorkflowSources(tmp_path, http=httpx.Client(transport=httpx.MockTransport(handle))), hits
+
+
+def test_a_url_is_downloaded_once_under_its_own_name(tmp_path: Path) -> None:
+    sources, hits = counting(tmp_path)
     path = sources.path_for(f"{SITE}/flows/empty.json")
     assert path.name == "empty.json" and json.loads(path.read_text()) == EMPTY
     assert sources.path_for(f"{SITE}/flows/empty.json") == path and hits == ["/flows/empty.json"]
@@ -250,13 +255,7 @@ def test_the_own_client_bounds_redirects_and_time(tmp_path: Path) -> None:
 
 
 def test_a_cached_file_that_was_removed_is_fetched_again(tmp_path: Path) -> None:
-    hits = []
-
-    def handle(request: httpx.Request) -> httpx.Response:
-        hits.append(request.url.path)
-        return httpx.Response(200, json=EMPTY)
-
-    sources = WorkflowSources(tmp_path, http=httpx.Client(transport=httpx.MockTransport(handle)))
+    sources, hits = counting(tmp_path)
     path = sources.path_for(f"{SITE}/empty.json")
     path.unlink()
     assert sources.path_for(f"{SITE}/empty.json") == path and path.exists()
